@@ -1,0 +1,60 @@
+"""The paper's shapes: OpenPose-18, B = 512 bins, segments of T = 256 frames at 30 fps.
+
+Every other config starts from this one and overrides what it changes. Run with, for example:
+
+  python -m hotdance_jax.demo --config configs/base.py --out demo_out
+
+Reaches: the music analysis and one-hot codec at paper scale (the model, training and sampling
+sections arrive with their issues).
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+
+    config.seed = 0
+
+    config.pose = ml_collections.ConfigDict()
+    config.pose.skeleton = "openpose18"  # the canonical layout; sources convert into it
+    config.pose.bins = 512  # B: bins across the frame per axis (one-hot image height)
+    config.pose.fps = 30.0  # every source is resampled to this frame rate
+    config.pose.segment_frames = 256  # T: frames per training segment (one-hot image width)
+    config.pose.decode_radius = 2  # soft-argmax window: peak bin +- this many bins
+    config.pose.visibility_threshold = 0.1  # a decoded column below this peak is invisible
+
+    config.audio = ml_collections.ConfigDict()
+    config.audio.sample_rate = 22050  # Hz, audio is resampled to it on load
+    config.audio.log_mel_bands = 0  # extra log-mel columns after the 35 FACT/EDGE features
+    config.audio.frames_per_token = 8  # pose frames per music token (one latent column)
+
+    config.data = ml_collections.ConfigDict()
+    config.data.source = "synthetic"  # one of: synthetic, dwm, aistpp, wild
+    config.data.segment_stride = 64  # frames between the starts of consecutive segments
+
+    config.data.synthetic = ml_collections.ConfigDict()
+    config.data.synthetic.num_songs = 64  # performances generated (seeds 0 .. num_songs-1)
+    config.data.synthetic.val_songs = 4  # the last songs form the val split ...
+    config.data.synthetic.test_songs = 4  # ... and the test split
+    config.data.synthetic.seconds = 30.0  # length of each performance
+    config.data.synthetic.width = 512  # frame size in pixels
+    config.data.synthetic.height = 512
+
+    config.data.dwm = ml_collections.ConfigDict()
+    config.data.dwm.width = 1920  # virtual front camera's frame in pixels
+    config.data.dwm.height = 1080
+
+    config.data.aistpp = ml_collections.ConfigDict()
+    config.data.aistpp.variant = "view"  # "view": a camera of keypoints2d; "calibrated": AIST++2D
+    config.data.aistpp.view = "c01"  # camera for the "view" variant
+    config.data.aistpp.width = 1920  # frame of the "calibrated" variant's fixed camera
+    config.data.aistpp.height = 1080
+
+    config.data.wild = ml_collections.ConfigDict()
+    config.data.wild.max_gap_frames = 10  # interpolate missing joints over gaps up to this long
+    config.data.wild.min_visible_fraction = 0.5  # drop frames/sequences with fewer joints seen
+    config.data.wild.shot_change_threshold = 0.25  # pose jump (in body heights) cutting a shot
+    config.data.wild.min_fps = 20.0  # videos outside [min_fps, max_fps] are dropped
+    config.data.wild.max_fps = 60.0
+    return config

@@ -1,0 +1,74 @@
+"""Command-line plumbing shared by every `python -m ...` entry point.
+
+Bad input ends a command with one line on stderr, `error: <what and where>`, and a non-zero exit:
+status 1 for an InputError raised by the command, 2 for a bad flag, config file or config key.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from hotdance_jax.errors import InputError
+
+
+def fail(message: str, status: int) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def define_config(default: str, help_text: str = "Config file (configs/NAME.py).") -> Any:
+    """`--config=FILE` with `--config.a.b=value` overrides; an unknown key is a one-line error.
+
+    ml_collections applies the overrides on sys.argv when the flag is defined, so an unknown key
+    surfaces here, at import of the command's module.
+    """
+    global _config
+    try:
+        _config = config_flags.DEFINE_config_file("config", default, help_text, lock_config=True)
+    except (AttributeError, KeyError) as e:
+        _fail_unknown_key(e)
+    return _config
+
+
+_config = None  # the FlagHolder of --config, once defined
+
+
+def _fail_unknown_key(error: Exception) -> NoReturn:
+    key = str(error).strip("\"'")
+    fail(f"config key {key!r} does not exist (check the --config.* overrides)", 2)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with flag and config-file errors as one line."""
+    try:
+        remaining = flags.FLAGS(argv)
+        if _config is not None:
+            # Touching an attribute makes a config that failed to load raise its OSError here.
+            _config.value.to_dict  # noqa: B018
+    except (AttributeError, KeyError) as e:
+        _fail_unknown_key(e)
+    except flags.Error as e:
+        fail(str(e).splitlines()[0], 2)
+    except OSError as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        fail(f"cannot load --config: {' '.join(lines[-3:])}", 2)
+    return remaining
+
+
+def run(main: Callable[[list[str]], Any]) -> None:
+    """app.run(main) where an InputError from main exits 1 with one line."""
+
+    @functools.wraps(main)
+    def guarded(argv: list[str]) -> Any:
+        try:
+            return main(argv)
+        except InputError as e:
+            fail(str(e), 1)
+
+    app.run(guarded, flags_parser=_parse_flags)

@@ -1,0 +1,17 @@
+"""Helpers for the ml_collections config files under configs/."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import ml_collections
+
+
+def sibling_config(config_file: str, name: str) -> ml_collections.ConfigDict:
+    """`get_config()` of NAME.py beside `config_file`, for configs that extend another."""
+    path = Path(config_file).with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"hotdance_config_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()

@@ -1,0 +1,199 @@
+"""Skeleton layouts and converters into the canonical OpenPose-18 body layout.
+
+Keypoint arrays are (..., T, J, D): T frames, J joints of the source layout, D = 2 (pixels, x right,
+y down) or 3 (a 3D skeleton before projection). Confidence arrays are (..., T, J) in [0, 1]; an
+invisible joint has confidence 0 and its coordinates are meaningless (often NaN).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from hotdance_jax.errors import InputError
+
+
+@dataclasses.dataclass(frozen=True)
+class Skeleton:
+    """A keypoint layout: joint names, limbs drawn between joints, and left/right joint pairs."""
+
+    name: str
+    joints: tuple[str, ...]
+    limbs: tuple[tuple[int, int], ...]
+    flip_pairs: tuple[tuple[int, int], ...]
+    limb_colors: tuple[tuple[int, int, int], ...] = ()
+    joint_colors: tuple[tuple[int, int, int], ...] = ()
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joints)
+
+    def index(self, joint: str) -> int:
+        return self.joints.index(joint)
+
+    def flip_permutation(self) -> np.ndarray:
+        """(J,) int: joint j of a mirrored pose is joint perm[j] of the original."""
+        perm = np.arange(self.num_joints)
+        for a, b in self.flip_pairs:
+            perm[a], perm[b] = b, a
+        return perm
+
+
+# RGB colours of OpenPose's renderer (and of the ControlNet-OpenPose training images).
+_OPENPOSE_COLORS = (
+    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
+    (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
+    (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
+)
+
+OPENPOSE_18 = Skeleton(
+    name="openpose18",
+    joints=(
+        "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
+        "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip",
+        "left_knee", "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear",
+    ),
+    # The 17 limbs OpenPose draws, in its drawing order (neck-shoulders first, face last).
+    limbs=(
+        (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11),
+        (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
+    ),
+    flip_pairs=((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13), (14, 15), (16, 17)),
+    # OpenPose's conventional rendering colours: limb i and joint j in colour i and j.
+    limb_colors=_OPENPOSE_COLORS[:17],
+    joint_colors=_OPENPOSE_COLORS,
+)
+
+COCO_17 = Skeleton(
+    name="coco17",
+    joints=(
+        "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
+        "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
+        "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    ),
+    limbs=(
+        (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
+        (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4),
+    ),
+    flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
+)
+
+BODY_25 = Skeleton(
+    name="body25",
+    joints=(
+        "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
+        "left_elbow", "left_wrist", "mid_hip", "right_hip", "right_knee", "right_ankle",
+        "left_hip", "left_knee", "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear",
+        "left_big_toe", "left_small_toe", "left_heel", "right_big_toe", "right_small_toe",
+        "right_heel",
+    ),
+    limbs=(
+        (1, 8), (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (8, 9), (9, 10), (10, 11),
+        (8, 12), (12, 13), (13, 14), (1, 0), (0, 15), (15, 17), (0, 16), (16, 18), (14, 19),
+        (19, 20), (14, 21), (11, 22), (22, 23), (11, 24),
+    ),
+    flip_pairs=(
+        (2, 5), (3, 6), (4, 7), (9, 12), (10, 13), (11, 14), (15, 16), (17, 18), (19, 22),
+        (20, 23), (21, 24),
+    ),
+)
+
+# Dance with Melody (Tang et al. 2018): 23 motion-capture joints, root-relative, y up, in cm.
+# The dataset ships no joint names; these were identified from the data (rigid bone lengths over
+# all 18 performances, heights in upright frames, and the heel->toe direction for facing): two
+# head points (right and left side of the head, 11 cm apart), a spine point, per arm shoulder /
+# elbow / a forearm marker / wrist / hand, per leg hip / knee / ankle / heel / toe. Left and right
+# assume a right-handed coordinate frame (left = up x forward).
+DWM_23 = Skeleton(
+    name="dwm23",
+    joints=(
+        "head_right", "head_left", "spine", "right_shoulder", "right_elbow", "right_forearm",
+        "right_wrist", "right_hip", "right_knee", "right_ankle", "right_heel", "right_toe",
+        "left_shoulder", "left_elbow", "left_hand", "left_wrist", "left_hip", "left_knee",
+        "left_ankle", "left_heel", "left_toe", "left_forearm", "right_hand",
+    ),
+    limbs=(
+        (3, 12), (3, 4), (4, 6), (6, 22), (12, 13), (13, 15), (15, 14), (2, 3), (2, 12),
+        (2, 7), (2, 16), (7, 16), (7, 8), (8, 9), (9, 10), (10, 11), (16, 17), (17, 18),
+        (18, 19), (19, 20), (0, 1),
+    ),
+    flip_pairs=(
+        (0, 1), (3, 12), (4, 13), (5, 21), (6, 15), (22, 14), (7, 16), (8, 17), (9, 18),
+        (10, 19), (11, 20),
+    ),
+)
+
+SKELETONS = {s.name: s for s in (OPENPOSE_18, COCO_17, BODY_25, DWM_23)}
+
+# For each OpenPose-18 joint, the source joints whose mean it is; () = no counterpart (invisible).
+# A joint built from several source joints is visible only when all of them are.
+_TO_OPENPOSE_18: dict[str, tuple[tuple[int, ...], ...]] = {
+    # COCO-17 has every OpenPose-18 joint but the neck, which is the shoulders' midpoint.
+    "coco17": (
+        (0,), (5, 6), (6,), (8,), (10,), (5,), (7,), (9,), (12,), (14,), (16,), (11,), (13,),
+        (15,), (2,), (1,), (4,), (3,),
+    ),
+    # BODY_25's first 19 joints minus mid_hip (8) are OpenPose-18; feet and mid_hip are dropped.
+    "body25": (
+        (0,), (1,), (2,), (3,), (4,), (5,), (6,), (7,), (9,), (10,), (11,), (12,), (13,), (14,),
+        (15,), (16,), (17,), (18,),
+    ),
+    # Dance with Melody: no nose or eyes (invisible); ears are the two side-of-head points; the
+    # neck is the shoulders' midpoint as for COCO; wrists are the wrist joints, not the hands.
+    "dwm23": (
+        (), (3, 12), (3,), (4,), (6,), (12,), (13,), (15,), (7,), (8,), (9,), (16,), (17,), (18,),
+        (), (), (0,), (1,),
+    ),
+}
+
+
+def to_openpose18(
+    keypoints: np.ndarray, confidence: np.ndarray | None, source: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Converts (..., T, J, D) keypoints of layout `source` to OpenPose-18 (..., T, 18, D).
+
+    `confidence` (..., T, J) defaults to 1 where the coordinates are finite. A source joint with
+    non-finite coordinates counts as invisible. Returns keypoints (NaN where invisible) and
+    confidence (..., T, 18) (0 where invisible; the minimum over the joints averaged).
+    """
+    if source not in _TO_OPENPOSE_18:
+        raise InputError(f"unknown skeleton {source!r}; expected one of {sorted(_TO_OPENPOSE_18)}")
+    keypoints = np.asarray(keypoints, dtype=np.float32)
+    expected = SKELETONS[source].num_joints
+    if keypoints.ndim < 2 or keypoints.shape[-2] != expected:
+        raise InputError(
+            f"{source} keypoints must have shape (..., {expected}, D), got {keypoints.shape}"
+        )
+    finite = np.all(np.isfinite(keypoints), axis=-1)
+    if confidence is None:
+        confidence = finite.astype(np.float32)
+    confidence = np.where(finite, np.asarray(confidence, dtype=np.float32), 0.0)
+
+    out_xy = np.full((*keypoints.shape[:-2], OPENPOSE_18.num_joints, keypoints.shape[-1]), np.nan,
+                     dtype=np.float32)
+    out_conf = np.zeros((*keypoints.shape[:-2], OPENPOSE_18.num_joints), dtype=np.float32)
+    for target, sources in enumerate(_TO_OPENPOSE_18[source]):
+        if not sources:
+            continue
+        idx = list(sources)
+        conf = confidence[..., idx].min(axis=-1)
+        out_conf[..., target] = conf
+        out_xy[..., target, :] = np.where(
+            conf[..., None] > 0, keypoints[..., idx, :].mean(axis=-2), np.nan
+        )
+    return out_xy, out_conf
+
+
+def flip_horizontal(
+    keypoints: np.ndarray, confidence: np.ndarray, width: float, skeleton: Skeleton = OPENPOSE_18
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mirrors (..., T, J, 2) pixel keypoints about the frame's vertical centre line.
+
+    x -> width - x, and every left joint trades places with its right twin, so the result is the
+    pose a mirrored video would show. Confidence (..., T, J) is permuted the same way.
+    """
+    perm = skeleton.flip_permutation()
+    flipped = np.asarray(keypoints, dtype=np.float32)[..., perm, :].copy()
+    flipped[..., 0] = width - flipped[..., 0]
+    return flipped, np.asarray(confidence)[..., perm]

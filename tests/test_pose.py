@@ -1,0 +1,302 @@
+"""Skeleton converters, flipping, the one-hot codec and reference masks."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import jax
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter1d
+
+from data_pipeline.sources import dwm
+from hotdance_jax.errors import InputError
+from hotdance_jax.pose import (
+    BODY_25,
+    COCO_17,
+    DWM_23,
+    OPENPOSE_18,
+    decode,
+    encode,
+    flip_horizontal,
+    reference_mask,
+    reference_pose,
+    to_openpose18,
+)
+from tests.conftest import shared_file
+
+DWM_DANCES = (
+    "C_2 C_4 C_6 R_2 R_3 R_4 R_5 T_5 W_1 W_10 W_11 W_12 W_3 W_4 W_5 W_6 W_7 W_8".split()  # noqa: SIM905
+)
+DWM_FRAME = (1920, 1080)
+
+
+def load_dwm_2d(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A Dance-with-Melody performance as OpenPose-18 pixels (T, 18, 2) in a 1920 x 1080 frame,
+    through the data source's fixed virtual camera."""
+    folder = shared_file(f"data/dwm/DANCE_{name}")
+    pixels = dwm.project(dwm.ground(dwm.read_world(folder)), *DWM_FRAME)
+    return to_openpose18(pixels, None, "dwm23")
+
+
+# --- skeletons -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("skeleton", [OPENPOSE_18, COCO_17, BODY_25, DWM_23])
+def test_skeleton_tables_are_consistent(skeleton):
+    j = skeleton.num_joints
+    assert len(set(skeleton.joints)) == j
+    assert all(0 <= a < j and 0 <= b < j and a != b for a, b in skeleton.limbs)
+    perm = skeleton.flip_permutation()
+    np.testing.assert_array_equal(perm[perm], np.arange(j))  # an involution
+    for a, b in skeleton.flip_pairs:  # pairs are true left/right twins by name
+        names = {skeleton.joints[a], skeleton.joints[b]}
+        assert {n.replace("right", "left") for n in names} == {n for n in names if "left" in n}
+        assert len({n.replace("left", "right") for n in names}) == 1
+    unpaired = set(range(j)) - {i for p in skeleton.flip_pairs for i in p}
+    assert not any("left" in skeleton.joints[i] or "right" in skeleton.joints[i] for i in unpaired)
+
+
+def test_openpose_colours():
+    assert len(OPENPOSE_18.limb_colors) == len(OPENPOSE_18.limbs) == 17
+    assert len(OPENPOSE_18.joint_colors) == 18
+    assert OPENPOSE_18.limb_colors[0] == (255, 0, 0)
+
+
+def _named_pose(skeleton, rng):
+    """(1, J, 2) random coordinates and a lookup name -> coordinates."""
+    xy = rng.uniform(0, 100, (1, skeleton.num_joints, 2)).astype(np.float32)
+    return xy, {name: xy[0, i] for i, name in enumerate(skeleton.joints)}
+
+
+@pytest.mark.parametrize("source", [COCO_17, BODY_25])
+def test_converter_maps_joints_by_name(source):
+    xy, by_name = _named_pose(source, np.random.default_rng(1))
+    out, conf = to_openpose18(xy, None, source.name)
+    for k, name in enumerate(OPENPOSE_18.joints):
+        if name == "neck" and source is COCO_17:
+            expected = (by_name["left_shoulder"] + by_name["right_shoulder"]) / 2
+        else:
+            expected = by_name[name]
+        np.testing.assert_allclose(out[0, k], expected, rtol=1e-6, err_msg=name)
+    np.testing.assert_array_equal(conf, 1.0)
+
+
+def test_coco_neck_needs_both_shoulders():
+    xy = np.ones((3, 17, 2), np.float32)
+    conf = np.ones((3, 17), np.float32)
+    conf[1, COCO_17.index("left_shoulder")] = 0
+    xy[2, COCO_17.index("right_shoulder")] = np.nan
+    out, out_conf = to_openpose18(xy, conf, "coco17")
+    neck = OPENPOSE_18.index("neck")
+    np.testing.assert_array_equal(out_conf[:, neck], [1, 0, 0])
+    assert np.isnan(out[1:, neck]).all()
+    assert out_conf[1, OPENPOSE_18.index("right_shoulder")] == 1
+    assert out_conf[2, OPENPOSE_18.index("left_shoulder")] == 1
+
+
+def test_confidence_is_carried_through():
+    conf = np.linspace(0.1, 0.9, 25, dtype=np.float32)[None]
+    _, out_conf = to_openpose18(np.zeros((1, 25, 2)), conf, "body25")
+    for k, name in enumerate(OPENPOSE_18.joints):
+        assert out_conf[0, k] == pytest.approx(conf[0, BODY_25.index(name)])
+
+
+def test_dwm_converter_never_invents_joints():
+    xy, by_name = _named_pose(DWM_23, np.random.default_rng(2))
+    xyz = np.concatenate([xy, np.zeros((1, 23, 1), np.float32)], axis=-1)
+    out, conf = to_openpose18(xyz, None, "dwm23")
+    assert out.shape == (1, 18, 3)
+    for name in ("nose", "right_eye", "left_eye"):
+        assert conf[0, OPENPOSE_18.index(name)] == 0
+        assert np.isnan(out[0, OPENPOSE_18.index(name)]).all()
+    for op_name, dwm_name in [("right_ear", "head_right"), ("left_ear", "head_left"),
+                              ("right_wrist", "right_wrist"), ("left_ankle", "left_ankle"),
+                              ("right_hip", "right_hip"), ("left_elbow", "left_elbow")]:
+        np.testing.assert_allclose(out[0, OPENPOSE_18.index(op_name), :2], by_name[dwm_name])
+    neck = (by_name["left_shoulder"] + by_name["right_shoulder"]) / 2
+    np.testing.assert_allclose(out[0, OPENPOSE_18.index("neck"), :2], neck, rtol=1e-6)
+    assert conf.sum() == 15
+
+
+def test_dwm_joint_identification_on_real_data():
+    """The identified DWM joints are anatomically consistent: head above neck above hips above
+    knees above ankles in upright frames, and the right side on the dancer's right."""
+    for name in ("C_2", "W_1"):
+        with gzip.open(shared_file(f"data/dwm/DANCE_{name}/skeletons.json.gz"), "rt") as f:
+            joints = np.asarray(json.load(f)["skeletons"])
+        height = {j: np.median(joints[:, DWM_23.index(j), 1]) for j in DWM_23.joints}
+        assert height["head_left"] > height["left_shoulder"] > height["left_hip"]
+        assert height["left_hip"] > height["left_knee"] > height["left_ankle"] > height["left_toe"]
+        forward = joints[:, DWM_23.index("left_toe")] - joints[:, DWM_23.index("left_heel")]
+        forward[:, 1] = 0
+        leftward = np.cross([0.0, 1.0, 0.0], forward)
+        right_to_left = (joints[:, DWM_23.index("left_shoulder")]
+                         - joints[:, DWM_23.index("right_shoulder")])
+        assert np.mean(np.sum(right_to_left * leftward, axis=1) > 0) > 0.95
+
+
+def test_converter_rejects_wrong_joint_count():
+    with pytest.raises(InputError, match=r"coco17 keypoints must have shape"):
+        to_openpose18(np.zeros((4, 18, 2)), None, "coco17")
+    with pytest.raises(InputError, match="unknown skeleton"):
+        to_openpose18(np.zeros((4, 17, 2)), None, "smpl")
+
+
+def test_flip_mirrors_and_swaps_sides():
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 640, (5, 18, 2)).astype(np.float32)
+    conf = rng.uniform(0, 1, (5, 18)).astype(np.float32)
+    fxy, fconf = flip_horizontal(xy, conf, 640)
+    rs, ls = OPENPOSE_18.index("right_shoulder"), OPENPOSE_18.index("left_shoulder")
+    np.testing.assert_allclose(fxy[:, ls, 0], 640 - xy[:, rs, 0])
+    np.testing.assert_allclose(fxy[:, ls, 1], xy[:, rs, 1])
+    np.testing.assert_array_equal(fconf[:, ls], conf[:, rs])
+    nose = OPENPOSE_18.index("nose")
+    np.testing.assert_allclose(fxy[:, nose, 0], 640 - xy[:, nose, 0])
+    back, back_conf = flip_horizontal(fxy, fconf, 640)
+    np.testing.assert_allclose(back, xy, atol=1e-4)
+    np.testing.assert_array_equal(back_conf, conf)
+    assert not np.shares_memory(fxy, xy)
+
+
+# --- one-hot codec ---------------------------------------------------------------------------
+
+
+def bin_error(decoded, keypoints, bins, size):
+    """Per-coordinate absolute error in bins."""
+    return np.abs(np.asarray(decoded) - keypoints) / np.asarray(size) * bins
+
+
+def test_encode_layout_by_hand():
+    kp = np.array([[[10.0, 70.0], [99.9, 0.0]]])  # T=1, K=2, frame 100 x 80
+    conf = np.array([[0.7, 1.0]])
+    img = np.asarray(encode(kp, conf, 100, 80, 10))
+    assert img.shape == (10, 1, 4)
+    expected = np.zeros((10, 1, 4))
+    expected[1, 0, 0] = 0.7  # x = 10 / 100 -> bin 1
+    expected[8, 0, 1] = 0.7  # y = 70 / 80 -> bin 8
+    expected[9, 0, 2] = 1.0  # x = 99.9 -> bin 9
+    expected[0, 0, 3] = 1.0
+    np.testing.assert_allclose(img, expected, rtol=1e-6)
+
+
+def test_out_of_frame_nan_and_zero_confidence_give_empty_columns():
+    kp = np.array([[[-1.0, 5.0], [100.0, 5.0], [np.nan, 5.0], [50.0, 5.0], [50.0, 5.0]]])
+    conf = np.array([[1.0, 1.0, 1.0, 0.0, 1.0]])
+    img = np.asarray(encode(kp, conf, 100, 100, 16))
+    col = img[:, 0, :].sum(axis=0)
+    np.testing.assert_array_equal(col[[0, 2, 4, 6, 7]], 0)  # x out, x = width, NaN, conf 0
+    np.testing.assert_array_equal(col[[1, 3, 5, 8, 9]], 1)  # the valid y's, the valid keypoint
+    decoded, dconf = decode(img, 100, 100)
+    np.testing.assert_array_equal(np.asarray(dconf[0]), [0, 0, 0, 0, 1])
+    assert np.isnan(np.asarray(decoded)[0, :4]).all()
+
+
+SEGMENT = 256
+jit_encode = jax.jit(encode, static_argnames=("bins",))
+jit_decode = jax.jit(decode, static_argnames=("radius",))
+
+
+def as_segments(x):
+    """(T, ...) -> (ceil(T / SEGMENT), SEGMENT, ...), padding the end with invisible frames."""
+    pad = -len(x) % SEGMENT
+    x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
+    return x.reshape(-1, SEGMENT, *x.shape[1:])
+
+
+@pytest.mark.parametrize("name", DWM_DANCES)
+def test_round_trip_on_real_dances(name):
+    kp, conf = (as_segments(a) for a in load_dwm_2d(name))  # one compilation for all dances
+    visible = conf > 0
+    bins = 512
+    img = jit_encode(kp, conf, *DWM_FRAME, bins=bins)
+    decoded, dconf = jit_decode(img, *DWM_FRAME)
+    np.testing.assert_array_equal(np.asarray(dconf) > 0, visible)  # invisibility preserved
+    err = bin_error(decoded, kp, bins, DWM_FRAME)[visible]
+    assert err.max() <= 0.5 + 1e-3
+    # A Gaussian blur along the bins (as a VAE reconstruction smears) still decodes within 1 bin.
+    blurred = gaussian_filter1d(np.asarray(img), sigma=1.0, axis=1)
+    bdecoded, bconf = jit_decode(blurred, *DWM_FRAME)
+    np.testing.assert_array_equal(np.asarray(bconf) > 0, visible)
+    assert bin_error(bdecoded, kp, bins, DWM_FRAME)[visible].max() <= 1.0
+
+
+def test_blurred_in_both_axes_decodes_within_one_bin():
+    """A slowly moving keypoint, blurred in bins and time, decodes within a bin."""
+    t = np.arange(64)
+    kp = np.stack([200 + 30 * np.sin(t / 20), 300 + t * 0.5], axis=-1)[:, None, :]
+    img = np.asarray(encode(kp, np.ones((64, 1)), 512, 512, 256))
+    blurred = gaussian_filter1d(gaussian_filter1d(img, 1.5, axis=0), 0.7, axis=1)
+    decoded, conf = decode(blurred, 512, 512)
+    assert (np.asarray(conf) > 0).all()
+    assert bin_error(decoded, kp, 256, 512)[4:-4].max() <= 1.0
+
+
+def test_batch_and_single_agree_and_decode_jits():
+    rng = np.random.default_rng(4)
+    kp = rng.uniform(0, 256, (3, 24, 18, 2)).astype(np.float32)
+    conf = (rng.uniform(0, 1, (3, 24, 18)) > 0.2).astype(np.float32)
+    batch = encode(kp, conf, 256, 256, 64)
+    assert batch.shape == (3, 64, 24, 36)
+    for i in range(3):
+        np.testing.assert_array_equal(batch[i], encode(kp[i], conf[i], 256, 256, 64))
+    bk, bc = jit_decode(batch, 256.0, 256.0)
+    for i in range(3):
+        sk, sc = decode(batch[i], 256, 256)
+        np.testing.assert_allclose(bk[i], sk, rtol=1e-6)
+        np.testing.assert_array_equal(bc[i], sc)
+    np.testing.assert_array_equal(np.asarray(bc) > 0, conf > 0)
+
+
+def test_below_threshold_peak_is_invisible():
+    img = np.zeros((32, 2, 2), np.float32)
+    img[10, :, :] = [[0.05, 0.05], [0.5, 0.5]]  # frame 0 faint, frame 1 clear
+    _, conf = decode(img, 32, 32, threshold=0.1)
+    np.testing.assert_array_equal(np.asarray(conf)[:, 0], [0.0, 0.5])
+
+
+# --- reference masks and frames --------------------------------------------------------------
+
+
+def mask_by_design(n, bins, frames, stride=8):
+    """DESIGN.md's recipe, literally: q = N // 8, r = N % 8, clamped when N >= T."""
+    m = np.zeros((stride, bins, frames))
+    if n >= stride * frames:
+        m[:] = 1
+        return m
+    q, r = divmod(n, stride)
+    m[:, :, :q] = 1
+    if r > 0:
+        m[:r, :, q] = 1
+    return m
+
+
+@pytest.mark.parametrize("n", [0, 8, 16, 13, 5, 31, 32, 40, 1000])
+def test_reference_mask_matches_design(n):
+    mask = np.asarray(reference_mask(n, latent_bins=6, latent_frames=4))
+    assert mask.shape == (6, 4, 8)
+    np.testing.assert_array_equal(np.moveaxis(mask, -1, 0), mask_by_design(n, 6, 4))
+
+
+def test_reference_mask_by_hand_and_traced_n():
+    mask = np.asarray(jax.jit(lambda n: reference_mask(n, 1, 3))(10))[0]  # (T'=3, 8)
+    expected = np.zeros((3, 8))
+    expected[0] = 1  # frames 0-7
+    expected[1, :2] = 1  # frames 8, 9
+    np.testing.assert_array_equal(mask, expected)
+    assert mask.sum() == 10
+
+
+def test_reference_pose_switches_to_shape_after_n_frames():
+    kp = np.arange(5 * 2 * 2, dtype=np.float32).reshape(5, 2, 2)
+    conf = np.full((5, 2), 0.9, np.float32)
+    shape_kp = np.array([[-1.0, -2.0], [-3.0, -4.0]], np.float32)
+    shape_conf = np.array([1.0, 0.0], np.float32)
+    ref_kp, ref_conf = reference_pose(kp, conf, shape_kp, shape_conf, 2)
+    np.testing.assert_array_equal(ref_kp[:2], kp[:2])
+    np.testing.assert_array_equal(ref_kp[2:], np.broadcast_to(shape_kp, (3, 2, 2)))
+    np.testing.assert_array_equal(ref_conf, np.float32([[0.9, 0.9]] * 2 + [[1.0, 0.0]] * 3))
+    all_real, _ = reference_pose(kp, conf, shape_kp, shape_conf, 99)
+    np.testing.assert_array_equal(all_real, kp)
