@@ -1,0 +1,199 @@
+r"""Raw dataset -> training segments + manifest.
+
+  python -m data_pipeline.build --source dwm --root ../shared/data/dwm --out data/dwm_segments \
+      [--config configs/base.py] [--config.pose.fps=25]
+
+Every performance is resampled to config.pose.fps, its music analysed on the same frame grid, and
+cut into segments of config.pose.segment_frames frames every config.data.segment_stride frames
+(see data_pipeline/segments.py for what a segment holds). The build is written beside --out and
+swapped in whole, so --out never holds half a build. Re-running with the same inputs and settings
+is a no-op; other inputs or settings rebuild.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+from absl import app, flags
+
+from data_pipeline import segments
+from data_pipeline.sources import GENERATED_SOURCES, SOURCES
+from data_pipeline.sources.base import SPLITS, Performance
+from hotdance_jax import cli
+from hotdance_jax.audio import load_audio, music_features
+from hotdance_jax.errors import InputError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "base.py"
+
+_CONFIG = cli.define_config(str(DEFAULT_CONFIG))
+_SOURCE = flags.DEFINE_string("source", None, f"Data source, one of {sorted(SOURCES)}.")
+_ROOT = flags.DEFINE_string("root", None, "Raw dataset folder (written to for 'synthetic').")
+_OUT = flags.DEFINE_string("out", None, "Output folder for segments and manifest.")
+
+
+def input_listing(root: Path) -> list[tuple[str, int, int]]:
+    """(relative path, size in bytes, mtime in ns) of every file under `root`, sorted."""
+    listing = []
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            path = Path(dirpath) / name
+            stat = path.stat()
+            listing.append((str(path.relative_to(root)), stat.st_size, stat.st_mtime_ns))
+    return sorted(listing)
+
+
+def fingerprint(source: str, root: Path, config: ml_collections.ConfigDict) -> str:
+    """sha256 of everything a build depends on: format, source, settings and input files."""
+    depends_on = {
+        "format_version": segments.FORMAT_VERSION,
+        "source": source,
+        "root": str(root.resolve()),
+        "pose": config.pose.to_dict(),
+        "audio": config.audio.to_dict(),
+        "data": config.data.to_dict(),
+        "inputs": [] if source in GENERATED_SOURCES else input_listing(root),
+    }
+    return hashlib.sha256(json.dumps(depends_on, sort_keys=True).encode()).hexdigest()
+
+
+def frame_music(
+    perf: Performance, config: ml_collections.ConfigDict
+) -> tuple[Performance, np.ndarray]:
+    """The performance trimmed to its music, and (num_frames, D) music features on its frames."""
+    audio = load_audio(
+        perf.audio_path,
+        config.audio.sample_rate,
+        offset=perf.audio_offset,
+        duration=perf.num_frames / perf.fps + 1.0,
+    )
+    music_frames = int(np.floor(len(audio) / config.audio.sample_rate * perf.fps))
+    perf = segments.trim(perf, min(perf.num_frames, music_frames))
+    music = music_features(
+        audio, config.audio.sample_rate, perf.fps, perf.num_frames, config.audio.log_mel_bands
+    )
+    return perf, music
+
+
+def build(source: str, root: Path, out: Path, config: ml_collections.ConfigDict) -> dict:
+    """Builds the segments of `source` under `root` into `out`; returns the manifest."""
+    if source not in SOURCES:
+        raise InputError(f"unknown source {source!r}; expected one of {sorted(SOURCES)}")
+    if source not in GENERATED_SOURCES and not root.is_dir():
+        raise InputError(f"{root}: no such dataset folder")
+    digest = fingerprint(source, root, config)
+    if (out / segments.MANIFEST).exists():
+        previous = segments.read_manifest(out)
+        if previous["fingerprint"] == digest:
+            print(f"{out}: up to date ({sum(previous['counts']['segments'].values())} segments)")
+            return previous
+    elif out.exists() and any(out.iterdir()):
+        raise InputError(f"{out}: exists and is not a segment build; choose an empty --out")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        manifest = _write_build(source, root, staging, config, digest)
+        _swap_in(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def _write_build(
+    source: str, root: Path, directory: Path, config: ml_collections.ConfigDict, digest: str
+) -> dict:
+    """Writes every segment and the manifest into `directory`."""
+    stats = collections.Counter()
+    writer = segments.SegmentWriter(directory)
+    performances = collections.Counter()
+    sequences = []
+    data_config = config.data.copy_and_resolve_references()
+    with data_config.unlocked():
+        data_config.min_frames = config.pose.segment_frames  # sources that cut runs need it
+    try:
+        for raw in SOURCES[source](root, data_config, stats):
+            perf, music = frame_music(segments.resample(raw, config.pose.fps), config)
+            count = 0
+            for record in segments.cut_segments(
+                perf, music, config.pose.segment_frames, config.data.segment_stride
+            ):
+                writer.write(record)
+                count += 1
+            performances[perf.split] += 1
+            stats["performances_too_short"] += count == 0
+            sequences.append({"sequence_id": perf.sequence_id, "split": perf.split,
+                              "frames": perf.num_frames, "segments": count,
+                              "audio_path": perf.audio_path})
+            print(f"  {perf.sequence_id}: {perf.num_frames} frames -> {count} segments")
+    finally:
+        writer.close()
+    if not sequences:
+        raise InputError(f"{root}: the {source} source found no performances")
+    manifest = {
+        "format_version": segments.FORMAT_VERSION,
+        "source": source,
+        "root": str(root.resolve()),
+        "fingerprint": digest,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "config": {"pose": config.pose.to_dict(), "audio": config.audio.to_dict(),
+                   "data": config.data.to_dict()},
+        "counts": {
+            "performances": {s: performances[s] for s in SPLITS},
+            "segments": dict(writer.counts),
+            "frames": int(sum(s["frames"] for s in sequences)),
+            "hours": sum(s["frames"] for s in sequences) / config.pose.fps / 3600,
+        },
+        "stats": dict(stats),
+        "content_hash": _content_hash(directory),
+        "sequences": sequences,
+    }
+    (directory / segments.MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _content_hash(directory: Path) -> str:
+    """sha256 over the shard files' names and bytes."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.glob("*.array_record")):
+        digest.update(path.name.encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Replaces `out` by `staging` with renames, so `out` is either the old or the new build."""
+    if out.exists():
+        retired = out.with_name(f".{out.name}.retired-{os.getpid()}")
+        os.replace(out, retired)
+        os.replace(staging, out)
+        shutil.rmtree(retired)
+    else:
+        os.replace(staging, out)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = _CONFIG.value
+    source = _SOURCE.value or config.data.source
+    if not _ROOT.value or not _OUT.value:
+        raise InputError("--root and --out are required")
+    manifest = build(source, Path(_ROOT.value), Path(_OUT.value), config)
+    counts = manifest["counts"]
+    print(f"{_OUT.value}: {counts['segments']} segments from {counts['performances']} "
+          f"performances, {counts['hours']:.2f} h; stats {manifest['stats']}")
+
+
+if __name__ == "__main__":
+    cli.run(main)

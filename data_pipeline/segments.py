@@ -1,0 +1,170 @@
+"""Performances -> fixed-length training segments, stored as ArrayRecord shards with a manifest.
+
+A segment is T frames of one performance at the target fps with everything later stages need:
+
+  keypoints (T, 18, 2) float32 pixels, confidence (T, 18) float32,
+  music (T, D) float32 music features (row t describes the same instant as frame t),
+  shape_keypoints (18, 2), shape_confidence (18,): the dancer's neutral shape pose,
+  width, height (pixels), fps, audio_path, audio_offset (seconds into audio_path at frame 0),
+  sequence_id, split, source, start_frame (in the resampled performance).
+
+Records are msgpack-serialised dicts (flax.serialization), one ArrayRecord file per split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from array_record.python import array_record_data_source, array_record_module
+from flax import serialization
+
+from data_pipeline.sources.base import SPLITS, Performance
+from hotdance_jax.errors import InputError
+from hotdance_jax.pose.shape import shape_pose
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+def resample(perf: Performance, fps: float) -> Performance:
+    """The performance on the frame grid t_i = i / fps, by linear interpolation in time.
+
+    A joint is visible at a new frame only when it is visible at both source frames around it;
+    its confidence is interpolated like its coordinates.
+    """
+    if perf.fps == fps:
+        return perf
+    duration = (perf.num_frames - 1) / perf.fps
+    position = np.arange(int(np.floor(duration * fps + 1e-6)) + 1) / fps * perf.fps
+    lo = np.clip(np.floor(position).astype(int), 0, perf.num_frames - 1)
+    hi = np.minimum(lo + 1, perf.num_frames - 1)
+    w = (position - lo).astype(np.float32)
+    visible = (perf.confidence[lo] > 0) & (perf.confidence[hi] > 0)
+    keypoints = (1 - w)[:, None, None] * perf.keypoints[lo] + w[:, None, None] * perf.keypoints[hi]
+    confidence = (1 - w)[:, None] * perf.confidence[lo] + w[:, None] * perf.confidence[hi]
+    return dataclasses.replace(
+        perf,
+        keypoints=np.where(visible[..., None], keypoints, np.nan).astype(np.float32),
+        confidence=np.where(visible, confidence, 0.0).astype(np.float32),
+        fps=float(fps),
+    )
+
+
+def trim(perf: Performance, num_frames: int) -> Performance:
+    """The first `num_frames` frames of the performance."""
+    return dataclasses.replace(
+        perf, keypoints=perf.keypoints[:num_frames], confidence=perf.confidence[:num_frames]
+    )
+
+
+def cut_segments(
+    perf: Performance, music: np.ndarray, segment_frames: int, stride: int
+) -> Iterator[dict]:
+    """Segment records of `segment_frames` frames every `stride` frames.
+
+    perf: at its final fps; music: (perf.num_frames, D) features on the same frame grid.
+    Windows must fit entirely; a performance shorter than one segment yields none.
+    """
+    shape_keypoints, shape_confidence = shape_pose(perf.keypoints, perf.confidence)
+    for start in range(0, perf.num_frames - segment_frames + 1, stride):
+        window = slice(start, start + segment_frames)
+        yield {
+            "keypoints": perf.keypoints[window],
+            "confidence": perf.confidence[window],
+            "music": music[window],
+            "shape_keypoints": shape_keypoints,
+            "shape_confidence": shape_confidence,
+            "width": np.int32(perf.width),
+            "height": np.int32(perf.height),
+            "fps": np.float32(perf.fps),
+            "audio_path": perf.audio_path,
+            "audio_offset": np.float64(perf.audio_offset + start / perf.fps),
+            "sequence_id": perf.sequence_id,
+            "split": perf.split,
+            "source": perf.source,
+            "start_frame": np.int32(start),
+        }
+
+
+def serialize(record: dict) -> bytes:
+    return serialization.msgpack_serialize(record)
+
+
+def deserialize(data: bytes) -> dict:
+    return serialization.msgpack_restore(data)
+
+
+def shard_path(directory: Path, split: str) -> Path:
+    return Path(directory) / f"segments-{split}.array_record"
+
+
+class SegmentWriter:
+    """Writes records into one ArrayRecord file per split under `directory`."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self.counts = dict.fromkeys(SPLITS, 0)
+        self._writers = {}
+
+    def write(self, record: dict) -> None:
+        split = record["split"]
+        if split not in self._writers:
+            path = shard_path(self.directory, split)
+            self._writers[split] = array_record_module.ArrayRecordWriter(
+                str(path), "group_size:1"
+            )
+        self._writers[split].write(serialize(record))
+        self.counts[split] += 1
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+
+
+class SegmentStore:
+    """Random access to the segments of one split of a build (a grain RandomAccessDataSource)."""
+
+    def __init__(self, directory: str | Path, split: str = "train"):
+        self.directory = Path(directory)
+        self.manifest = read_manifest(self.directory)
+        path = shard_path(self.directory, split)
+        expected = self.manifest["counts"]["segments"].get(split, 0)
+        if expected == 0:
+            raise InputError(f"{self.directory}: the build has no {split!r} segments")
+        if not path.exists():
+            raise InputError(f"{path}: missing segment shard listed in the manifest")
+        self._source = array_record_data_source.ArrayRecordDataSource([str(path)])
+        if len(self._source) != expected:
+            raise InputError(
+                f"{path}: holds {len(self._source)} segments, the manifest says {expected}"
+            )
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> dict:
+        return deserialize(self._source[index])
+
+    def __getitems__(self, indices) -> list[dict]:
+        return [deserialize(b) for b in self._source.__getitems__(indices)]
+
+
+def read_manifest(directory: str | Path) -> dict:
+    """The manifest of a segment build; InputError when it is missing or unreadable."""
+    path = Path(directory) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: not a segment build (no manifest)") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: unreadable manifest ({e})") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise InputError(
+            f"{path}: segment format {manifest.get('format_version')}, expected {FORMAT_VERSION}"
+            "; rebuild with python -m data_pipeline.build"
+        )
+    return manifest

@@ -1,0 +1,19 @@
+"""Data sources: each turns a raw dataset into `Performance`s (see base.py).
+
+  aistpp     AIST++ keypoints2d (a camera view) or keypoints3d projected (AIST++2D), 60 fps
+  dwm        Dance with Melody: 3D mocap seen by a fixed virtual front camera, 25 fps
+  wild       per-frame OpenPose/DWPose JSON or npz per video, cleaned as in the paper
+  synthetic  a procedural dancer on procedurally synthesised drum music (the built-in default)
+"""
+
+from data_pipeline.sources import aistpp, dwm, synthetic, wild
+
+SOURCES = {
+    "aistpp": aistpp.performances,
+    "dwm": dwm.performances,
+    "synthetic": synthetic.performances,
+    "wild": wild.performances,
+}
+
+# Sources whose raw files the build writes itself from the config (their files are not inputs).
+GENERATED_SOURCES = frozenset({"synthetic"})

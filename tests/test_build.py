@@ -1,0 +1,209 @@
+"""Segments, the build command and the inspect command."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_pipeline import build, segments
+from data_pipeline.sources.base import Performance
+from hotdance_jax.audio import ONSET_ENVELOPE, load_audio, music_features
+from hotdance_jax.config_utils import sibling_config
+from hotdance_jax.errors import InputError
+from tests.conftest import shared_file
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(**data_overrides):
+    config = sibling_config(str(REPO / "configs" / "base.py"), "tiny_cpu")
+    config.data.synthetic.num_songs = 4
+    config.data.synthetic.val_songs = 1
+    config.data.synthetic.test_songs = 1
+    config.data.synthetic.seconds = 6.0
+    for key, value in data_overrides.items():
+        config.data[key] = value
+    return config
+
+
+def _perf(num_frames, fps, confidence=None):
+    t = np.arange(num_frames, dtype=np.float32)
+    kp = np.stack([t, 2 * t], axis=-1)[:, None, :].repeat(18, axis=1)
+    conf = np.ones((num_frames, 18), np.float32) if confidence is None else confidence
+    return Performance("p", kp, conf, fps, 64, 64, "a.wav", 0.0, "train", "test")
+
+
+def test_resample_is_linear_in_time_and_keeps_gaps():
+    conf = np.ones((25, 18), np.float32)
+    conf[10, 3] = 0
+    perf = segments.resample(_perf(25, 25.0, conf), 30.0)
+    assert perf.fps == 30.0
+    assert perf.num_frames == 29  # 24 / 25 s of motion -> frames 0 .. 28 at 30 fps
+    expected_x = np.arange(29) * 25 / 30  # source frame index at each new frame
+    visible = perf.confidence[:, 0] > 0
+    np.testing.assert_allclose(perf.keypoints[visible, 0, 0], expected_x[visible], rtol=1e-5)
+    # Joint 3 is unseen at source frame 10 (t = 0.4 s): new frames bracketing it are invisible.
+    t = np.arange(29) / 30
+    near = np.abs(t - 0.4) < 1 / 25
+    assert (perf.confidence[near, 3] == 0).all()
+    assert np.isnan(perf.keypoints[near, 3]).all()
+    assert (perf.confidence[~near, 3] > 0).all()
+
+
+def test_cut_segments_windows_and_offsets():
+    perf = dataclasses.replace(_perf(100, 30.0), audio_offset=2.0)
+    music = np.arange(100, dtype=np.float32)[:, None].repeat(35, axis=1)
+    records = list(segments.cut_segments(perf, music, segment_frames=32, stride=16))
+    assert [int(r["start_frame"]) for r in records] == [0, 16, 32, 48, 64]
+    for r in records:
+        start = int(r["start_frame"])
+        np.testing.assert_array_equal(r["music"][:, 0], np.arange(start, start + 32))
+        np.testing.assert_array_equal(r["keypoints"], perf.keypoints[start:start + 32])
+        assert r["audio_offset"] == pytest.approx(2.0 + start / 30)
+    restored = segments.deserialize(segments.serialize(records[1]))
+    assert restored.keys() == records[1].keys()
+    np.testing.assert_array_equal(restored["keypoints"], records[1]["keypoints"])
+    assert restored["sequence_id"] == "p"
+
+
+def test_synthetic_build_manifest_store_and_no_op(tmp_path, capsys):
+    config = tiny_config()
+    out = tmp_path / "segments"
+    manifest = build.build("synthetic", tmp_path / "raw", out, config)
+    counts = manifest["counts"]
+    assert counts["performances"] == {"train": 2, "val": 1, "test": 1}
+    # 6 s at 30 fps = 180 frames; T = 64, stride 32 -> starts 0, 32, 64, 96 -> 4 per song.
+    assert counts["segments"] == {"train": 8, "val": 4, "test": 4}
+    for split, n in counts["segments"].items():
+        store = segments.SegmentStore(out, split)
+        assert len(store) == n
+        record = store[n - 1]
+        assert record["split"] == split
+        assert record["source"] == "synthetic"
+        assert record["keypoints"].shape == (64, 18, 2)
+        assert record["music"].shape == (64, 35)  # one music row per pose frame
+        assert record["shape_keypoints"].shape == (18, 2)
+    assert len(manifest["content_hash"]) == 64
+    shard = segments.shard_path(out, "train")
+    before = shard.stat().st_mtime_ns
+    again = build.build("synthetic", tmp_path / "raw", out, config)
+    assert again["fingerprint"] == manifest["fingerprint"]
+    assert shard.stat().st_mtime_ns == before
+    assert "up to date" in capsys.readouterr().out
+    # Other settings rebuild in place.
+    rebuilt = build.build("synthetic", tmp_path / "raw", out, tiny_config(segment_stride=64))
+    assert rebuilt["counts"]["segments"] == {"train": 4, "val": 2, "test": 2}
+    assert len(segments.SegmentStore(out, "train")) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw", "segments"]
+
+
+def test_failed_build_leaves_previous_build_untouched(tmp_path, monkeypatch):
+    config = tiny_config()
+    out = tmp_path / "segments"
+    build.build("synthetic", tmp_path / "raw", out, config)
+    manifest_before = (out / segments.MANIFEST).read_text()
+
+    synthetic = build.SOURCES["synthetic"]
+
+    def broken_source(root, config, stats):
+        yield from synthetic(root, config, stats)
+        raise InputError("raw/xyz.json: broken")
+
+    monkeypatch.setitem(build.SOURCES, "synthetic", broken_source)
+    with pytest.raises(InputError, match=r"xyz\.json"):
+        build.build("synthetic", tmp_path / "raw", out, tiny_config(segment_stride=16))
+    assert (out / segments.MANIFEST).read_text() == manifest_before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw", "segments"]
+
+
+def test_refuses_to_overwrite_a_folder_that_is_not_a_build(tmp_path):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "thesis.tex").write_text("...")
+    with pytest.raises(InputError, match="not a segment build"):
+        build.build("synthetic", tmp_path / "raw", out, tiny_config())
+    assert (out / "thesis.tex").exists()
+
+
+def test_store_detects_truncated_or_missing_shards(tmp_path):
+    out = tmp_path / "segments"
+    build.build("synthetic", tmp_path / "raw", out, tiny_config())
+    manifest = json.loads((out / segments.MANIFEST).read_text())
+    manifest["counts"]["segments"]["train"] += 1
+    (out / segments.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="manifest says 9"):
+        segments.SegmentStore(out, "train")
+    segments.shard_path(out, "val").unlink()
+    with pytest.raises(InputError, match="missing segment shard"):
+        segments.SegmentStore(out, "val")
+    with pytest.raises(InputError, match="not a segment build"):
+        segments.SegmentStore(tmp_path, "train")
+
+
+def test_dwm_segments_are_aligned_with_their_music(tmp_path):
+    """On real data: music rows = frames, and the stored audio offset is right within a frame."""
+    root = tmp_path / "dwm"
+    root.mkdir()
+    folder = shared_file("data/dwm/DANCE_C_2")
+    os.symlink(folder, root / folder.name)
+    start_position = json.loads((folder / "config.json").read_text())["start_position"]
+    assert start_position > 0
+    config = sibling_config(str(REPO / "configs" / "base.py"), "base")
+    config.data.segment_stride = 1024
+    manifest = build.build("dwm", root, tmp_path / "out", config)
+    split = manifest["sequences"][0]["split"]
+    store = segments.SegmentStore(tmp_path / "out", split)
+    assert len(store) == manifest["counts"]["segments"][split] > 1
+    fps = config.pose.fps
+    for i in (0, len(store) - 1):
+        record = store[i]
+        frames = record["keypoints"].shape[0]
+        assert record["music"].shape[0] == frames == config.pose.segment_frames
+        expected_offset = start_position / 25 + int(record["start_frame"]) / fps
+        assert record["audio_offset"] == pytest.approx(expected_offset, abs=1e-6)
+        # Recompute the onset envelope from the audio at the stored offset: it lines up with
+        # the stored one at lag 0 (within one frame) of the cross-correlation.
+        audio = load_audio(record["audio_path"], config.audio.sample_rate,
+                           offset=float(record["audio_offset"]), duration=frames / fps + 1)
+        fresh = music_features(audio, config.audio.sample_rate, fps, frames)[:, ONSET_ENVELOPE]
+        stored = record["music"][:, ONSET_ENVELOPE]
+        lags = range(-5, 6)
+        score = [np.corrcoef(np.roll(stored, lag)[8:-8], fresh[8:-8])[0, 1] for lag in lags]
+        assert abs(lags[int(np.argmax(score))]) <= 1
+        assert max(score) > 0.9
+
+
+def test_build_and_inspect_commands(tmp_path):
+    """The two commands end to end: build (twice: a no-op), inspect, and bad input."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    overrides = ["--config", str(REPO / "configs" / "tiny_cpu.py"),
+                 "--config.data.synthetic.num_songs=3", "--config.data.synthetic.val_songs=1",
+                 "--config.data.synthetic.test_songs=1", "--config.data.synthetic.seconds=5"]
+    cmd = [sys.executable, "-m", "data_pipeline.build", "--source", "synthetic",
+           "--root", str(tmp_path / "raw"), "--out", str(tmp_path / "seg"), *overrides]
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    second = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert "up to date" in second.stdout
+    inspect = subprocess.run(
+        [sys.executable, "-m", "data_pipeline.inspect", str(tmp_path / "seg"), "--num", "3"],
+        capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert inspect.returncode == 0, inspect.stderr
+    stats = json.loads(inspect.stdout[: inspect.stdout.rindex("}") + 1])
+    assert stats["counts"]["segments"]["train"] == 3
+    assert stats["joint_visibility"]["nose"] == 1.0
+    sheet = tmp_path / "seg" / "contact_sheet_train.png"
+    assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = subprocess.run([*cmd[:4], "nope", *cmd[5:]], capture_output=True, text=True, env=env,
+                         cwd=tmp_path)
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines() == [
+        "error: unknown source 'nope'; expected one of ['aistpp', 'dwm', 'synthetic', 'wild']"]
+
