@@ -57,4 +57,15 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.wild.shot_change_threshold = 0.25  # pose jump (in body heights) cutting a shot
     config.data.wild.min_fps = 20.0  # videos outside [min_fps, max_fps] are dropped
     config.data.wild.max_fps = 60.0
+
+    config.vae = ml_collections.ConfigDict()
+    config.vae.name = "onehot-kl"  # onehot-kl (trained here), taef2, diffusers-kl
+    config.vae.weights = ""  # path of the frozen weights file; set by the precompute command
+    config.vae.stride = 8  # downsampling in both axes: a latent column covers 8 frames
+    config.vae.latent_channels = 16  # onehot-kl only; taef2 and diffusers-kl fix their own
+
+    config.latents = ml_collections.ConfigDict()
+    config.latents.flip = True  # also encode mirrored copies of training segments
+    config.latents.batch_size = 16  # segments encoded per device batch
+    config.latents.records_per_shard = 1024
     return config

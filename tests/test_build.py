@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import os
 import subprocess
@@ -207,3 +208,26 @@ def test_build_and_inspect_commands(tmp_path):
     assert bad.stderr.strip().splitlines() == [
         "error: unknown source 'nope'; expected one of ['aistpp', 'dwm', 'synthetic', 'wild']"]
 
+
+
+def test_all_dwm_performances_build(tmp_path):
+    """Acceptance on real data: all 18 performances build and every count adds up."""
+    root = shared_file("data/dwm")
+    config = sibling_config(str(REPO / "configs" / "base.py"), "base")
+    manifest = build.build("dwm", root, tmp_path / "dwm", config)
+    sequences = manifest["sequences"]
+    assert len(sequences) == 18
+    t, stride = config.pose.segment_frames, config.data.segment_stride
+    for seq in sequences:
+        with gzip.open(root / seq["sequence_id"] / "skeletons.json.gz", "rt") as f:
+            raw_frames = len(json.load(f)["skeletons"])
+        assert abs(seq["frames"] - (raw_frames - 1) * 30 / 25) <= 1  # 25 -> 30 fps
+        assert seq["segments"] == (seq["frames"] - t) // stride + 1
+    counts = manifest["counts"]
+    for split in ("train", "val", "test"):
+        in_split = [s for s in sequences if s["split"] == split]
+        assert counts["performances"][split] == len(in_split) > 0
+        assert counts["segments"][split] == sum(s["segments"] for s in in_split)
+        assert len(segments.SegmentStore(tmp_path / "dwm", split)) == counts["segments"][split]
+    assert counts["frames"] == sum(s["frames"] for s in sequences)
+    assert manifest["stats"]["dwm_performances"] == 18

@@ -1,0 +1,87 @@
+"""One interface for every image autoencoder that turns one-hot pose images into latents.
+
+Images are (N, B, T, C) float32, channels last: B bins, T frames, C = 2K one-hot channels.
+Latents are (N, B / s_b, T / s_t, c). Every autoencoder is frozen: encode returns the posterior
+mean (deterministic), decode maps latents back to one-hot space.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from hotdance_jax.errors import InputError
+
+ArrayFn = Callable[[jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class Autoencoder:
+    """A frozen autoencoder: jitted encode/decode sharded over the batch on all devices.
+
+    name: "onehot-kl", "taef2" or "diffusers-kl"; weights_sha256 identifies its weights file.
+    stride: (bins, frames) downsampling; latent_channels: c; image_channels: C.
+    """
+
+    name: str
+    stride: tuple[int, int]
+    image_channels: int
+    latent_channels: int
+    weights_sha256: str
+    encode_fn: ArrayFn
+    decode_fn: ArrayFn
+
+    def encode(self, images: jax.Array) -> jax.Array:
+        """(N, B, T, C) -> (N, B / s_b, T / s_t, c)."""
+        b, t, c = images.shape[1:]
+        if c != self.image_channels or b % self.stride[0] or t % self.stride[1]:
+            raise InputError(
+                f"{self.name}: images must be (N, B, T, {self.image_channels}) with B divisible "
+                f"by {self.stride[0]} and T by {self.stride[1]}, got {tuple(images.shape)}"
+            )
+        return on_all_devices(self.encode_fn, images)
+
+    def decode(self, latents: jax.Array) -> jax.Array:
+        """(N, B', T', c) -> (N, B' * s_b, T' * s_t, C)."""
+        if latents.shape[-1] != self.latent_channels:
+            raise InputError(
+                f"{self.name}: latents must have {self.latent_channels} channels, "
+                f"got {tuple(latents.shape)}"
+            )
+        return on_all_devices(self.decode_fn, latents)
+
+
+def on_all_devices(fn: ArrayFn, batch: jax.Array) -> jax.Array:
+    """fn(batch) with the batch axis sharded over every device (padded to a multiple of them).
+
+    `fn` should be jitted; its output keeps the batch sharding.
+    """
+    batch = jnp.asarray(batch)
+    devices = jax.devices()
+    n = batch.shape[0]
+    pad = -n % len(devices)
+    if pad:
+        batch = jnp.concatenate([batch, jnp.zeros((pad, *batch.shape[1:]), batch.dtype)])
+    mesh = Mesh(np.asarray(devices), ("data",))
+    batch = jax.device_put(batch, NamedSharding(mesh, PartitionSpec("data")))
+    return fn(batch)[:n]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a weights file; InputError naming it when it is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such weights file")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
