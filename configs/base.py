@@ -64,8 +64,41 @@ def get_config() -> ml_collections.ConfigDict:
     config.vae.stride = 8  # downsampling in both axes: a latent column covers 8 frames
     config.vae.latent_channels = 16  # onehot-kl only; taef2 and diffusers-kl fix their own
 
+    # The onehot-kl architecture (diffusers AutoencoderKL layout); stride = 2 ** (levels - 1).
+    config.vae.arch = ml_collections.ConfigDict()
+    config.vae.arch.block_out_channels = (64, 128, 256, 256)
+    config.vae.arch.layers_per_block = 2
+    config.vae.arch.norm_num_groups = 32
+    config.vae.arch.mid_block_add_attention = True
+
+    # python -m hotdance_jax.vae.train: fitting onehot-kl to one-hot images of segments.
+    config.vae.train = ml_collections.ConfigDict()
+    config.vae.train.segments = ""  # segment build folder (python -m data_pipeline.build)
+    config.vae.train.seed = 0
+    config.vae.train.batch_size = 16
+    config.vae.train.crop_frames = 64  # train on random crops of this many frames
+    config.vae.train.flip = 0.5  # probability of mirroring a crop
+    config.vae.train.steps = 20000
+    config.vae.train.learning_rate = 2e-4
+    config.vae.train.warmup_steps = 500
+    config.vae.train.weight_decay = 0.01
+    config.vae.train.grad_clip = 1.0
+    config.vae.train.kl_weight = 1e-4  # of the mean KL per latent element
+    config.vae.train.visibility_weight = 1.0
+    config.vae.train.log_every = 50
+    config.vae.train.eval_every = 1000
+    config.vae.train.eval_segments = 64  # validation segments decoded per evaluation
+    config.vae.train.checkpoint_every = 1000
+    config.vae.train.keep_checkpoints = 3
+
     config.latents = ml_collections.ConfigDict()
     config.latents.flip = True  # also encode mirrored copies of training segments
     config.latents.batch_size = 16  # segments encoded per device batch
     config.latents.records_per_shard = 1024
+    # N (pose-aware reference frames) whose reference latents are precomputed per record; the
+    # sampler uses 0 (first segment) and 16 (the overlap); see data_pipeline/latents.py.
+    config.latents.reference_frames = (0, 8, 16, 24, 32, 64)
+    config.latents.p_shape_only = 0.5  # training: P(N = 0); otherwise N uniform over the rest
+    config.latents.workers = 2  # loader worker processes (grain mp_prefetch); 0: in-process
+    config.latents.prefetch = 2  # batches each worker (or the in-process threads) keeps ready
     return config

@@ -17,8 +17,6 @@ import datetime
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import ml_collections
@@ -31,13 +29,13 @@ from data_pipeline.sources.base import SPLITS, Performance
 from hotdance_jax import cli
 from hotdance_jax.audio import load_audio, music_features
 from hotdance_jax.errors import InputError
+from hotdance_jax.io import files_sha256, staged_directory
 
+# The pose settings segments depend on (bins and decoding matter only to later stages).
+SEGMENT_POSE_KEYS = ("skeleton", "fps", "segment_frames")
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "base.py"
 
-_CONFIG = cli.define_config(str(DEFAULT_CONFIG))
-_SOURCE = flags.DEFINE_string("source", None, f"Data source, one of {sorted(SOURCES)}.")
-_ROOT = flags.DEFINE_string("root", None, "Raw dataset folder (written to for 'synthetic').")
-_OUT = flags.DEFINE_string("out", None, "Output folder for segments and manifest.")
+FLAGS = flags.FLAGS
 
 
 def input_listing(root: Path) -> list[tuple[str, int, int]]:
@@ -57,7 +55,7 @@ def fingerprint(source: str, root: Path, config: ml_collections.ConfigDict) -> s
         "format_version": segments.FORMAT_VERSION,
         "source": source,
         "root": str(root.resolve()),
-        "pose": config.pose.to_dict(),
+        "pose": {k: config.pose[k] for k in SEGMENT_POSE_KEYS},
         "audio": config.audio.to_dict(),
         "data": config.data.to_dict(),
         "inputs": [] if source in GENERATED_SOURCES else input_listing(root),
@@ -98,14 +96,8 @@ def build(source: str, root: Path, out: Path, config: ml_collections.ConfigDict)
     elif out.exists() and any(out.iterdir()):
         raise InputError(f"{out}: exists and is not a segment build; choose an empty --out")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-    try:
-        manifest = _write_build(source, root, staging, config, digest)
-        _swap_in(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return manifest
+    with staged_directory(out) as staging:
+        return _write_build(source, root, staging, config, digest)
 
 
 def _write_build(
@@ -153,47 +145,34 @@ def _write_build(
             "hours": sum(s["frames"] for s in sequences) / config.pose.fps / 3600,
         },
         "stats": dict(stats),
-        "content_hash": _content_hash(directory),
+        "content_hash": files_sha256(sorted(directory.glob("*.array_record"))),
         "sequences": sequences,
     }
     (directory / segments.MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
 
 
-def _content_hash(directory: Path) -> str:
-    """sha256 over the shard files' names and bytes."""
-    digest = hashlib.sha256()
-    for path in sorted(directory.glob("*.array_record")):
-        digest.update(path.name.encode())
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def _swap_in(staging: Path, out: Path) -> None:
-    """Replaces `out` by `staging` with renames, so `out` is either the old or the new build."""
-    if out.exists():
-        retired = out.with_name(f".{out.name}.retired-{os.getpid()}")
-        os.replace(out, retired)
-        os.replace(staging, out)
-        shutil.rmtree(retired)
-    else:
-        os.replace(staging, out)
+def define_flags() -> None:
+    """The command's flags; defined only when it runs, so modules import side-effect free."""
+    cli.define_config(str(DEFAULT_CONFIG))
+    flags.DEFINE_string("source", None, f"Data source, one of {sorted(SOURCES)}.")
+    flags.DEFINE_string("root", None, "Raw dataset folder (written to for 'synthetic').")
+    flags.DEFINE_string("out", None, "Output folder for segments and manifest.")
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    config = _CONFIG.value
-    source = _SOURCE.value or config.data.source
-    if not _ROOT.value or not _OUT.value:
+    config = FLAGS.config
+    source = FLAGS.source or config.data.source
+    if not FLAGS.root or not FLAGS.out:
         raise InputError("--root and --out are required")
-    manifest = build(source, Path(_ROOT.value), Path(_OUT.value), config)
+    manifest = build(source, Path(FLAGS.root), Path(FLAGS.out), config)
     counts = manifest["counts"]
-    print(f"{_OUT.value}: {counts['segments']} segments from {counts['performances']} "
+    print(f"{FLAGS.out}: {counts['segments']} segments from {counts['performances']} "
           f"performances, {counts['hours']:.2f} h; stats {manifest['stats']}")
 
 
 if __name__ == "__main__":
+    define_flags()
     cli.run(main)

@@ -23,11 +23,9 @@ from hotdance_jax.audio import BEAT
 from hotdance_jax.errors import InputError
 from hotdance_jax.pose import OPENPOSE_18
 
-_SPLIT = flags.DEFINE_string("split", "train", "Which split to draw.")
-_NUM = flags.DEFINE_integer("num", 12, "Segments on the contact sheet.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed for choosing the segments.")
-_SHEET = flags.DEFINE_string("sheet", None, "PNG path; default DIR/contact_sheet_<split>.png.")
 POSES_PER_CELL = 8
+
+FLAGS = flags.FLAGS
 
 
 def statistics(store: SegmentStore) -> dict:
@@ -90,17 +88,26 @@ def contact_sheet(store: SegmentStore, path: Path, num: int, seed: int) -> None:
     render.save_figure(fig, path)
 
 
+def define_flags() -> None:
+    """The command's flags; defined only when it runs, so modules import side-effect free."""
+    flags.DEFINE_string("split", "train", "Which split to draw.")
+    flags.DEFINE_integer("num", 12, "Segments on the contact sheet.")
+    flags.DEFINE_integer("seed", 0, "Seed for choosing the segments.")
+    flags.DEFINE_string("sheet", None, "PNG path; default DIR/contact_sheet_<split>.png.")
+
+
 def main(argv: list[str]) -> None:
     if len(argv) != 2:
         raise InputError("usage: python -m data_pipeline.inspect DIR [--split ...]")
     directory = Path(argv[1])
     read_manifest(directory)
-    store = SegmentStore(directory, _SPLIT.value)
+    store = SegmentStore(directory, FLAGS.split)
     print(json.dumps(statistics(store), indent=1))
-    sheet = Path(_SHEET.value or directory / f"contact_sheet_{_SPLIT.value}.png")
-    contact_sheet(store, sheet, _NUM.value, _SEED.value)
+    sheet = Path(FLAGS.sheet or directory / f"contact_sheet_{FLAGS.split}.png")
+    contact_sheet(store, sheet, FLAGS.num, FLAGS.seed)
     print(f"contact sheet: {sheet}")
 
 
 if __name__ == "__main__":
+    define_flags()
     cli.run(main)

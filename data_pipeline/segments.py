@@ -14,7 +14,6 @@ Records are msgpack-serialised dicts (flax.serialization), one ArrayRecord file 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from array_record.python import array_record_data_source, array_record_module
 from flax import serialization
 
 from data_pipeline.sources.base import SPLITS, Performance
+from hotdance_jax import io
 from hotdance_jax.errors import InputError
 from hotdance_jax.pose.shape import shape_pose
 
@@ -155,16 +155,5 @@ class SegmentStore:
 
 def read_manifest(directory: str | Path) -> dict:
     """The manifest of a segment build; InputError when it is missing or unreadable."""
-    path = Path(directory) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: not a segment build (no manifest)") from None
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: unreadable manifest ({e})") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise InputError(
-            f"{path}: segment format {manifest.get('format_version')}, expected {FORMAT_VERSION}"
-            "; rebuild with python -m data_pipeline.build"
-        )
-    return manifest
+    return io.read_manifest(Path(directory) / MANIFEST, "segment build", FORMAT_VERSION,
+                            "rebuild with python -m data_pipeline.build")

@@ -29,8 +29,7 @@ from hotdance_jax.audio import beat_times, load_audio, music_features, tempo_bpm
 from hotdance_jax.io import save_npz, save_wav
 from hotdance_jax.pose import OPENPOSE_18, decode, encode
 
-_CONFIG = cli.define_config("configs/tiny_cpu.py")
-_OUT = flags.DEFINE_string("out", "demo_out", "Output folder.")
+FLAGS = flags.FLAGS
 
 
 def find_example_song() -> Path | None:
@@ -78,9 +77,15 @@ def segment_round_trip(
             np.asarray(decoded_conf).reshape(usable, -1))
 
 
+def define_flags() -> None:
+    """The command's flags; defined only when it runs, so modules import side-effect free."""
+    cli.define_config("configs/tiny_cpu.py")
+    flags.DEFINE_string("out", "demo_out", "Output folder.")
+
+
 def main(argv: list[str]) -> None:
     del argv
-    config, out = _CONFIG.value, Path(_OUT.value)
+    config, out = FLAGS.config, Path(FLAGS.out)
     start = time.perf_counter()
     song = find_example_song()
     if song:
@@ -116,4 +121,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     cli.run(main)

@@ -1,15 +1,21 @@
-"""Atomic file output: a reader never sees a half-written file, a failure leaves nothing behind."""
+"""Atomic output (a reader never sees a half-written file or folder; a failure leaves nothing
+behind) and the manifests of built folders."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import soundfile
+
+from hotdance_jax.errors import InputError
 
 
 @contextlib.contextmanager
@@ -40,3 +46,53 @@ def save_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> No
     """A (num_samples,) float waveform as a 16-bit PCM wav, atomically."""
     with atomic_path(path) as tmp:
         soundfile.write(tmp, audio, sample_rate, subtype="PCM_16")
+
+
+@contextlib.contextmanager
+def staged_directory(out: str | os.PathLike) -> Iterator[Path]:
+    """Yields an empty folder beside `out`; when the block succeeds it replaces `out` whole.
+
+    The swap is two renames, so `out` is at every moment either the old or the new folder; on
+    failure the staging folder is removed and `out` is untouched.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        yield staging
+        if out.exists():
+            retired = out.with_name(f".{out.name}.retired-{os.getpid()}")
+            os.replace(out, retired)
+            os.replace(staging, out)
+            shutil.rmtree(retired)
+        else:
+            os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def files_sha256(paths: Iterable[Path]) -> str:
+    """sha256 over the names and bytes of `paths`, in the order given."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(path: Path, kind: str, format_version: int, rebuild: str) -> dict:
+    """A JSON manifest whose "format_version" must be `format_version`; one-line InputError
+    naming the file when it is missing (`kind` says what the folder should have been),
+    unreadable or of another version (`rebuild` says how to make a new one)."""
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: not a {kind} (no manifest)") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: unreadable manifest ({e})") from None
+    if manifest.get("format_version") != format_version:
+        raise InputError(f"{path}: {kind} format {manifest.get('format_version')}, expected "
+                         f"{format_version}; {rebuild}")
+    return manifest

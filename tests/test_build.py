@@ -231,3 +231,12 @@ def test_all_dwm_performances_build(tmp_path):
         assert len(segments.SegmentStore(tmp_path / "dwm", split)) == counts["segments"][split]
     assert counts["frames"] == sum(s["frames"] for s in sequences)
     assert manifest["stats"]["dwm_performances"] == 18
+
+
+def test_bins_do_not_invalidate_segments_but_fps_does():
+    config = tiny_config()
+    digest = build.fingerprint("synthetic", Path("/x"), config)
+    config.pose.bins = 17
+    assert build.fingerprint("synthetic", Path("/x"), config) == digest
+    config.pose.fps = 25.0
+    assert build.fingerprint("synthetic", Path("/x"), config) != digest

@@ -8,6 +8,7 @@ mean (deterministic), decode maps latents back to one-hot space.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from hotdance_jax.errors import InputError
@@ -57,6 +59,13 @@ class Autoencoder:
                 f"got {tuple(latents.shape)}"
             )
         return on_all_devices(self.decode_fn, latents)
+
+
+def with_weights(model: nnx.Module, fn: Callable[[nnx.Module, jax.Array], jax.Array]) -> ArrayFn:
+    """x -> fn(model, x), jitted with the weights as an argument (not baked-in constants)."""
+    graphdef, state = nnx.split(model)
+    jitted = jax.jit(lambda state, x: fn(nnx.merge(graphdef, state), x))
+    return functools.partial(jitted, state)
 
 
 def on_all_devices(fn: ArrayFn, batch: jax.Array) -> jax.Array:

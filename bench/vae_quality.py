@@ -1,0 +1,112 @@
+r"""How well each autoencoder keeps the keypoints: encode + decode held-out segments, measure.
+
+  python bench/vae_quality.py --segments data/dwm --split test --bins 512 \
+      --onehot-kl runs/vae_dwm/onehot_kl.msgpack --taef2 ../shared/weights/taef2 \
+      [--diffusers path/to/vae] [--num 32] [--frames 64]
+
+Per autoencoder (and the bare one-hot codec as the floor): mean and 99th-percentile keypoint
+error after decoding, in bins and in % of the frame width, visibility accuracy (decoded visible
+== truly visible, over all keypoints and frames), latent shape, and encode throughput in
+segments/s, all measured in this one run. The issue's bar for the default: mean <= 1 bin,
+p99 <= 3 bins, visibility >= 99%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import numpy as np
+
+from data_pipeline.segments import SegmentStore
+from hotdance_jax.pose import decode, encode
+from hotdance_jax.vae import load_autoencoder
+
+_encode = jax.jit(encode, static_argnames="bins")
+_decode = jax.jit(decode)
+
+
+def load_segments(directory: str, split: str, num: int, frames: int) -> dict[str, np.ndarray]:
+    """The first `frames` frames of the first `num` segments of a split, stacked."""
+    store = SegmentStore(directory, split)
+    records = store.__getitems__(range(min(num, len(store))))
+    return {
+        "keypoints": np.stack([np.nan_to_num(r["keypoints"][:frames]) for r in records]),
+        "confidence": np.stack([r["confidence"][:frames] for r in records]),
+        "size": np.array([[r["width"], r["height"]] for r in records], np.float32),
+    }
+
+
+def keypoint_errors(images: jax.Array, data: dict, bins: int) -> dict[str, float]:
+    """Error and visibility figures of decoded images against the true keypoints."""
+    size = data["size"]
+    kp, conf = _decode(images, size[:, 0], size[:, 1])
+    kp, decoded_visible = np.asarray(kp), np.asarray(conf) > 0
+    visible = data["confidence"] > 0
+    both = visible & decoded_visible
+    delta = np.abs(kp - data["keypoints"])[both]  # (n, 2) pixels
+    sizes = np.broadcast_to(size[:, None, None, :], kp.shape)[both]
+    in_bins = delta / sizes * bins
+    percent_width = delta[:, 0] / sizes[:, 0] * 100
+    nan = float("nan")
+    return {
+        "mean_bins": float(in_bins.mean()) if both.any() else nan,
+        "p99_bins": float(np.percentile(in_bins, 99)) if both.any() else nan,
+        "mean_pct_width": float(percent_width.mean()) if both.any() else nan,
+        "p99_pct_width": float(np.percentile(percent_width, 99)) if both.any() else nan,
+        "visibility_accuracy": float((decoded_visible == visible).mean()),
+    }
+
+
+def measure(autoencoder, images: jax.Array, data: dict, bins: int) -> dict:
+    """Figures of one autoencoder; encode throughput timed after a warm-up call."""
+    jax.block_until_ready(autoencoder.encode(images[:1]))
+    start = time.perf_counter()
+    latents = jax.block_until_ready(autoencoder.encode(images))
+    seconds = time.perf_counter() - start
+    figures = keypoint_errors(autoencoder.decode(latents), data, bins)
+    figures["latent_shape"] = tuple(latents.shape[1:])
+    figures["segments_per_s"] = len(images) / seconds
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--segments", required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--bins", type=int, required=True)
+    parser.add_argument("--num", type=int, default=32, help="segments to measure")
+    parser.add_argument("--frames", type=int, default=64, help="frames of each segment used")
+    parser.add_argument("--onehot-kl", help="onehot-kl weights file")
+    parser.add_argument("--taef2", help="folder with taef2_encoder.pth and taef2_decoder.pth")
+    parser.add_argument("--diffusers", help="diffusers AutoencoderKL folder or .safetensors")
+    args = parser.parse_args()
+
+    data = load_segments(args.segments, args.split, args.num, args.frames)
+    size = data["size"]
+    images = _encode(data["keypoints"], data["confidence"], size[:, 0], size[:, 1],
+                     bins=args.bins)
+    channels = images.shape[-1]
+    rows = {"one-hot codec only (floor)": {**keypoint_errors(images, data, args.bins),
+                                           "latent_shape": tuple(images.shape[1:]),
+                                           "segments_per_s": float("nan")}}
+    for name, weights in (("onehot-kl", args.onehot_kl), ("taef2", args.taef2),
+                          ("diffusers-kl", args.diffusers)):
+        if weights:
+            rows[name] = measure(load_autoencoder(name, weights, channels), images, data,
+                                 args.bins)
+    print(f"{len(images)} {args.split} segments of {args.frames} frames, B = {args.bins} bins, "
+          f"{jax.devices()[0].platform}")
+    print("| autoencoder | mean err (bins) | p99 err (bins) | mean err (% width) | "
+          "p99 err (% width) | visibility acc. | latent shape | encode segments/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        print(f"| {name} | {r['mean_bins']:.3f} | {r['p99_bins']:.3f} | "
+              f"{r['mean_pct_width']:.3f} | {r['p99_pct_width']:.3f} | "
+              f"{100 * r['visibility_accuracy']:.2f}% | {r['latent_shape']} | "
+              f"{r['segments_per_s']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

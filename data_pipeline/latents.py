@@ -1,0 +1,166 @@
+r"""The latent cache: segments encoded once by the frozen autoencoder, read by the training loader.
+
+  python -m data_pipeline.precompute --segments data/dwm --vae onehot-kl \
+      --vae-weights runs/vae/onehot_kl.msgpack --out data/dwm_latents [--config configs/base.py]
+
+One record per segment of every split, and per mirrored copy of a train segment when
+config.latents.flip (data_pipeline/precompute.py makes them). A record holds:
+
+  latent (B', T', c) float16: the encoded one-hot image (B bins, T frames) of the segment's poses,
+  references (R, B', T', c) float16: for each N in reference_frames (R values), the encoded
+      one-hot image of reference_pose(keypoints, confidence, shape_keypoints, shape_confidence, N),
+  music (T, D) float32, keypoints (T, K, 2) float32 pixels, confidence (T, K), shape_keypoints
+      (K, 2), shape_confidence (K,): the segment's own (mirrored with the latent when flipped),
+  sequence_id, split, source, start_frame, flipped, audio_path, audio_offset (s), fps, width,
+      height (pixels).
+
+Records are msgpack dicts (as segments are) in ArrayRecord shards `latents-<split>-NNNNN`, at
+most config.latents.records_per_shard each. The manifest (manifest.json) records the settings
+the latents were made with (`settings`: VAE name, bins, fps, T, flip, reference frames, dtype),
+the VAE (name, weights sha256, stride, channels), the latent shape, per-channel `scale` and
+`shift` that make the train latents zero-mean unit-variance as (latent - shift) * scale, counts
+and shards per split, the segment build it came from (folder, fingerprint, content hash), and a
+fingerprint of everything the latents depend on. The mask of N reference frames,
+reference_mask(N, B', T', stride), follows from N and is not stored.
+
+Storage is float16: half of float32, and its relative precision (2^-11 = 5e-4) is far below the
+autoencoder's own reconstruction error; float16 keeps 3 more mantissa bits than bfloat16, and a
+latent outside its range (|x| > 65504) is refused when the cache is made.
+
+Reference latents are precomputed for a fixed set of N, not encoded inside the train step.
+(a) The frozen encoder's cost, measured on this 2-core CPU (randomly initialised onehot-kl,
+posterior mean, jitted; batch 16 at tiny shapes, 2 at base; FLOPs from XLA's cost analysis;
+`python bench/loader.py --encoder` repeats it):
+
+  shape (B x T)   encoder blocks        GFLOP/segment   ms/segment (CPU)
+  64 x 64         (32, 64, 64, 64)          0.45              23
+  64 x 64         (64, 128, 256, 256)       4.2               78
+  512 x 256       (64, 128, 256, 256)     144              4,700
+
+In the train step that is one more encoder pass per example, on every step of every epoch: 144
+GFLOP at the paper's shapes, a third of an estimated DiT-B/2 train step on 512 + 32 tokens (6 x
+130 M x 544 = 420 GFLOP; the DiT is not written yet), at least 0.15 ms per example even at an
+H100's peak bf16 rate. (b) Precomputing R values of N stores R x B' x T' x c x 2 bytes per
+record: 64 KiB per N at base (64 x 32 x 16; 2 KiB at tiny shapes), 384 KiB for the default six
+N = (0, 8, 16, 24, 32, 64), 537 KiB per record with the latent, music and keypoints. The
+Dance-with-Melody build at base (395 train segments, mirrored, and 143 val/test: 933 records)
+takes 0.5 GB and 933 x 7 encoder passes once (940 TFLOP); AIST++'s 5.2 h about 9 GB. Precomputing
+wins; the price is that N comes from that set (the sampler needs N = 0 for the first segment
+and N = 16, the overlap, for the next ones; both are in it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grain
+import ml_collections
+import numpy as np
+from array_record.python import array_record_module
+
+from data_pipeline import segments
+from hotdance_jax import io
+from hotdance_jax.errors import InputError
+
+MANIFEST = "manifest.json"
+FORMAT = "hotdance-latents"
+FORMAT_VERSION = 1
+DTYPE = "float16"
+REBUILD = "re-run python -m data_pipeline.precompute"
+
+
+def cache_settings(config: ml_collections.ConfigDict, vae_name: str) -> dict:
+    """The settings a cache is made with (JSON types); it serves only configs equal in these."""
+    return {
+        "vae": vae_name,
+        "bins": config.pose.bins,
+        "fps": float(config.pose.fps),
+        "segment_frames": config.pose.segment_frames,
+        "flip": bool(config.latents.flip),
+        "reference_frames": [int(n) for n in config.latents.reference_frames],
+        "dtype": DTYPE,
+    }
+
+
+def shard_name(split: str, index: int) -> str:
+    return f"latents-{split}-{index:05d}.array_record"
+
+
+class ShardWriter:
+    """Writes the records of one split into shards of at most `records_per_shard` records."""
+
+    def __init__(self, directory: Path, split: str, records_per_shard: int):
+        self.directory, self.split, self.records_per_shard = directory, split, records_per_shard
+        self.names: list[str] = []
+        self.count = 0
+        self._writer = None
+
+    def write(self, record: dict) -> None:
+        if self.count % self.records_per_shard == 0:
+            self.close()
+            self.names.append(shard_name(self.split, len(self.names)))
+            self._writer = array_record_module.ArrayRecordWriter(
+                str(self.directory / self.names[-1]), "group_size:1"
+            )
+        self._writer.write(segments.serialize(record))
+        self.count += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def read_manifest(directory: str | Path) -> dict:
+    """The manifest of a latent cache; InputError when it is missing, unreadable or outdated."""
+    path = Path(directory) / MANIFEST
+    manifest = io.read_manifest(path, "latent cache", FORMAT_VERSION, REBUILD)
+    if manifest.get("format") != FORMAT:
+        raise InputError(f"{path}: not a latent cache manifest")
+    return manifest
+
+
+def check_settings(directory: str | Path, manifest: dict, config: ml_collections.ConfigDict):
+    """InputError naming the first setting in which the cache differs from `config`."""
+    for key, wanted in cache_settings(config, config.vae.name).items():
+        made = manifest["settings"].get(key)
+        if made != wanted:
+            raise InputError(f"{directory}: latents made with {key} = {made!r}, the config has "
+                             f"{wanted!r}; {REBUILD}")
+
+
+def scale_shift(manifest: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (c,) float32 scale and shift: (latent - shift) * scale is normalised."""
+    return (np.asarray(manifest["scale"], np.float32), np.asarray(manifest["shift"], np.float32))
+
+
+class LatentStore:
+    """Random access to the records of one split of a latent cache (a grain data source).
+
+    Picklable, so grain worker processes can read it.
+    """
+
+    def __init__(self, directory: str | Path, split: str = "train"):
+        self.directory = Path(directory)
+        self.manifest = read_manifest(self.directory)
+        expected = self.manifest["counts"].get(split, 0)
+        if expected == 0:
+            raise InputError(f"{self.directory}: the cache has no {split!r} records")
+        paths = [self.directory / name for name in self.manifest["shards"][split]]
+        missing = [p for p in paths if not p.exists()]
+        if missing:
+            raise InputError(f"{missing[0]}: missing latent shard listed in the manifest")
+        try:
+            self._source = grain.sources.ArrayRecordDataSource([str(p) for p in paths])
+        except RuntimeError:
+            raise InputError(f"{self.directory}: a {split} latent shard is unreadable (truncated "
+                             f"or corrupt); {REBUILD}") from None
+        if len(self._source) != expected:
+            raise InputError(f"{self.directory}: {len(self._source)} {split} records, the "
+                             f"manifest says {expected}; {REBUILD}")
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> dict:
+        return segments.deserialize(self._source[index])

@@ -1,0 +1,139 @@
+"""The training loader: batches of normalised latents with their reference conditioning (grain).
+
+  batches = iter(train_dataset("data/dwm_latents", config, batch_size=global_batch // processes))
+  batch = next(batches)                          # a dict of numpy arrays
+  state = batches.get_state(); ...; batches.set_state(state)   # resume exactly there
+
+Saved beside the model with grain.checkpoint.CheckpointSave / CheckpointRestore (orbax).
+
+The train split of a latent cache (data_pipeline/latents.py) -> shuffled with config.seed, in a
+new order every epoch -> repeated forever -> per example, N drawn and its reference picked ->
+this process's share of the stream, examples process_index, process_index + process_count, ...
+(each process reads only those) -> batches of batch_size -> prepared ahead by
+config.latents.workers worker processes (0: by threads of this process). A batch holds:
+
+  latent (b, B', T', c) float32: (latent - shift) * scale, the cache's train statistics,
+  reference (b, B', T', c) float32: the precomputed reference latent for N, normalised the same,
+  mask (b, B', T', stride) float32: reference_mask(N, B', T', stride),
+  music (b, T, D) float32: the segment's music features, one row per frame,
+  num_reference_frames (b,) int32: N, 0 with probability config.latents.p_shape_only, otherwise
+      uniform over the cache's other reference frames.
+
+The cache must have been made with the config's settings (VAE name, bins, fps, T, flip,
+reference frames); another is refused with a one-line InputError.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grain
+import jax
+import ml_collections
+import numpy as np
+from absl import flags
+
+from data_pipeline import latents
+from hotdance_jax.errors import InputError
+from hotdance_jax.pose import reference_mask
+
+
+class Conditioning(grain.transforms.RandomMap):
+    """A latent record -> one training example (see the module docstring), drawing N."""
+
+    def __init__(self, manifest: dict, p_shape_only: float):
+        self.scale, self.shift = latents.scale_shift(manifest)
+        self.frames = np.asarray(manifest["settings"]["reference_frames"], np.int32)
+        self.probabilities = n_probabilities(self.frames, p_shape_only)
+        bins, frames, _ = manifest["latent_shape"]
+        stride = manifest["vae"]["stride"][1]
+        self.masks = np.stack([np.asarray(reference_mask(n, bins, frames, stride))
+                               for n in self.frames])  # (R, B', T', stride)
+
+    def random_map(self, record: dict, rng: np.random.Generator) -> dict:
+        i = rng.choice(len(self.frames), p=self.probabilities)
+        return {
+            "latent": self.normalise(record["latent"]),
+            "reference": self.normalise(record["references"][i]),
+            "mask": self.masks[i],
+            "music": np.asarray(record["music"], np.float32),
+            "num_reference_frames": self.frames[i],
+        }
+
+    def normalise(self, latent: np.ndarray) -> np.ndarray:
+        """(B', T', c) stored latent -> float32, zero-mean unit-variance over the train split."""
+        return (latent.astype(np.float32) - self.shift) * self.scale
+
+
+def n_probabilities(frames: np.ndarray, p_shape_only: float) -> np.ndarray:
+    """(R,) probabilities of drawing each N in `frames`: p_shape_only for N = 0, the rest spread
+    evenly over the other values."""
+    shape_only = frames == 0
+    if p_shape_only > 0 and not shape_only.any():
+        raise InputError(f"config.latents.p_shape_only = {p_shape_only} but the cache's reference "
+                         f"frames {frames.tolist()} have no N = 0")
+    weights = np.where(shape_only, p_shape_only / max(shape_only.sum(), 1),
+                       (1 - p_shape_only) / max((~shape_only).sum(), 1))
+    return weights / weights.sum()
+
+
+def train_dataset(
+    directory: str | Path,
+    config: ml_collections.ConfigDict,
+    batch_size: int,
+    *,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> grain.IterDataset:
+    """This process's endless stream of training batches of `batch_size` (its share of the
+    global batch); process_index/process_count default to jax's."""
+    store = open_split(directory, "train", config)
+    index, count = _process(process_index, process_count)
+    ds = (grain.MapDataset.source(store)
+          .seed(config.seed)
+          .shuffle()
+          .repeat()
+          .random_map(Conditioning(store.manifest, config.latents.p_shape_only))
+          [index::count]
+          .batch(batch_size, drop_remainder=True))
+    if config.latents.workers and not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()  # grain's workers read its absl flags: defaults outside apps
+    prefetch = config.latents.prefetch
+    threads = grain.ReadOptions(num_threads=prefetch, prefetch_buffer_size=prefetch)
+    workers = grain.MultiprocessingOptions(num_workers=config.latents.workers,
+                                           per_worker_buffer_size=prefetch)
+    return ds.to_iter_dataset(threads).mp_prefetch(workers)
+
+
+def validation_batches(
+    directory: str | Path,
+    config: ml_collections.ConfigDict,
+    batch_size: int,
+    split: str = "val",
+    *,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> grain.MapDataset:
+    """One pass over this process's share of `split`, in order, as batches like train_dataset's
+    (the last one may be smaller). N is drawn with config.seed: every pass is the same."""
+    store = open_split(directory, split, config)
+    index, count = _process(process_index, process_count)
+    return (grain.MapDataset.source(store)
+            .seed(config.seed)
+            .random_map(Conditioning(store.manifest, config.latents.p_shape_only))
+            [index::count]
+            .batch(batch_size))
+
+
+def open_split(
+    directory: str | Path, split: str, config: ml_collections.ConfigDict
+) -> latents.LatentStore:
+    """The split's records; InputError if the cache is unreadable or made with other settings."""
+    store = latents.LatentStore(directory, split)
+    latents.check_settings(directory, store.manifest, config)
+    return store
+
+
+def _process(index: int | None, count: int | None) -> tuple[int, int]:
+    return (jax.process_index() if index is None else index,
+            jax.process_count() if count is None else count)

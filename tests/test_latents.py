@@ -1,0 +1,217 @@
+"""The latent cache: records, statistics, no-op and rebuilds, damage, the precompute command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from data_pipeline import build, latents, loader, precompute, segments
+from hotdance_jax.errors import InputError
+from hotdance_jax.pose import flip_horizontal, onehot, reference_pose
+from tests.test_build import REPO, tiny_config
+
+LATENT_CHANNELS = 4
+
+
+def latent_config():
+    config = tiny_config()
+    config.vae.name = "pooling"
+    config.latents.records_per_shard = 5  # several train shards
+    return config
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """(root, config, autoencoder, manifest): tiny synthetic segments in root/segments, their
+    latents in root/latents."""
+    root = tmp_path_factory.mktemp("cache")
+    config = latent_config()
+    build.build("synthetic", root / "raw", root / "segments", config)
+    autoencoder = precompute.pooling_autoencoder(36, LATENT_CHANNELS)
+    manifest = precompute.precompute(root / "segments", autoencoder, root / "latents", config)
+    return root, config, autoencoder, manifest
+
+
+def encode_poses(autoencoder, keypoints, confidence, record, bins):
+    """The latent of one pose sequence, encoded here by hand: (B', T', c)."""
+    image = onehot.encode(keypoints, confidence, record["width"], record["height"], bins)
+    return np.asarray(autoencoder.encode(image[None]))[0]
+
+
+def assert_stored(stored, expected):
+    """float16 storage: equal within its rounding."""
+    np.testing.assert_allclose(stored.astype(np.float32), expected, rtol=2e-3, atol=1e-4)
+
+
+def test_records_equal_encoding_by_hand(cache):
+    root, config, autoencoder, manifest = cache
+    assert manifest["counts"] == {"train": 16, "val": 4, "test": 4}  # 8 train segments, mirrored
+    assert manifest["latent_shape"] == [8, 8, LATENT_CHANNELS]
+    assert len(manifest["shards"]["train"]) == 4
+    frames = config.latents.reference_frames
+    store, segment_store = latents.LatentStore(root / "latents"), segments.SegmentStore(
+        root / "segments")
+    for index in (1, 8 + 1):  # a segment, then its mirrored copy
+        record, segment = store[index], segment_store[1]
+        assert record["flipped"] == (index >= 8)
+        assert record["latent"].shape == (8, 8, LATENT_CHANNELS)
+        assert record["latent"].dtype == np.float16
+        assert record["references"].shape == (len(frames), 8, 8, LATENT_CHANNELS)
+        assert record["music"].shape == (64, 35)
+        assert record["sequence_id"] == segment["sequence_id"]
+        assert record["start_frame"] == segment["start_frame"]
+        np.testing.assert_array_equal(record["music"], segment["music"])
+        poses = [segment[k] for k in ("keypoints", "confidence", "shape_keypoints",
+                                      "shape_confidence")]
+        if record["flipped"]:
+            poses = [*flip_horizontal(*poses[:2], segment["width"]),
+                     *flip_horizontal(*poses[2:], segment["width"])]
+        np.testing.assert_array_equal(record["keypoints"], poses[0])
+        assert_stored(record["latent"], encode_poses(autoencoder, *poses[:2], record, 64))
+        for n, reference in zip(frames, record["references"], strict=True):
+            expected = encode_poses(autoencoder, *reference_pose(*poses, n), record, 64)
+            assert_stored(reference, expected)
+    assert not np.allclose(store[1]["latent"], store[9]["latent"])
+    val = latents.LatentStore(root / "latents", "val")[0]
+    assert val["split"] == "val"
+    assert not val["flipped"]
+
+
+def test_manifest_normalises_train_latents(cache):
+    root, _, autoencoder, manifest = cache
+    store = latents.LatentStore(root / "latents")
+    train = np.stack([store[i]["latent"] for i in range(len(store))]).astype(np.float32)
+    scale, shift = latents.scale_shift(manifest)
+    normalised = ((train - shift) * scale).reshape(-1, LATENT_CHANNELS)
+    np.testing.assert_allclose(normalised.mean(axis=0), 0.0, atol=1e-3)
+    np.testing.assert_allclose(normalised.std(axis=0), 1.0, rtol=1e-3)
+    assert manifest["vae"]["weights_sha256"] == autoencoder.weights_sha256
+    segment_manifest = segments.read_manifest(root / "segments")
+    assert manifest["segments"]["content_hash"] == segment_manifest["content_hash"]
+    assert manifest["settings"]["reference_frames"] == [0, 8, 16, 24, 32, 64]
+
+
+def test_rerun_is_a_no_op_and_other_inputs_rebuild(cache, tmp_path, capsys):
+    root, config, autoencoder, manifest = cache
+    out = tmp_path / "latents"
+    shutil.copytree(root / "latents", out)
+    shard = out / manifest["shards"]["train"][0]
+    before = shard.stat().st_mtime_ns
+    again = precompute.precompute(root / "segments", autoencoder, out, config)
+    assert again["fingerprint"] == manifest["fingerprint"]
+    assert shard.stat().st_mtime_ns == before
+    assert "up to date" in capsys.readouterr().out
+
+    other_weights = precompute.pooling_autoencoder(36, LATENT_CHANNELS, seed=1)
+    rebuilt = precompute.precompute(root / "segments", other_weights, out, config)
+    assert rebuilt["vae"]["weights_sha256"] == other_weights.weights_sha256
+    assert not np.allclose(latents.LatentStore(out)[0]["latent"],
+                           latents.LatentStore(root / "latents")[0]["latent"])
+
+    other_bins = config.copy_and_resolve_references()
+    other_bins.pose.bins = 128
+    rebuilt = precompute.precompute(root / "segments", other_weights, out, other_bins)
+    assert rebuilt["latent_shape"] == [16, 8, LATENT_CHANNELS]
+    assert latents.LatentStore(out)[0]["latent"].shape == (16, 8, LATENT_CHANNELS)
+
+    other_segments = tmp_path / "segments"
+    build.build("synthetic", root / "raw", other_segments, tiny_config(segment_stride=64))
+    rebuilt = precompute.precompute(other_segments, other_weights, out, config)
+    assert rebuilt["counts"] == {"train": 8, "val": 2, "test": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latents", "segments"]
+
+
+def test_refuses_a_folder_that_is_not_a_cache_and_mismatched_segments(cache, tmp_path):
+    root, config, autoencoder, _ = cache
+    with pytest.raises(InputError, match="not a latent cache"):
+        precompute.precompute(root / "segments", autoencoder, root / "segments", config)
+    other_fps = config.copy_and_resolve_references()
+    other_fps.pose.fps = 25.0
+    with pytest.raises(InputError, match=r"pose\.fps = 30\.0, the config has 25\.0"):
+        precompute.precompute(root / "segments", autoencoder, tmp_path / "out", other_fps)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("key", "value", "match"), [
+    ("vae.name", "taef2", "vae = 'pooling', the config has 'taef2'"),
+    ("pose.bins", 128, "bins = 64"),
+    ("latents.reference_frames", (0, 16), "reference_frames"),
+    ("latents.flip", False, "flip"),
+])
+def test_loader_refuses_a_cache_made_otherwise(cache, key, value, match):
+    root, config, _, _ = cache
+    config = config.copy_and_resolve_references()
+    section, name = key.split(".")
+    config[section][name] = value
+    with pytest.raises(InputError, match=match) as error:
+        loader.train_dataset(root / "latents", config, batch_size=2)
+    assert "\n" not in str(error.value)
+
+
+def test_damaged_caches_are_refused_and_rebuilt(cache, tmp_path):
+    root, config, autoencoder, manifest = cache
+    out = tmp_path / "latents"
+    shutil.copytree(root / "latents", out)
+    shard = out / manifest["shards"]["train"][1]
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    with pytest.raises(InputError, match="train latent shard is unreadable"):
+        loader.train_dataset(out, config, batch_size=2)
+    (out / manifest["shards"]["val"][0]).unlink()
+    with pytest.raises(InputError, match="missing latent shard"):
+        latents.LatentStore(out, "val")
+    edited = json.loads((out / latents.MANIFEST).read_text())
+    edited["counts"]["test"] += 1
+    (out / latents.MANIFEST).write_text(json.dumps(edited))
+    with pytest.raises(InputError, match="the manifest says 5"):
+        latents.LatentStore(out, "test")
+    with pytest.raises(InputError, match="not a latent cache"):
+        latents.LatentStore(root / "segments")
+    precompute.precompute(root / "segments", autoencoder, out, config)  # not "up to date"
+    assert len(latents.LatentStore(out, "train")) == 16
+
+
+def test_precompute_command(cache, tmp_path):
+    """The command end to end with a (randomly initialised) onehot-kl, then with a missing weights
+    file, which leaves the cache as it was."""
+    import jax
+    from flax import nnx
+
+    from hotdance_jax.vae.kl import AutoencoderKL, KLConfig, save_onehot_kl
+
+    root = cache[0]
+    arch = KLConfig(in_channels=36, out_channels=72, block_out_channels=(8, 8, 8, 8),
+                    layers_per_block=1, latent_channels=4, norm_num_groups=4,
+                    mid_block_add_attention=False)
+    # Random weights without compiling jax's initialisers (slow on this CPU).
+    graphdef, state = nnx.split(nnx.eval_shape(lambda: AutoencoderKL(arch, rngs=nnx.Rngs(0))))
+    rng = np.random.default_rng(0)
+    state = jax.tree.map(lambda x: rng.normal(0, 0.2, x.shape).astype(x.dtype), state)
+    save_onehot_kl(tmp_path / "vae.msgpack", nnx.merge(graphdef, state), arch)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = tmp_path / "latents"
+    cmd = [sys.executable, "-m", "data_pipeline.precompute", "--segments", str(root / "segments"),
+           "--vae", "onehot-kl", "--vae-weights", str(tmp_path / "vae.msgpack"), "--out", str(out),
+           "--config", str(REPO / "configs" / "tiny_cpu.py"),
+           "--config.latents.reference_frames=(0, 16)"]
+
+    def run(command):
+        return subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
+
+    first = run(cmd)
+    assert first.returncode == 0, first.stderr
+    manifest = latents.read_manifest(out)
+    assert manifest["counts"] == {"train": 16, "val": 4, "test": 4}
+    assert manifest["latent_shape"] == [8, 8, 4]
+    assert manifest["vae"]["name"] == "onehot-kl"
+    missing = run([*cmd[:8], str(tmp_path / "nope.msgpack"), *cmd[9:]])
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'nope.msgpack'}: no such onehot-kl weights file"]
+    assert latents.read_manifest(out) == manifest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latents", "vae.msgpack"]

@@ -1,0 +1,97 @@
+"""Training the onehot-kl autoencoder: loss, exact resume, frozen weights, config checks."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from data_pipeline import build
+from hotdance_jax.errors import InputError
+from hotdance_jax.pose import encode
+from hotdance_jax.vae import load_autoencoder
+from hotdance_jax.vae import train as vae_train
+from hotdance_jax.vae.kl import load_onehot_kl
+from hotdance_jax.vae.onehot_kl import image_from_outputs, onehot_kl_loss
+from tests.test_build import tiny_config
+
+
+@pytest.fixture(scope="module")
+def segments(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vae_data")
+    build.build("synthetic", root / "raw", root / "segments", micro_config())
+    return root / "segments"
+
+
+def micro_config(segments_dir=""):
+    """A VAE small enough to train a few steps in seconds: 32 bins, 32-frame segments."""
+    config = tiny_config()
+    config.pose.bins = 32
+    config.pose.segment_frames = 32
+    config.vae.latent_channels = 4
+    config.vae.arch.block_out_channels = (8, 16, 16, 16)
+    config.vae.arch.norm_num_groups = 8
+    config.vae.train.update(segments=str(segments_dir), batch_size=4, crop_frames=16, steps=24,
+                            learning_rate=3e-3, warmup_steps=1, log_every=4, eval_every=12,
+                            checkpoint_every=12, eval_segments=4)
+    return config
+
+
+def test_loss_parts_by_hand():
+    """A decoder that reproduces the target exactly has near-zero position loss."""
+    kp = jnp.array([[[[3.0, 5.0]] * 2] * 4])  # (1, T=4, K=2, 2) pixels in a 16 x 16 frame
+    conf = jnp.array([[[1.0, 0.0]] * 4])
+    images = encode(kp, conf, 16, 16, 16)  # (1, 16, 4, 4)
+
+    class Perfect(nnx.Module):
+        def encode(self, x):
+            return jnp.zeros((1, 2, 1, 1)), jnp.zeros((1, 2, 1, 1))
+
+        def decode(self, z):
+            position = jnp.where(images > 0, 50.0, -50.0)
+            visibility = jnp.where(images.max(-3, keepdims=True) > 0, 50.0, -50.0)
+            return jnp.concatenate([position, jnp.broadcast_to(visibility, images.shape)], -1)
+
+    loss, parts = onehot_kl_loss(Perfect(), images, jax.random.key(0), 1.0, 1.0)
+    assert float(loss) < 1e-5
+    assert float(parts["position"]) < 1e-6
+    assert float(parts["visibility"]) < 1e-6
+    assert float(parts["kl"]) == pytest.approx(0.0)
+    np.testing.assert_allclose(image_from_outputs(Perfect().decode(None)), images, atol=1e-6)
+
+
+def test_training_lowers_the_loss_and_resumes_exactly(segments, tmp_path):
+    config = micro_config(segments)
+    straight = tmp_path / "straight"
+    vae_train.train(config, straight)
+    interrupted = tmp_path / "interrupted"
+    assert vae_train.train(config, interrupted, stop_at=14) == {}
+    assert not (interrupted / vae_train.WEIGHTS_FILE).exists()
+    final = vae_train.train(config, interrupted)
+    assert set(final) == {"val_error_bins_mean", "val_error_bins_p99", "val_visibility_accuracy"}
+    a, _ = load_onehot_kl(straight / vae_train.WEIGHTS_FILE)
+    b, _ = load_onehot_kl(interrupted / vae_train.WEIGHTS_FILE)
+    for x, y in zip(jax.tree.leaves(nnx.state(a)), jax.tree.leaves(nnx.state(b)), strict=True):
+        np.testing.assert_array_equal(x, y)
+    autoencoder = load_autoencoder("onehot-kl", str(straight / vae_train.WEIGHTS_FILE), 36)
+    latents = autoencoder.encode(jnp.zeros((2, 32, 16, 36)))
+    assert latents.shape == (2, 4, 2, 4)
+    assert autoencoder.decode(latents).shape == (2, 32, 16, 36)
+
+
+def test_loss_falls(segments, tmp_path, capsys):
+    vae_train.train(micro_config(segments), tmp_path)
+    losses = [float(line.split(" loss ")[1].split()[0])
+              for line in capsys.readouterr().out.splitlines() if line.startswith("step ")
+              and " loss " in line]
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_workdir_of_another_config_is_refused(segments, tmp_path):
+    vae_train.train(micro_config(segments), tmp_path, stop_at=1)
+    other = micro_config(segments)
+    other.vae.arch.block_out_channels = (8, 16, 16, 32)
+    with pytest.raises(InputError, match="another VAE config"):
+        vae_train.train(other, tmp_path)
