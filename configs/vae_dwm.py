@@ -15,15 +15,15 @@ from hotdance_jax.config_utils import sibling_config
 
 def get_config() -> ml_collections.ConfigDict:
     config = sibling_config(__file__, "dwm")
-    config.vae.arch.block_out_channels = (32, 64, 128, 128)
+    config.vae.arch.block_out_channels = (16, 32, 64, 64)
     config.vae.arch.layers_per_block = 1
-    config.vae.arch.norm_num_groups = 16
+    config.vae.arch.norm_num_groups = 8
     config.vae.train.batch_size = 8
     config.vae.train.crop_frames = 64
-    config.vae.train.steps = 3000
-    config.vae.train.learning_rate = 5e-4
-    config.vae.train.warmup_steps = 200
+    config.vae.train.steps = 1200
+    config.vae.train.learning_rate = 1e-3
+    config.vae.train.warmup_steps = 100
     config.vae.train.log_every = 20
-    config.vae.train.eval_every = 250
-    config.vae.train.checkpoint_every = 250
+    config.vae.train.eval_every = 200
+    config.vae.train.checkpoint_every = 200
     return config
