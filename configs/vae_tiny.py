@@ -5,7 +5,7 @@
   python -m hotdance_jax.vae.train --config configs/vae_tiny.py --workdir runs/vae_tiny \\
       --config.vae.train.segments=data/synthetic
 
-Reaches: see the README's VAE table (bench/vae_quality.py).
+Reaches: not run to the end yet (the tests train a smaller copy for a few steps).
 """
 
 import ml_collections
