@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hotdance_jax.io import atomic_path, current_umask, save_npz
+from hotdance_jax.io import UMASK, atomic_path, save_npz
 
 
 def test_atomic_path_replaces_only_on_success(tmp_path):
@@ -23,7 +23,7 @@ def test_atomic_path_replaces_only_on_success(tmp_path):
         failing_writer()
     assert target.read_text() == "new"
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.txt"]
-    assert target.stat().st_mode & 0o777 == 0o666 & ~current_umask()
+    assert target.stat().st_mode & 0o777 == 0o666 & ~UMASK
 
 
 def test_save_npz_round_trip(tmp_path):
