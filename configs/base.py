@@ -101,4 +101,39 @@ def get_config() -> ml_collections.ConfigDict:
     config.latents.p_shape_only = 0.5  # training: P(N = 0); otherwise N uniform over the rest
     config.latents.workers = 2  # loader worker processes (grain mp_prefetch); 0: in-process
     config.latents.prefetch = 2  # batches each worker (or the in-process threads) keeps ready
+
+    # The DiT (hotdance_jax/models/dit.py); latent and music shapes come from the latent cache.
+    config.model = ml_collections.ConfigDict()
+    config.model.patch = (2, 1)  # latent cells (bins, time) per pose token
+    config.model.width = 768
+    config.model.depth = 12
+    config.model.heads = 12
+    config.model.mlp_ratio = 4.0
+    config.model.mlp = "swiglu"  # swiglu or gelu
+    config.model.temporal_index = "shared"  # shared, sequential (ablation) or none
+    config.model.rope_theta = 10000.0
+    config.model.dtype = "auto"  # compute dtype: auto (bfloat16 on GPU/TPU, float32 on CPU),
+    #                              float32 or bfloat16; parameters are always float32
+
+    # python -m hotdance_jax.train: rectified flow on the latent cache.
+    config.train = ml_collections.ConfigDict()
+    config.train.latents = ""  # latent cache folder (python -m data_pipeline.precompute)
+    config.train.mesh = (1, -1, 1)  # (data, fsdp, tensor); -1 takes the devices left over
+    config.train.batch_size = 64  # global batch, over all devices and processes
+    config.train.steps = 200000
+    config.train.learning_rate = 1e-4
+    config.train.warmup_steps = 1000
+    config.train.weight_decay = 0.0
+    config.train.adam_b2 = 0.999
+    config.train.grad_clip = 1.0
+    config.train.ema_decay = 0.9999  # at step s the EMA uses min(ema_decay, (1 + s) / (10 + s))
+    config.train.music_dropout = 0.3  # P(music replaced by the null token): guidance
+    config.train.t_mean = 0.0  # logit-normal flow time: sigmoid(N(t_mean, t_std^2)) ...
+    config.train.t_std = 1.0
+    config.train.time_shift = -1.0  # ... shifted by this; -1: flow.resolution_shift(pose tokens)
+    config.train.log_every = 50
+    config.train.eval_every = 1000  # validation loss of the EMA weights
+    config.train.eval_batches = 8  # validation batches (of batch_size) per evaluation
+    config.train.checkpoint_every = 1000
+    config.train.keep_checkpoints = 3  # the latest ones; the best by validation loss is also kept
     return config

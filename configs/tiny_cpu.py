@@ -21,4 +21,18 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.synthetic.val_songs = 2
     config.data.synthetic.test_songs = 2
     config.data.synthetic.seconds = 20.0
+
+    config.model.patch = (1, 1)  # 8 x 8 latents -> 64 pose tokens and 8 music tokens
+    config.model.width = 128
+    config.model.depth = 4
+    config.model.heads = 4
+    config.train.batch_size = 32
+    config.train.steps = 1500
+    config.train.learning_rate = 5e-4
+    config.train.warmup_steps = 100
+    config.train.ema_decay = 0.999
+    config.train.log_every = 50
+    config.train.eval_every = 250
+    config.train.eval_batches = 4
+    config.train.checkpoint_every = 250
     return config

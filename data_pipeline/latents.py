@@ -18,7 +18,8 @@ Records are msgpack dicts (as segments are) in ArrayRecord shards `latents-<spli
 most config.latents.records_per_shard each. The manifest (manifest.json) records the settings
 the latents were made with (`settings`: VAE name, bins, fps, T, flip, reference frames, dtype),
 the VAE (name, weights sha256, stride, channels), the latent shape, per-channel `scale` and
-`shift` that make the train latents zero-mean unit-variance as (latent - shift) * scale, counts
+`shift` that make the train latents zero-mean unit-variance as (latent - shift) * scale (and
+`music_scale`, `music_shift` the same for the music features' columns), counts
 and shards per split, the segment build it came from (folder, fingerprint, content hash), and a
 fingerprint of everything the latents depend on. The mask of N reference frames,
 reference_mask(N, B', T', stride), follows from N and is not stored.
@@ -64,7 +65,7 @@ from hotdance_jax.errors import InputError
 
 MANIFEST = "manifest.json"
 FORMAT = "hotdance-latents"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DTYPE = "float16"
 REBUILD = "re-run python -m data_pipeline.precompute"
 
@@ -114,10 +115,7 @@ class ShardWriter:
 def read_manifest(directory: str | Path) -> dict:
     """The manifest of a latent cache; InputError when it is missing, unreadable or outdated."""
     path = Path(directory) / MANIFEST
-    manifest = io.read_manifest(path, "latent cache", FORMAT_VERSION, REBUILD)
-    if manifest.get("format") != FORMAT:
-        raise InputError(f"{path}: not a latent cache manifest")
-    return manifest
+    return io.read_manifest(path, "latent cache", FORMAT_VERSION, REBUILD, FORMAT)
 
 
 def check_settings(directory: str | Path, manifest: dict, config: ml_collections.ConfigDict):
@@ -129,9 +127,12 @@ def check_settings(directory: str | Path, manifest: dict, config: ml_collections
                              f"{wanted!r}; {REBUILD}")
 
 
-def scale_shift(manifest: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel (c,) float32 scale and shift: (latent - shift) * scale is normalised."""
-    return (np.asarray(manifest["scale"], np.float32), np.asarray(manifest["shift"], np.float32))
+def scale_shift(manifest: dict, field: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel float32 scale and shift: (x - shift) * scale is normalised. field "" gives the
+    latents' (c,), "music" the music features' (D,)."""
+    prefix = f"{field}_" if field else ""
+    return (np.asarray(manifest[prefix + "scale"], np.float32),
+            np.asarray(manifest[prefix + "shift"], np.float32))
 
 
 class LatentStore:

@@ -15,7 +15,8 @@ config.latents.workers worker processes (0: by threads of this process). A batch
   latent (b, B', T', c) float32: (latent - shift) * scale, the cache's train statistics,
   reference (b, B', T', c) float32: the precomputed reference latent for N, normalised the same,
   mask (b, B', T', stride) float32: reference_mask(N, B', T', stride),
-  music (b, T, D) float32: the segment's music features, one row per frame,
+  music (b, T, D) float32: the segment's music features, one row per frame, normalised per
+      column by the cache's train statistics (music_scale, music_shift),
   num_reference_frames (b,) int32: N, 0 with probability config.latents.p_shape_only, otherwise
       uniform over the cache's other reference frames.
 
@@ -43,6 +44,7 @@ class Conditioning(grain.transforms.RandomMap):
 
     def __init__(self, manifest: dict, p_shape_only: float):
         self.scale, self.shift = latents.scale_shift(manifest)
+        self.music_scale, self.music_shift = latents.scale_shift(manifest, "music")
         self.frames = np.asarray(manifest["settings"]["reference_frames"], np.int32)
         self.probabilities = n_probabilities(self.frames, p_shape_only)
         bins, frames, _ = manifest["latent_shape"]
@@ -56,7 +58,8 @@ class Conditioning(grain.transforms.RandomMap):
             "latent": self.normalise(record["latent"]),
             "reference": self.normalise(record["references"][i]),
             "mask": self.masks[i],
-            "music": np.asarray(record["music"], np.float32),
+            "music": (np.asarray(record["music"], np.float32) - self.music_shift)
+            * self.music_scale,
             "num_reference_frames": self.frames[i],
         }
 
@@ -111,18 +114,22 @@ def validation_batches(
     batch_size: int,
     split: str = "val",
     *,
+    num_batches: int | None = None,
     process_index: int | None = None,
     process_count: int | None = None,
 ) -> grain.MapDataset:
-    """One pass over this process's share of `split`, in order, as batches like train_dataset's
-    (the last one may be smaller). N is drawn with config.seed: every pass is the same."""
+    """This process's share of `split`, in order, as batches like train_dataset's. N is drawn
+    with config.seed: every pass is the same. num_batches None: one pass (the last batch may be
+    smaller); otherwise exactly num_batches full batches, cycling through the split."""
     store = open_split(directory, split, config)
     index, count = _process(process_index, process_count)
-    return (grain.MapDataset.source(store)
-            .seed(config.seed)
-            .random_map(Conditioning(store.manifest, config.latents.p_shape_only))
-            [index::count]
-            .batch(batch_size))
+    ds = (grain.MapDataset.source(store)
+          .seed(config.seed)
+          .random_map(Conditioning(store.manifest, config.latents.p_shape_only)))
+    if num_batches is not None:
+        wanted = num_batches * batch_size * count
+        ds = ds.repeat(-(-wanted // len(store)))[:wanted]
+    return ds[index::count].batch(batch_size, drop_remainder=num_batches is not None)
 
 
 def open_split(

@@ -124,7 +124,7 @@ def _write_cache(
     frames, bins = config.pose.segment_frames, config.pose.bins
     n_values = (frames, *config.latents.reference_frames)  # N >= T: the segment's own poses
     batch_size = config.latents.batch_size * jax.device_count()
-    moments = _Moments()
+    moments, music_moments = _Moments(), _Moments()
     counts, shards = {}, {}
     for split in (s for s in SPLITS if segment_manifest["counts"]["segments"].get(s)):
         start = time.perf_counter()
@@ -135,6 +135,7 @@ def _write_cache(
                 encoded = _encode(autoencoder, batch, n_values, bins, batch_size)
                 if split == "train":
                     moments.add(encoded[0])
+                    music_moments.add(np.stack([record["music"] for record in batch]))
                 for i, record in enumerate(batch):
                     writer.write({**record, "latent": encoded[0, i], "references": encoded[1:, i]})
         finally:
@@ -142,6 +143,7 @@ def _write_cache(
         counts[split], shards[split] = writer.count, writer.names
         print(f"  {split}: {writer.count} records in {time.perf_counter() - start:.1f} s")
     scale, shift = moments.scale_shift()
+    music_scale, music_shift = music_moments.scale_shift()
     example = segments.SegmentStore(segments_dir, "train")[0]
     stride = autoencoder.stride
     return {
@@ -155,6 +157,8 @@ def _write_cache(
         "music_features": example["music"].shape[1],
         "scale": scale.tolist(),
         "shift": shift.tolist(),
+        "music_scale": music_scale.tolist(),
+        "music_shift": music_shift.tolist(),
         "counts": counts,
         "shards": shards,
         "segments": {"directory": str(segments_dir.resolve()),
@@ -217,7 +221,7 @@ def _reference_images(keypoints, confidence, shape_keypoints, shape_confidence, 
 
 
 class _Moments:
-    """Per-channel mean and standard deviation of latents (..., c), accumulated in float64."""
+    """Per-channel mean and standard deviation of arrays (..., c), accumulated in float64."""
 
     def __init__(self):
         self.count, self.sum, self.sum_sq = 0, 0.0, 0.0

@@ -96,16 +96,21 @@ def files_sha256(paths: Iterable[Path]) -> str:
     return digest.hexdigest()
 
 
-def read_manifest(path: Path, kind: str, format_version: int, rebuild: str) -> dict:
-    """A JSON manifest whose "format_version" must be `format_version`; one-line InputError
-    naming the file when it is missing (`kind` says what the folder should have been),
-    unreadable or of another version (`rebuild` says how to make a new one)."""
+def read_manifest(
+    path: Path, kind: str, format_version: int, rebuild: str, format_name: str | None = None
+) -> dict:
+    """A JSON manifest whose "format_version" must be `format_version` (and "format" must be
+    `format_name` when given); one-line InputError naming the file when it is missing (`kind`
+    says what the folder should have been), unreadable, of another format, or of another version
+    (`rebuild` says how to make a new one)."""
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(f"{path}: not a {kind} (no manifest)") from None
     except (OSError, json.JSONDecodeError) as e:
         raise InputError(f"{path}: unreadable manifest ({e})") from None
+    if format_name is not None and manifest.get("format") != format_name:
+        raise InputError(f"{path}: not a {kind} manifest")
     if manifest.get("format_version") != format_version:
         raise InputError(f"{path}: {kind} format {manifest.get('format_version')}, expected "
                          f"{format_version}; {rebuild}")

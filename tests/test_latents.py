@@ -91,6 +91,12 @@ def test_manifest_normalises_train_latents(cache):
     normalised = ((train - shift) * scale).reshape(-1, LATENT_CHANNELS)
     np.testing.assert_allclose(normalised.mean(axis=0), 0.0, atol=1e-3)
     np.testing.assert_allclose(normalised.std(axis=0), 1.0, rtol=1e-3)
+    music = np.stack([store[i]["music"] for i in range(len(store))]).reshape(-1, 35)
+    music_scale, music_shift = latents.scale_shift(manifest, "music")
+    varying = music.std(axis=0) > 1e-6
+    normalised_music = (music - music_shift) * music_scale
+    np.testing.assert_allclose(normalised_music.mean(axis=0), 0.0, atol=1e-3)
+    np.testing.assert_allclose(normalised_music.std(axis=0)[varying], 1.0, rtol=1e-3)
     assert manifest["vae"]["weights_sha256"] == autoencoder.weights_sha256
     segment_manifest = segments.read_manifest(root / "segments")
     assert manifest["segments"]["content_hash"] == segment_manifest["content_hash"]

@@ -13,9 +13,7 @@ writes the frozen weights to WORKDIR/onehot_kl.msgpack, the file `--vae-weights`
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
 import time
 from pathlib import Path
 
@@ -24,7 +22,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 import orbax.checkpoint as ocp
 from absl import flags
 from flax import nnx
@@ -33,6 +30,7 @@ from data_pipeline.segments import SegmentStore
 from hotdance_jax import cli
 from hotdance_jax.errors import InputError
 from hotdance_jax.pose import OPENPOSE_18, decode, encode, flip_horizontal
+from hotdance_jax.training import OptimizerSettings, check_workdir, checkpoint_manager
 from hotdance_jax.vae.kl import AutoencoderKL, KLConfig, save_onehot_kl
 from hotdance_jax.vae.onehot_kl import image_from_outputs, onehot_kl_loss
 
@@ -137,50 +135,10 @@ def _reconstruct(model: AutoencoderKL, images: jax.Array) -> jax.Array:
     return image_from_outputs(model.decode(model.encode(images)[0]).astype(jnp.float32))
 
 
-@dataclasses.dataclass(frozen=True)
-class OptimizerSettings:
-    """AdamW with warmup and cosine decay to `steps`, after clipping the global gradient norm."""
-
-    learning_rate: float
-    warmup_steps: int
-    steps: int
-    weight_decay: float
-    grad_clip: float
-
-    @classmethod
-    def of(cls, train: ml_collections.ConfigDict) -> OptimizerSettings:
-        return cls(train.learning_rate, train.warmup_steps, train.steps, train.weight_decay,
-                   train.grad_clip)
-
-    @functools.cache  # noqa: B019  (one object per settings: jitted steps then hit their cache)
-    def transform(self) -> optax.GradientTransformation:
-        schedule = optax.warmup_cosine_decay_schedule(
-            0.0, self.learning_rate, self.warmup_steps, max(self.steps, self.warmup_steps + 1))
-        return optax.chain(optax.clip_by_global_norm(self.grad_clip),
-                           optax.adamw(schedule, weight_decay=self.weight_decay))
-
-
 def create_model(arch: KLConfig, seed: int) -> AutoencoderKL:
     """A freshly initialised model. Its initialisers draw from an "rbg" key: XLA compiles it
     several times faster than threefry on CPU (about 4 s instead of 25 s for a small VAE)."""
     return AutoencoderKL(arch, rngs=nnx.Rngs(jax.random.key(seed, impl="rbg")))
-
-
-def checkpoint_manager(workdir: Path, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
-    """Orbax manager keeping the last checkpoints; refuses a workdir of another config."""
-    saved = workdir / "config.json"
-    current = config.to_json(sort_keys=True)
-    if saved.exists():
-        before = json.loads(saved.read_text())
-        same = (before["vae"]["arch"] == json.loads(config.vae.arch.to_json())
-                and before["pose"] == json.loads(config.pose.to_json()))
-        if not same:
-            raise InputError(f"{workdir}: its checkpoints are of another VAE config "
-                             f"(vae.arch or pose differ); use a new --workdir")
-    workdir.mkdir(parents=True, exist_ok=True)
-    saved.write_text(current)
-    options = ocp.CheckpointManagerOptions(max_to_keep=config.vae.train.keep_checkpoints)
-    return ocp.CheckpointManager((workdir / "checkpoints").resolve(), options=options)
 
 
 def train(
@@ -195,7 +153,8 @@ def train(
     optimizer = nnx.Optimizer(model, OptimizerSettings.of(train_config).transform(),
                               wrt=nnx.Param)
     data = iter(training_data(config))
-    manager = checkpoint_manager(workdir, config)
+    check_workdir(workdir, config, ("vae.arch", "pose"))
+    manager = checkpoint_manager(workdir, train_config.keep_checkpoints)
     step = 0
     if manager.latest_step() is not None:
         step = manager.latest_step()

@@ -1,0 +1,445 @@
+r"""Train the DiT with rectified flow on a latent cache; the same command resumes.
+
+  python -m hotdance_jax.train --config configs/tiny_cpu.py --workdir runs/tiny \
+      --config.train.latents=data/tiny_latents [--config.train.steps=2000]
+
+The latent cache (python -m data_pipeline.precompute) fixes the latent and music shapes; the
+config's `model` section the DiT, its `train` section the rest. Per step, on a global batch of
+config.train.batch_size examples split over the mesh's data x fsdp devices: the loader's
+reference latent and mask (N reference frames drawn per example, N = 0 with probability
+config.latents.p_shape_only), music replaced by the null token with probability
+config.train.music_dropout, the flow loss of flow.flow_loss (logit-normal t, shifted), AdamW with
+warmup and cosine decay after gradient clipping, and an EMA of the weights (the weights the
+sampler uses).
+
+The run folder WORKDIR holds config.json, normalization.json (the cache's latent and music
+statistics, which the sampler needs), checkpoints/ (Orbax: model, optimizer, EMA, RNG key and the
+loader's position; the latest config.train.keep_checkpoints and the best by validation loss) and
+tensorboard/ (event files). Every log step prints step, loss, seconds/step, examples/s, TFLOP/s
+per device and MFU (the step's FLOPs from XLA's cost analysis over the device's peak; on CPU the
+peak is measured by a matmul at start-up). Every eval step it logs the EMA weights' validation
+loss. SIGTERM (preemption) saves a checkpoint and exits 0; a non-finite loss stops the run with the
+last good checkpoint kept. Launched as several processes (--coordinator_address, or a cluster
+jax.distributed detects), each process reads its own share of the data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grain
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import tqdm
+from absl import flags
+from flax import nnx
+from tensorboardX import SummaryWriter
+
+from data_pipeline import latents, loader
+from hotdance_jax import cli, flow, io, parallel
+from hotdance_jax.errors import InputError
+from hotdance_jax.models import DiT, DiTConfig
+from hotdance_jax.training import (
+    BEST_METRIC,
+    OptimizerSettings,
+    check_workdir,
+    checkpoint_manager,
+)
+
+FLAGS = flags.FLAGS
+NORMALIZATION_FILE = "normalization.json"
+# Peak dense bf16 FLOP/s per device by jax device_kind prefix (vendor data sheets).
+PEAK_FLOPS = {
+    "TPU v5p": 459e12, "TPU v5 lite": 197e12, "TPU v5e": 197e12, "TPU v6": 918e12,
+    "TPU v4": 275e12, "NVIDIA H100": 989e12, "NVIDIA H200": 989e12, "NVIDIA A100": 312e12,
+}
+
+
+def dit_config(config: ml_collections.ConfigDict, manifest: dict) -> DiTConfig:
+    """The DiT of config.model at the latent cache's shapes."""
+    model = config.model
+    bins, frames, channels = manifest["latent_shape"]
+    return DiTConfig(
+        latent_bins=bins, latent_frames=frames, latent_channels=channels,
+        music_features=manifest["music_features"], frames_per_token=manifest["vae"]["stride"][1],
+        patch=tuple(model.patch), width=model.width, depth=model.depth, heads=model.heads,
+        mlp_ratio=model.mlp_ratio, mlp=model.mlp, temporal_index=model.temporal_index,
+        rope_theta=model.rope_theta, dtype=compute_dtype(model.dtype),
+    )
+
+
+def compute_dtype(name: str) -> str:
+    """config.model.dtype -> "float32" or "bfloat16"; "auto" is bfloat16 except on CPU."""
+    if name == "auto":
+        return "float32" if jax.default_backend() == "cpu" else "bfloat16"
+    return name
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSettings:
+    """The train step's hyperparameters besides the optimizer's (static under jit)."""
+
+    music_dropout: float
+    t_mean: float
+    t_std: float
+    time_shift: float
+    ema_decay: float
+
+    @classmethod
+    def of(cls, config: ml_collections.ConfigDict, model: DiTConfig) -> StepSettings:
+        train = config.train
+        shift = train.time_shift
+        if shift == -1:
+            shift = flow.resolution_shift(model.grid[0] * model.grid[1])
+        return cls(train.music_dropout, train.t_mean, train.t_std, float(shift), train.ema_decay)
+
+
+class TrainState(nnx.Module):
+    """Everything a checkpoint holds besides the loader: the DiT, its optimizer (AdamW moments
+    and step count), the EMA of its weights (a DiT) and the RNG key of the next step."""
+
+    def __init__(self, model_config: DiTConfig, optimizer: OptimizerSettings, seed: int):
+        self.model = DiT(model_config, rngs=nnx.Rngs(seed))
+        self.ema = nnx.clone(self.model)
+        self.optimizer = nnx.Optimizer(self.model, optimizer.transform(), wrt=nnx.Param)
+        self.rng = nnx.Variable(jax.random.key_data(jax.random.key(seed + 1)))
+
+
+def velocity_loss(model: DiT, batch: dict, drop_music: jax.Array, key: jax.Array,
+                  settings: StepSettings) -> jax.Array:
+    """The flow-matching loss of `model` on a batch (see data_pipeline/loader.py), a scalar."""
+
+    def velocity(x_t, t):
+        return model(x_t, t, batch["reference"], batch["mask"], batch["music"], drop_music)
+
+    return flow.flow_loss(velocity, batch["latent"], key, settings.t_mean, settings.t_std,
+                          settings.time_shift)
+
+
+def train_step(graphdef: nnx.GraphDef, settings: StepSettings, state: nnx.State, batch: dict
+               ) -> tuple[nnx.State, dict[str, jax.Array]]:
+    """One optimizer step and EMA update; returns the new state and {loss, grad_norm}."""
+    ts = nnx.merge(graphdef, state)
+    key, loss_key, drop_key = jax.random.split(jax.random.wrap_key_data(ts.rng[...]), 3)
+    ts.rng[...] = jax.random.key_data(key)
+    drop = jax.random.bernoulli(drop_key, settings.music_dropout, batch["latent"].shape[:1])
+    loss, grads = nnx.value_and_grad(velocity_loss)(ts.model, batch, drop, loss_key, settings)
+    ts.optimizer.update(ts.model, grads)
+    step = ts.optimizer.step[...].astype(jnp.float32)
+    decay = jnp.minimum(settings.ema_decay, (1.0 + step) / (10.0 + step))
+    ema = jax.tree.map(lambda e, p: e + (1.0 - decay) * (p - e),
+                       nnx.state(ts.ema, nnx.Param), nnx.state(ts.model, nnx.Param))
+    nnx.update(ts.ema, ema)
+    return nnx.state(ts), {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+
+
+def eval_loss(graphdef: nnx.GraphDef, settings: StepSettings, state: nnx.State, batch: dict,
+              key: jax.Array) -> jax.Array:
+    """The EMA weights' flow loss on a batch, music kept, for a given key (a fixed t and noise)."""
+    ema = nnx.merge(graphdef, state).ema
+    keep = jnp.zeros(batch["latent"].shape[:1], bool)
+    return velocity_loss(ema, batch, keep, key, settings)
+
+
+class Trainer:
+    """The sharded train state and its compiled steps on a mesh.
+
+    Attributes: graphdef, state (nnx.State, sharded by `shardings`), mesh, flops_per_step (per
+    device, XLA's cost analysis of the compiled step; None until the first step).
+    """
+
+    def __init__(self, config: ml_collections.ConfigDict, model_config: DiTConfig,
+                 mesh: jax.sharding.Mesh):
+        self.mesh = mesh
+        self.settings = StepSettings.of(config, model_config)
+        optimizer = OptimizerSettings.of(config.train)
+
+        def create():
+            return TrainState(model_config, optimizer, config.seed)
+
+        self.graphdef, abstract = nnx.split(nnx.eval_shape(create))
+        self.shardings = parallel.state_shardings(abstract, mesh)
+        self.abstract = jax.tree.map(
+            lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+            abstract, self.shardings)
+        self.state = jax.jit(lambda: nnx.state(create()), out_shardings=self.shardings)()
+        batch_sharding = parallel.batch_sharding(mesh)
+        self._step = jax.jit(functools.partial(train_step, self.graphdef, self.settings),
+                             in_shardings=(self.shardings, batch_sharding),
+                             out_shardings=(self.shardings, None), donate_argnums=0)
+        self._eval = jax.jit(functools.partial(eval_loss, self.graphdef, self.settings),
+                             in_shardings=(self.shardings, batch_sharding, None))
+        self._compiled = None
+        self.flops_per_step = None
+
+    def step(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        """Advances the state by one step on a global batch; returns its metrics (on device)."""
+        if self._compiled is None:
+            self._compiled = self._step.lower(self.state, batch).compile()
+            self.flops_per_step = _flops(self._compiled)
+        self.state, metrics = self._compiled(self.state, batch)
+        return metrics
+
+    def eval_loss(self, batch: dict[str, jax.Array], key: jax.Array) -> jax.Array:
+        return self._eval(self.state, batch, key)
+
+    @property
+    def step_count(self) -> int:
+        return int(self.state["optimizer"]["step"][...])
+
+    def ema_model(self) -> DiT:
+        return nnx.merge(self.graphdef, self.state).ema
+
+
+def _flops(compiled) -> float | None:
+    """FLOPs per device of a compiled computation, from XLA's cost analysis (None if absent)."""
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, list):
+        analysis = analysis[0] if analysis else {}
+    flops = (analysis or {}).get("flops")
+    return float(flops) if flops and flops > 0 else None
+
+
+def peak_flops_per_device() -> tuple[float, str]:
+    """(peak FLOP/s of one device, where the figure comes from): the data-sheet bf16 peak for
+    known accelerators; on CPU (and unknown devices) a timed float32 matmul."""
+    device = jax.devices()[0]
+    for prefix, peak in PEAK_FLOPS.items():
+        if device.device_kind.startswith(prefix):
+            return peak, f"{device.device_kind} data sheet"
+    n = 1024
+    a = jax.device_put(jnp.ones((n, n), jnp.float32), device)
+    matmul = jax.jit(lambda x: x @ x)
+    matmul(a).block_until_ready()
+    best = min(_timed(lambda: matmul(a).block_until_ready()) for _ in range(5))
+    return 2 * n**3 / best, f"measured: {n}x{n} float32 matmul on {device.device_kind}"
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+class Preemption:
+    """Set when this process gets SIGTERM (the handler replaces the default exit)."""
+
+    def __init__(self):
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame):
+        del signum, frame
+        self.requested = True
+
+
+def normalization(manifest: dict) -> dict:
+    """The statistics the sampler needs to undo and redo the loader's normalisation."""
+    return {key: manifest[key] for key in ("scale", "shift", "music_scale", "music_shift",
+                                           "latent_shape", "music_features", "settings", "vae")}
+
+
+def check_batch_size(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> int:
+    """This process's share of the global batch; InputError unless the mesh and processes
+    divide the global batch."""
+    global_batch = config.train.batch_size
+    divisor = math.lcm(parallel.batch_divisor(mesh), jax.process_count())
+    if global_batch % divisor:
+        raise InputError(f"config.train.batch_size={global_batch} must be a multiple of "
+                         f"{divisor} (the mesh's data x fsdp devices and the processes)")
+    return global_batch // jax.process_count()
+
+
+def validation_set(config: ml_collections.ConfigDict, local_batch: int) -> list[dict] | None:
+    """config.train.eval_batches batches of this process's share of the val split (cycled to
+    fill them), the same every evaluation; None without a val split."""
+    try:
+        batches = loader.validation_batches(config.train.latents, config, local_batch,
+                                            num_batches=config.train.eval_batches)
+    except InputError as error:
+        if "no 'val' records" in str(error):
+            return None
+        raise
+    return list(batches)
+
+
+def train(config: ml_collections.ConfigDict, workdir: Path, stop_at: int | None = None
+          ) -> dict[str, float]:
+    """Trains (or resumes) to config.train.steps; returns the last logged metrics. `stop_at`
+    ends this run at that step with a checkpoint, as a preemption would."""
+    train_config = config.train
+    if not train_config.latents:
+        raise InputError("set --config.train.latents to a latent cache folder "
+                         "(python -m data_pipeline.precompute)")
+    manifest = latents.read_manifest(train_config.latents)
+    latents.check_settings(train_config.latents, manifest, config)
+    model_config = dit_config(config, manifest)
+    mesh = parallel.make_mesh(train_config.mesh)
+    local_batch = check_batch_size(config, mesh)
+    lead = jax.process_index() == 0
+    check_workdir(workdir, config, ("model", "pose", "vae.name", "latents.reference_frames"),
+                  write=lead)
+    if lead:
+        with io.atomic_path(workdir / NORMALIZATION_FILE) as tmp:
+            tmp.write_text(json.dumps(normalization(manifest), indent=1))
+
+    trainer = Trainer(config, model_config, mesh)
+    data = iter(loader.train_dataset(train_config.latents, config, local_batch))
+    manager = checkpoint_manager(workdir, train_config.keep_checkpoints, keep_best=True)
+    if manager.latest_step() is not None:
+        restored = manager.restore(manager.latest_step(), args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(trainer.abstract),
+            data=grain.checkpoint.CheckpointRestore(data)))
+        trainer.state = restored.state
+    step = trainer.step_count
+    if lead:
+        params = sum(x.size for x in jax.tree.leaves(nnx.state(trainer.ema_model(), nnx.Param)))
+        print(f"{'resumed at' if step else 'starting at'} step {step}: DiT {params / 1e6:.1f} M "
+              f"parameters, {model_config.grid[0] * model_config.grid[1]} pose + "
+              f"{model_config.latent_frames} music tokens, {model_config.dtype}; mesh "
+              f"{dict(mesh.shape)} over {jax.device_count()} {jax.devices()[0].platform} devices, "
+              f"{jax.process_count()} process(es); global batch {train_config.batch_size}",
+              flush=True)
+    validation = validation_set(config, local_batch)
+    last = train_config.steps if stop_at is None else min(stop_at, train_config.steps)
+    log = TrainLog(workdir, train_config, start_step=step, enabled=lead)
+    preemption = Preemption()
+
+    def save(step: int, metrics: dict | None = None) -> None:
+        manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(trainer.state),
+            data=grain.checkpoint.CheckpointSave(data)), metrics=metrics)
+
+    metrics: dict = {}
+    try:
+        while step < last:
+            batch = parallel.global_batch(next(data), mesh)
+            compiling = trainer.flops_per_step is None
+            step_metrics = trainer.step(batch)
+            step += 1
+            if compiling:  # rates exclude compilation, evaluation and checkpointing
+                jax.block_until_ready(step_metrics)
+                log.restart_clock(step - 1)
+            stopping = preemption.requested or manager.reached_preemption(step)
+            checkpoint = step % train_config.checkpoint_every == 0 or step == last or stopping
+            if step % train_config.log_every == 0 or checkpoint:
+                metrics = log.step(step, step_metrics, trainer.flops_per_step)
+                if not np.isfinite(metrics["loss"]):
+                    raise InputError(
+                        f"loss is {metrics['loss']} at step {step}; stopped, the last good "
+                        f"checkpoint (step {manager.latest_step()}) is kept in {workdir}")
+            evaluation = None
+            if validation and (step % train_config.eval_every == 0 or step == train_config.steps):
+                evaluation = {BEST_METRIC: evaluate(trainer, validation, mesh, config.seed)}
+                log.scalars(step, evaluation)
+            if checkpoint or evaluation:
+                save(step, evaluation)
+                log.restart_clock(step)
+            if stopping:
+                if lead:
+                    print(f"preempted: saved step {step} in {workdir}; rerun to resume", flush=True)
+                break
+    finally:
+        manager.wait_until_finished()
+        log.close()
+    return metrics
+
+
+def evaluate(trainer: Trainer, validation: list[dict], mesh, seed: int) -> float:
+    """Mean validation flow loss of the EMA weights, with the same t and noise every time."""
+    key = jax.random.key(seed)
+    losses = [trainer.eval_loss(parallel.global_batch(batch, mesh), jax.random.fold_in(key, i))
+              for i, batch in enumerate(validation)]
+    return float(np.mean([float(x) for x in losses]))
+
+
+class TrainLog:
+    """The log lines, the progress bar and the TensorBoard events of the lead process."""
+
+    def __init__(self, workdir: Path, train: ml_collections.ConfigDict, start_step: int,
+                 enabled: bool):
+        self.enabled, self.batch_size = enabled, train.batch_size
+        self.last_step, self.last_time = start_step, time.perf_counter()
+        if not enabled:
+            return
+        self.peak, source = peak_flops_per_device()
+        print(f"peak {self.peak / 1e12:.2f} TFLOP/s per device ({source})", flush=True)
+        self.writer = SummaryWriter(str(workdir / "tensorboard"))
+        self.bar = tqdm.tqdm(total=train.steps, initial=start_step, unit="step", leave=False,
+                             disable=None)
+
+    def restart_clock(self, step: int) -> None:
+        """The next rates count from now, as if `step` had just ended."""
+        self.last_step, self.last_time = step, time.perf_counter()
+
+    def step(self, step: int, device_metrics: dict, flops: float | None) -> dict[str, float]:
+        """Logs the metrics of `step` (fetched from the devices) with the rates since the last
+        log line; returns them."""
+        metrics = {k: float(v) for k, v in device_metrics.items()}
+        now = time.perf_counter()
+        seconds = (now - self.last_time) / max(step - self.last_step, 1)
+        self.last_step, self.last_time = step, now
+        metrics["seconds_per_step"] = seconds
+        metrics["examples_per_second"] = self.batch_size / seconds
+        if flops and self.enabled:
+            metrics["tflops_per_device"] = flops / seconds / 1e12
+            metrics["mfu"] = flops / seconds / self.peak
+        if self.enabled:
+            self.bar.update(step - self.bar.n)
+            tflops = (f" {metrics['tflops_per_device']:.3f} TFLOP/s/device "
+                      f"MFU {100 * metrics['mfu']:.1f}%" if "mfu" in metrics else "")
+            self.bar.write(f"step {step} loss {metrics['loss']:.4f} | {seconds:.3f} s/step "
+                           f"{metrics['examples_per_second']:.1f} examples/s{tflops}")
+            self.scalars(step, metrics)
+        return metrics
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        for name, value in values.items():
+            self.writer.add_scalar(f"train/{name}" if name != BEST_METRIC else name, value, step)
+        if BEST_METRIC in values:
+            self.bar.write(f"step {step} {BEST_METRIC} {values[BEST_METRIC]:.4f} (EMA weights)")
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.bar.close()
+            self.writer.close()
+
+
+def define_flags() -> None:
+    """The command's flags; defined only when it runs, so modules import side-effect free."""
+    cli.define_config("configs/tiny_cpu.py")
+    flags.DEFINE_string("workdir", None, "Run folder: config, checkpoints, TensorBoard events.")
+    flags.DEFINE_string("coordinator_address", None,
+                        "host:port of process 0 for a multi-process run (otherwise detected "
+                        "from the cluster environment, or a single process).")
+    flags.DEFINE_integer("num_processes", None, "Processes of a multi-process run.")
+    flags.DEFINE_integer("process_id", None, "This process's index in a multi-process run.")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise InputError(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS.workdir:
+        raise InputError("--workdir is required")
+    parallel.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,
+                                    FLAGS.process_id)
+    train(FLAGS.config, Path(FLAGS.workdir))
+
+
+if __name__ == "__main__":
+    define_flags()
+    cli.run(main)

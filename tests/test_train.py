@@ -1,0 +1,192 @@
+"""The DiT trainer: learning, exact resume, preemption, NaN stop, config checks, logging."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+from tensorboardX.proto import event_pb2
+
+from data_pipeline import latents, loader
+from hotdance_jax import parallel, train
+from hotdance_jax.errors import InputError
+from tests.test_build import REPO
+from tests.test_latents import cache  # noqa: F401 (the fixture)
+
+
+def train_config(cache, **overrides):  # noqa: F811
+    """A DiT small enough to step in milliseconds on the cache's 8 x 8 x 4 latents."""
+    config = cache[1].copy_and_resolve_references()
+    config.latents.workers = 0
+    config.train.latents = str(cache[0] / "latents")
+    config.model.width, config.model.depth, config.model.heads = 64, 2, 4
+    config.train.batch_size = 4
+    config.train.steps = 8
+    config.train.warmup_steps = 2
+    config.train.learning_rate = 1e-3
+    config.train.log_every = 2
+    config.train.eval_every = 4
+    config.train.eval_batches = 1
+    config.train.checkpoint_every = 4
+    for key, value in overrides.items():
+        section, name = key.split("__")
+        config[section][name] = value
+    return config
+
+
+def make_trainer(config, mesh=(1, -1, 1), devices=None):
+    manifest = latents.read_manifest(config.train.latents)
+    return train.Trainer(config, train.dit_config(config, manifest),
+                         parallel.make_mesh(mesh, devices))
+
+
+def params_of(workdir, step=None):
+    """The model and EMA parameters of a run's checkpoint (latest by default), as numpy."""
+    with ocp.CheckpointManager((workdir / "checkpoints").resolve()) as manager:
+        step = manager.latest_step() if step is None else step
+        restored = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore()))
+    state = restored.state
+    return {part: jax.tree.map(np.asarray, state[part]) for part in ("model", "ema")}, step
+
+
+def assert_trees_equal(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_training_lowers_the_validation_loss(cache):  # noqa: F811
+    config = train_config(cache, train__learning_rate=3e-3, train__ema_decay=0.9)
+    trainer = make_trainer(config)
+    validation = [parallel.global_batch(b, trainer.mesh) for b in
+                  loader.validation_batches(config.train.latents, config, 4, num_batches=2)]
+    key = jax.random.key(0)
+
+    def val_loss():
+        return np.mean([float(trainer.eval_loss(b, jax.random.fold_in(key, i)))
+                        for i, b in enumerate(validation)])
+
+    before = val_loss()
+    data = iter(loader.train_dataset(config.train.latents, config, 4))
+    losses = [float(trainer.step(parallel.global_batch(next(data), trainer.mesh))["loss"])
+              for _ in range(60)]
+    assert trainer.step_count == 60
+    assert np.isfinite(losses).all()
+    assert val_loss() < 0.9 * before  # 1.86 -> 1.54 when written
+    assert trainer.flops_per_step > 0
+
+
+def test_resume_gives_the_same_parameters_as_one_run(cache, tmp_path):  # noqa: F811
+    config = train_config(cache)
+    train.train(config, tmp_path / "once")
+    train.train(config, tmp_path / "twice", stop_at=4)
+    assert params_of(tmp_path / "twice")[1] == 4
+    train.train(config, tmp_path / "twice")
+    (once, step_once), (twice, step_twice) = params_of(tmp_path / "once"), params_of(
+        tmp_path / "twice")
+    assert step_once == step_twice == 8
+    assert_trees_equal(once, twice)
+    normalization = json.loads((tmp_path / "once" / train.NORMALIZATION_FILE).read_text())
+    assert normalization["latent_shape"] == [8, 8, 4]
+    events = [e for path in sorted((tmp_path / "once" / "tensorboard").iterdir())
+              for e in read_events(path)]
+    logged = {(v.tag, e.step) for e in events for v in e.summary.value}
+    assert {("train/loss", 2), ("train/loss", 8), ("val_loss", 4), ("val_loss", 8),
+            ("train/mfu", 8)} <= logged
+
+
+def read_events(path):
+    """The Event protos of a TensorBoard event file (TFRecord framing: length, crc, data, crc)."""
+    data, events, offset = path.read_bytes(), [], 0
+    while offset < len(data):
+        length = int.from_bytes(data[offset:offset + 8], "little")
+        event = event_pb2.Event()
+        event.ParseFromString(data[offset + 12:offset + 12 + length])
+        events.append(event)
+        offset += 12 + length + 4
+    return events
+
+
+def test_a_workdir_of_another_model_is_refused(cache, tmp_path):  # noqa: F811
+    train.train(train_config(cache, train__steps=2), tmp_path)
+    with pytest.raises(InputError, match=r"another config \(model: width differ\)"):
+        train.train(train_config(cache, model__width=32, train__steps=4), tmp_path)
+    assert params_of(tmp_path)[1] == 2
+
+
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(cache, tmp_path):  # noqa: F811
+    config = train_config(cache, train__learning_rate=1e30, train__grad_clip=1e30,
+                          train__warmup_steps=0, train__checkpoint_every=1, train__log_every=1,
+                          train__steps=50)
+    with pytest.raises(InputError, match=r"loss is (nan|inf) at step (\d+); stopped") as error:
+        train.train(config, tmp_path)
+    failed = int(error.value.args[0].split("at step ")[1].split(";")[0])
+    params, step = params_of(tmp_path)
+    assert step < failed
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
+
+
+def test_sigterm_saves_and_exits_zero(cache, tmp_path):  # noqa: F811
+    command = [sys.executable, "-m", "hotdance_jax.train", "--config", "configs/tiny_cpu.py",
+               "--workdir", str(tmp_path / "run"),
+               f"--config.train.latents={cache[0] / 'latents'}", "--config.vae.name=pooling",
+               "--config.latents.records_per_shard=5", "--config.latents.workers=0",
+               "--config.model.width=64", "--config.model.depth=2", "--config.model.heads=4",
+               "--config.train.batch_size=4", "--config.train.steps=100000",
+               "--config.train.log_every=1", "--config.train.checkpoint_every=100000"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("step 3 "):
+            process.send_signal(signal.SIGTERM)
+            break
+    output = "".join(lines) + process.communicate(timeout=120)[0]
+    assert process.returncode == 0, output
+    assert "preempted: saved step" in output
+    saved = int(output.split("preempted: saved step ")[1].split()[0])
+    assert saved >= 3
+    assert params_of(tmp_path / "run")[1] == saved
+
+
+def test_mesh_shapes():
+    assert parallel.mesh_shape((1, -1, 1), 8) == (1, 8, 1)
+    assert parallel.mesh_shape((2, -1, 2), 8) == (2, 2, 2)
+    assert parallel.mesh_shape((1, 4, 2), 8) == (1, 4, 2)
+    for bad, message in [((1, -1, 3), "do not divide"), ((1, 2, 2), "needs 4 devices"),
+                         ((-1, -1, 1), "at most one -1"), ((1, 8), "expected")]:
+        with pytest.raises(InputError, match=message):
+            parallel.mesh_shape(bad, 8)
+
+
+def test_batch_must_divide_over_the_mesh(cache):  # noqa: F811
+    config = train_config(cache, train__batch_size=3)
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]).reshape(1, 1, 1), parallel.MESH_AXES)
+    assert train.check_batch_size(train_config(cache), mesh) == 4
+    fake = type("FakeMesh", (), {"shape": {"data": 1, "fsdp": 2, "tensor": 1}})()
+    with pytest.raises(InputError, match="batch_size=3 must be a multiple of 2"):
+        train.check_batch_size(config, fake)
+
+
+def test_ema_follows_the_weights(cache):  # noqa: F811
+    config = train_config(cache, train__ema_decay=0.5)
+    trainer = make_trainer(config)
+    data = iter(loader.train_dataset(config.train.latents, config, 4))
+    model_before = jax.tree.map(np.asarray, trainer.state["model"])
+    ema_before = jax.tree.map(np.asarray, trainer.state["ema"])
+    assert_trees_equal(model_before, ema_before)
+    trainer.step(parallel.global_batch(next(data), trainer.mesh))
+    model = jax.tree.map(np.asarray, trainer.state["model"])
+    ema = jax.tree.map(np.asarray, trainer.state["ema"])
+    decay = min(0.5, (1 + 1) / (10 + 1))  # min(ema_decay, (1 + step) / (10 + step)), step 1
+    for m0, m, e in zip(jax.tree.leaves(model_before), jax.tree.leaves(model),
+                        jax.tree.leaves(ema), strict=True):
+        np.testing.assert_allclose(e, m0 + (1 - decay) * (m - m0), rtol=1e-5, atol=1e-7)
