@@ -1,14 +1,16 @@
 """How fast the training loader delivers batches, beside what the train step consumes.
 
   python bench/loader.py [--cache DIR] [--config configs/base.py] [--batch-size 32] \
-      [--batches 40] [--workers 0 2] [--encoder]
+      [--batches 40] [--workers 0 2] [--step-batch-size 4] [--encoder]
 
 Without --cache, a temporary latent cache in the exact format is made at the config's shapes
 (base: B = 512, T = 256 -> latents 64 x 32 x 16): a few hundred records from a synthetic segment
 build, encoded by the pooling stand-in autoencoder (data_pipeline.precompute); its latents
 compress far better than a trained VAE's, so its on-disk size understates a real cache's.
 Prints, for each worker count, examples/s and MB/s of data_pipeline.loader.train_dataset, the
-bytes per example (in the batch and on disk), and the train step's consumption beside them.
+bytes per example (in the batch and on disk), and the train step's consumption beside them
+(bench/train_step.py at the config's model and shapes, --step-batch-size examples per step):
+the loader must stay at least 10x ahead.
 --encoder also times the frozen onehot-kl encoder per segment at the config's architecture
 (randomly initialised): the cost the precomputed reference latents save the train step
 (data_pipeline/latents.py has the figures).
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 import ml_collections
+import train_step  # bench/train_step.py, beside this script
 
 from data_pipeline import build, latents, loader, precompute
 from hotdance_jax.config_utils import sibling_config
@@ -62,15 +65,6 @@ def loader_rate(cache: Path, config, batch_size: int, batches: int) -> tuple[flo
     return batches * batch_size / seconds, per_example
 
 
-def train_step_examples_per_second(config: ml_collections.ConfigDict, batch_size: int):
-    """Examples/s the train step consumes at these shapes, printed beside the loader's rate.
-
-    The train step does not exist yet: the training issue fills this in; None until then.
-    """
-    del config, batch_size
-    return None
-
-
 def encoder_ms_per_segment(config: ml_collections.ConfigDict, batch: int = 2) -> float:
     """ms per segment of the onehot-kl encoder (config.vae.arch, random weights) on this machine,
     best of three jitted runs at (batch, B, T, 36)."""
@@ -99,6 +93,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--step-batch-size", type=int, default=4,
+                        help="Global batch of the timed train step (bench/train_step.py).")
     parser.add_argument("--encoder", action="store_true", help="Also time the frozen encoder.")
     args = parser.parse_args()
     config = sibling_config(args.config, Path(args.config).stem)
@@ -115,10 +111,10 @@ def main() -> None:
             print(f"loader, {workers} workers: {rate:8.1f} examples/s, "
                   f"{rate * per_example / 2**20:7.1f} MB/s, {per_example / 2**10:.0f} KiB/example "
                   f"(batch {args.batch_size})")
-    consumed = train_step_examples_per_second(config, args.batch_size)
-    print("train step: " + ("not measured yet (the training issue fills in "
-                            "train_step_examples_per_second)" if consumed is None
-                            else f"{consumed:8.1f} examples/s"))
+    step = train_step.measure(config, args.step_batch_size, steps=3)
+    print(f"train step ({config.model.width} wide, {config.model.depth} deep DiT, batch "
+          f"{args.step_batch_size}): {step['examples_per_second']:8.1f} examples/s; the loader "
+          f"with {args.workers[-1]} workers is {rate / step['examples_per_second']:.0f}x ahead")
     if args.encoder:
         ms = encoder_ms_per_segment(config)
         print(f"onehot-kl encoder {tuple(config.vae.arch.block_out_channels)} at "

@@ -2,10 +2,13 @@
 
 Every other config starts from this one and overrides what it changes. Run with, for example:
 
-  python -m hotdance_jax.demo --config configs/base.py --out demo_out
+  python -m hotdance_jax.train --config configs/base.py --workdir runs/base \
+      --config.train.latents=data/base_latents
+  python bench/train_step.py --configs configs/base.py --batch-sizes 4
 
-Reaches: the music analysis and one-hot codec at paper scale (the model, training and sampling
-sections arrive with their issues).
+Reaches: the DiT at these shapes has 130.4 M parameters over 64 x 32 x 16 latents (1024 pose
+tokens in 2 x 1 patches and 32 music tokens); bench/train_step.py times its step. Not trained
+here: a CPU is far too slow for it (see configs/pod_*.py).
 """
 
 import ml_collections
@@ -22,7 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.pose.fps = 30.0  # every source is resampled to this frame rate
     config.pose.segment_frames = 256  # T: frames per training segment (one-hot image width)
     config.pose.decode_radius = 2  # soft-argmax window: peak bin +- this many bins
-    config.pose.visibility_threshold = 0.1  # a decoded column below this peak is invisible
+    config.pose.visibility_threshold = 0.1  # a decoded column with less window mass is invisible
 
     config.audio = ml_collections.ConfigDict()
     config.audio.sample_rate = 22050  # Hz, audio is resampled to it on load
@@ -111,6 +114,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.mlp_ratio = 4.0
     config.model.mlp = "swiglu"  # swiglu or gelu
     config.model.temporal_index = "shared"  # shared, sequential (ablation) or none
+    config.model.attention = "joint"  # joint (one sequence of music and pose) or cross
     config.model.rope_theta = 10000.0
     config.model.dtype = "auto"  # compute dtype: auto (bfloat16 on GPU/TPU, float32 on CPU),
     #                              float32 or bfloat16; parameters are always float32

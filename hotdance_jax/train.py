@@ -48,6 +48,7 @@ from tensorboardX import SummaryWriter
 
 from data_pipeline import latents, loader
 from hotdance_jax import cli, flow, io, parallel
+from hotdance_jax.audio.features import NUM_BASELINE_FEATURES
 from hotdance_jax.errors import InputError
 from hotdance_jax.models import DiT, DiTConfig
 from hotdance_jax.training import (
@@ -75,8 +76,19 @@ def dit_config(config: ml_collections.ConfigDict, manifest: dict) -> DiTConfig:
         music_features=manifest["music_features"], frames_per_token=manifest["vae"]["stride"][1],
         patch=tuple(model.patch), width=model.width, depth=model.depth, heads=model.heads,
         mlp_ratio=model.mlp_ratio, mlp=model.mlp, temporal_index=model.temporal_index,
+        attention=model.attention,
         rope_theta=model.rope_theta, dtype=compute_dtype(model.dtype),
     )
+
+
+def cache_shapes(config: ml_collections.ConfigDict) -> dict:
+    """The latent cache fields dit_config reads, as a cache made with `config` (and an
+    autoencoder of config.vae.stride and config.vae.latent_channels) holds them."""
+    stride = config.vae.stride
+    return {"latent_shape": [config.pose.bins // stride, config.pose.segment_frames // stride,
+                             config.vae.latent_channels],
+            "music_features": NUM_BASELINE_FEATURES + config.audio.log_mel_bands,
+            "vae": {"stride": [stride, stride]}}
 
 
 def compute_dtype(name: str) -> str:

@@ -165,6 +165,23 @@ def test_temporal_index_reaches_attention(model, temporal_index):
     assert jnp.abs(forward(other, **batch) - forward(trained, **batch)).max() > 1e-3
 
 
+def test_cross_attention_variant_uses_music_and_its_time_index():
+    config = dataclasses.replace(TINY, attention="cross")
+    model = DiT(config, rngs=nnx.Rngs(0))
+    assert "cross_attention" in nnx.state(model)["blocks"][0]
+    batch = inputs(config)  # example 0 drops its music, example 1 keeps it
+    assert not forward(model, **batch).any()  # adaLN-Zero: the untrained model outputs 0
+    trained = randomized(model, seed=5)
+    velocity = forward(trained, **batch)
+    other = forward(trained, **{**batch, "music": batch["music"] * -2.0 + 1.0})
+    np.testing.assert_array_equal(other[0], velocity[0])
+    assert jnp.abs(other[1] - velocity[1]).max() > 1e-3
+    sequential = nnx.eval_shape(
+        lambda: DiT(dataclasses.replace(config, temporal_index="sequential"), rngs=nnx.Rngs(0)))
+    nnx.update(sequential, nnx.state(trained))
+    assert jnp.abs(forward(sequential, **batch) - velocity).max() > 1e-3
+
+
 def test_bfloat16_compute_tracks_float32(model):
     trained = randomized(model, seed=3, scale=0.1)
     config = dataclasses.replace(TINY, dtype="bfloat16")
@@ -195,6 +212,8 @@ def test_bad_shapes_and_configs_raise_input_error(model):
         dataclasses.replace(TINY, temporal_index="absolute")
     with pytest.raises(InputError, match="patch"):
         dataclasses.replace(TINY, patch=(3, 1))
+    with pytest.raises(InputError, match="attention"):
+        dataclasses.replace(TINY, attention="sparse")
 
 
 # ---------------------------------------------------------------- sharding and size

@@ -250,11 +250,17 @@ def test_batch_and_single_agree_and_decode_jits():
     np.testing.assert_array_equal(np.asarray(bc) > 0, conf > 0)
 
 
-def test_below_threshold_peak_is_invisible():
-    img = np.zeros((32, 2, 2), np.float32)
-    img[10, :, :] = [[0.05, 0.05], [0.5, 0.5]]  # frame 0 faint, frame 1 clear
-    _, conf = decode(img, 32, 32, threshold=0.1)
-    np.testing.assert_array_equal(np.asarray(conf)[:, 0], [0.0, 0.5])
+def test_visibility_is_the_window_mass_against_the_threshold():
+    img = np.zeros((32, 3, 2), np.float32)
+    img[10, :, :] = [[0.05, 0.05], [0.5, 0.5], [0.0, 0.0]]  # frame 0 faint, frame 1 clear
+    spread = np.array([0.05, 0.06, 0.07, 0.06, 0.05], np.float32)[:, None]
+    img[8:13, 2, :] = spread  # frame 2: peak 0.07 but window mass 0.29
+    img[20, 2, :] = 0.08  # a higher but isolated peak elsewhere: the window is around it
+    _, conf = decode(img, 32, 32, radius=2, threshold=0.1)
+    np.testing.assert_allclose(np.asarray(conf)[:, 0], [0.0, 0.5, 0.0], atol=1e-6)
+    img[20, 2, :] = 0.0
+    _, conf = decode(img, 32, 32, radius=2, threshold=0.1)
+    np.testing.assert_allclose(np.asarray(conf)[:, 0], [0.0, 0.5, 0.29], atol=1e-6)
 
 
 # --- reference masks and frames --------------------------------------------------------------

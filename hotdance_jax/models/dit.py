@@ -7,10 +7,13 @@ grouped 8 frames per latent column (`music_tokens`) and encoded (LayerNorm, MLP)
 tokens; for the examples with drop_music they are all replaced by one learned null token
 (classifier-free guidance). The sequence is [music tokens; pose tokens].
 
-Attention. Every block is single-stream joint attention over the whole sequence (music and pose
-tokens share the weights, as FLUX's single-stream blocks), so music reaches the pose only through
-attention. Cross-attention from pose to music is the alternative; the training issue decides it
-by an ablation.
+Attention (config.attention). "joint" (the default): every block is single-stream joint attention
+over the whole sequence (music and pose tokens share the weights, as FLUX's single-stream blocks),
+so music tokens are refined layer by layer alongside the pose. "cross": the sequence is the pose
+tokens only; every block adds, after its self-attention, a cross-attention from the pose tokens to
+the (encoder-output, not refined) music tokens, with its own adaLN-Zero gate, as PixArt's and
+EDGE's blocks do. Either way music reaches the pose only through attention. The choice was made by
+an ablation (README, "Joint or cross attention").
 
 Positions. Rotary embeddings on two axes, (time, bin), in `token_positions`. Pose token (i, j)
 sits at bin i and time j p_time + (p_time - 1) / 2, its patch centre in latent columns.
@@ -48,6 +51,7 @@ from hotdance_jax.errors import InputError
 from hotdance_jax.models.rope import apply_rope, rope_frequencies
 
 LOGICAL_AXES = ("embed", "mlp", "heads", "norm")
+ATTENTION_KINDS = ("joint", "cross")
 TEMPORAL_INDEX = ("shared", "sequential", "none")
 MLP_KINDS = ("swiglu", "gelu")
 MUSIC_BIN = -1.0  # the music tokens' position on the bin axis (pose bins are 0 .. nb - 1)
@@ -64,6 +68,7 @@ class DiTConfig:
     width, depth, heads: transformer size; mlp_ratio: MLP hidden / width ("swiglu" uses 2/3 of it,
     rounded up to a multiple of 64, to match "gelu"'s parameter count).
     temporal_index: "shared", "sequential" or "none" (see the module docstring).
+    attention: "joint" or "cross" (see the module docstring).
     rope_theta: rotary base. dtype: compute dtype, "float32" or "bfloat16"; params stay float32.
     """
 
@@ -79,6 +84,7 @@ class DiTConfig:
     mlp_ratio: float = 4.0
     mlp: str = "swiglu"
     temporal_index: str = "shared"
+    attention: str = "joint"
     rope_theta: float = 10000.0
     dtype: str = "float32"
 
@@ -88,6 +94,8 @@ class DiTConfig:
             f"temporal_index {self.temporal_index!r} not in {TEMPORAL_INDEX}":
                 self.temporal_index in TEMPORAL_INDEX,
             f"mlp {self.mlp!r} not in {MLP_KINDS}": self.mlp in MLP_KINDS,
+            f"attention {self.attention!r} not in {ATTENTION_KINDS}":
+                self.attention in ATTENTION_KINDS,
             f"dtype {self.dtype!r} not float32/bfloat16": self.dtype in ("float32", "bfloat16"),
             f"patch {self.patch} does not tile latents {self.latent_bins} x {self.latent_frames}":
                 len(self.patch) == 2 and self.latent_bins % self.patch[0] == 0
@@ -231,7 +239,9 @@ class MusicEncoder(nnx.Module):
 
 
 class Attention(nnx.Module):
-    """Multi-head self-attention with QK-norm and rotary positions: (b, N, width) -> same."""
+    """Multi-head attention with QK-norm and rotary positions: queries from x (b, N, width) at
+    rotations (cos, sin), keys and values from `context` (b, M, width; default x) at
+    `context_rope` (default the queries'); returns (b, N, width)."""
 
     def __init__(self, config: DiTConfig, rngs: nnx.Rngs):
         width, self.heads = config.width, config.heads
@@ -242,15 +252,19 @@ class Attention(nnx.Module):
         self.key_norm = _rms_norm(config.head_dim, config, rngs)
         self.out = _linear(width, width, ("heads", "embed"), config, rngs)
 
-    def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array,
+                 context: jax.Array | None = None,
+                 context_rope: tuple[jax.Array, jax.Array] | None = None) -> jax.Array:
         b, n, width = x.shape
+        context = x if context is None else context
+        context_cos, context_sin = (cos, sin) if context_rope is None else context_rope
 
         def split(y):  # (b, N, width) -> (b, N, heads, head_dim)
-            return y.reshape(b, n, self.heads, width // self.heads)
+            return y.reshape(b, y.shape[1], self.heads, width // self.heads)
 
         q = apply_rope(self.query_norm(split(self.query(x))), cos, sin)
-        k = apply_rope(self.key_norm(split(self.key(x))), cos, sin)
-        y = jax.nn.dot_product_attention(q, k, split(self.value(x)))
+        k = apply_rope(self.key_norm(split(self.key(context))), context_cos, context_sin)
+        y = jax.nn.dot_product_attention(q, k, split(self.value(context)))
         return self.out(y.reshape(b, n, width))
 
 
@@ -271,21 +285,37 @@ class MLP(nnx.Module):
 
 
 class Block(nnx.Module):
-    """adaLN-Zero transformer block: (b, N, width) tokens, (b, width) conditioning -> tokens."""
+    """adaLN-Zero transformer block: (b, N, width) tokens, (b, width) conditioning -> tokens.
+
+    With config.attention "cross" it also attends from x to `music` (b, M, width) at
+    `music_rope`, between self-attention and MLP, with its own shift, scale and gate.
+    """
 
     def __init__(self, config: DiTConfig, rngs: nnx.Rngs):
         self.attention_norm = _plain_norm(config, rngs)
         self.attention = Attention(config, rngs)
+        self.cross = config.attention == "cross"
+        if self.cross:
+            self.cross_norm = _plain_norm(config, rngs)
+            self.cross_attention = Attention(config, rngs)
         self.mlp_norm = _plain_norm(config, rngs)
         self.mlp = MLP(config, rngs)
-        self.modulation = _linear(config.width, 6 * config.width, ("embed", "mlp"), config, rngs,
-                                  zero=True)
+        chunks = 9 if self.cross else 6
+        self.modulation = _linear(config.width, chunks * config.width, ("embed", "mlp"), config,
+                                  rngs, zero=True)
 
-    def __call__(self, x: jax.Array, c: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
-        modulation = jnp.split(self.modulation(jax.nn.silu(c))[:, None, :], 6, axis=-1)
-        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = modulation
+    def __call__(self, x: jax.Array, c: jax.Array, cos: jax.Array, sin: jax.Array,
+                 music: jax.Array | None = None,
+                 music_rope: tuple[jax.Array, jax.Array] | None = None) -> jax.Array:
+        modulation = jnp.split(self.modulation(jax.nn.silu(c))[:, None, :], 9 if self.cross else 6,
+                               axis=-1)
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = modulation[:6]
         h = _modulate(self.attention_norm(x), shift_a, scale_a)
         x = x + gate_a * self.attention(h, cos, sin)
+        if self.cross:
+            shift_c, scale_c, gate_c = modulation[6:]
+            h = _modulate(self.cross_norm(x), shift_c, scale_c)
+            x = x + gate_c * self.cross_attention(h, cos, sin, music, music_rope)
         return x + gate_m * self.mlp(_modulate(self.mlp_norm(x), shift_m, scale_m))
 
 
@@ -333,14 +363,26 @@ class DiT(nnx.Module):
         config = self.config
         _check_shapes(config, x_t, t, reference, mask, music, drop_music)
         pose = self.pose_embed(patchify(jnp.concatenate([x_t, reference, mask], -1), config.patch))
-        tokens = jnp.concatenate([self.music_encoder(music, drop_music), pose], axis=1)
-        positions = np.concatenate(token_positions(config))
-        cos, sin = rope_frequencies(jnp.asarray(positions), config.rope_dims, config.rope_theta)
+        music_tokens = self.music_encoder(music, drop_music)
+        music_positions, pose_positions = token_positions(config)
         c = self.time_embed(t)
-        for block in self.blocks:
-            tokens = block(tokens, c, cos, sin)
-        out = self.final(tokens[:, config.latent_frames:], c)
+        if config.attention == "joint":
+            tokens = jnp.concatenate([music_tokens, pose], axis=1)
+            cos, sin = self._rope(np.concatenate([music_positions, pose_positions]))
+            for block in self.blocks:
+                tokens = block(tokens, c, cos, sin)
+            pose = tokens[:, config.latent_frames:]
+        else:
+            cos, sin = self._rope(pose_positions)
+            music_rope = self._rope(music_positions)
+            for block in self.blocks:
+                pose = block(pose, c, cos, sin, music_tokens, music_rope)
+        out = self.final(pose, c)
         return unpatchify(out, config.patch, config.grid).astype(jnp.float32)
+
+    def _rope(self, positions: np.ndarray) -> tuple[jax.Array, jax.Array]:
+        return rope_frequencies(jnp.asarray(positions), self.config.rope_dims,
+                                self.config.rope_theta)
 
 
 def _check_shapes(config: DiTConfig, x_t, t, reference, mask, music, drop_music) -> None:

@@ -56,12 +56,15 @@ def decode(
       image: (..., B, T, 2K).
       width, height: frame size in pixels.
       radius: the soft-argmax window is the peak bin +- radius bins.
-      threshold: a column whose peak is below it decodes as invisible.
+      threshold: a column whose window mass is below it decodes as invisible.
     Returns:
       keypoints (..., T, K, 2) pixels (NaN where invisible) and confidence (..., T, K). A bin's
       position is its centre, so an exact one-hot decodes within half a bin of the encoded point.
       The confidence is the window's mass clipped to [0, 1] (the hot value for a one-hot column;
-      unlike the peak height it survives blurring), the smaller of the x and y channels'.
+      unlike the peak height it survives blurring), the smaller of the x and y channels'. The
+      visibility test uses the same mass: a decoder that spreads a visible column over a few
+      bins (every trained VAE does) keeps it visible, where its peak alone may fall below
+      threshold.
     """
     image = jnp.asarray(image, jnp.float32)
     bins = image.shape[-3]
@@ -74,10 +77,9 @@ def decode(
     weights = jnp.where(in_range, jnp.maximum(weights, 0.0), 0.0)
     mass = weights.sum(axis=-1)
     position = (weights * (window + 0.5)).sum(axis=-1) / jnp.maximum(mass, 1e-12)  # bins
-    peak_value = jnp.take_along_axis(columns, peak[..., None], axis=-1)[..., 0]
 
     position = position.reshape(*position.shape[:-1], -1, 2)  # (..., T, K, 2)
-    visible = (peak_value >= threshold).reshape(position.shape).all(axis=-1)
+    visible = (mass >= threshold).reshape(position.shape).all(axis=-1)
     conf = jnp.clip(mass, 0.0, 1.0).reshape(position.shape).min(axis=-1)
     size = jnp.stack(jnp.broadcast_arrays(jnp.asarray(width, jnp.float32),
                                           jnp.asarray(height, jnp.float32)), axis=-1)

@@ -1,0 +1,101 @@
+"""Seconds per train step, examples/s, TFLOP/s per device and MFU of the DiT train step.
+
+  python bench/train_step.py [--configs configs/tiny_cpu.py configs/base.py]
+      [--batch-sizes 32 4] [--steps 10] [--mesh 1 -1 1] [--profile DIR]
+
+For each config: the Trainer of hotdance_jax/train.py (the same jitted, sharded, donated step the
+training command runs) on random batches of the config's shapes (latents B/8 x T/8 x
+vae.latent_channels, 35 music features per frame), timed over --steps steps after a warm-up step
+that compiles. FLOPs per step come from XLA's cost analysis of the compiled step; the peak from
+the device's data sheet, or on CPU from a timed matmul (train.peak_flops_per_device). Each
+config's figures are measured side by side in one run. --profile writes a jax.profiler trace of
+the timed steps of the last config to DIR (open it with TensorBoard's profile plugin or Perfetto).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+
+from hotdance_jax import parallel, train
+from hotdance_jax.config_utils import sibling_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def random_batch(config: ml_collections.ConfigDict, batch_size: int, seed: int = 0) -> dict:
+    """A loader-shaped batch (data_pipeline/loader.py) of random values."""
+    rng = np.random.default_rng(seed)
+    bins, frames, channels = train.cache_shapes(config)["latent_shape"]
+    stride = config.vae.stride
+    features = train.cache_shapes(config)["music_features"]
+    return {
+        "latent": rng.standard_normal((batch_size, bins, frames, channels), np.float32),
+        "reference": rng.standard_normal((batch_size, bins, frames, channels), np.float32),
+        "mask": np.zeros((batch_size, bins, frames, stride), np.float32),
+        "music": rng.standard_normal((batch_size, frames * stride, features), np.float32),
+        "num_reference_frames": np.zeros((batch_size,), np.int32),
+    }
+
+
+def measure(config: ml_collections.ConfigDict, batch_size: int, steps: int,
+            mesh_shape=(1, -1, 1), profile: Path | None = None) -> dict[str, float]:
+    """Figures of `steps` train steps at global batch `batch_size` (after one compiling step)."""
+    config = config.copy_and_resolve_references()
+    config.train.batch_size = batch_size
+    model_config = train.dit_config(config, train.cache_shapes(config))
+    mesh = parallel.make_mesh(mesh_shape)
+    trainer = train.Trainer(config, model_config, mesh)
+    batch = parallel.global_batch(random_batch(config, batch_size), mesh)
+    jax.block_until_ready(trainer.step(batch))
+    tracing = jax.profiler.trace(str(profile)) if profile else contextlib.nullcontext()
+    with tracing:
+        start = time.perf_counter()
+        for _ in range(steps):
+            metrics = trainer.step(batch)
+        jax.block_until_ready(metrics)
+        seconds = (time.perf_counter() - start) / steps
+    flops = trainer.flops_per_step or float("nan")
+    params = sum(x.size for x in jax.tree.leaves(trainer.state["model"]))
+    return {"seconds_per_step": seconds, "examples_per_second": batch_size / seconds,
+            "tflops_per_device": flops / seconds / 1e12, "gflop_per_step": flops / 1e9,
+            "parameters_m": params / 1e6,
+            "tokens": model_config.grid[0] * model_config.grid[1] + model_config.latent_frames}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=[str(REPO / "configs/tiny_cpu.py"),
+                                                         str(REPO / "configs/base.py")])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 4],
+                        help="Global batch per config (the base shapes are slow on a CPU).")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--mesh", type=int, nargs=3, default=[1, -1, 1])
+    parser.add_argument("--profile", type=Path, help="Write a jax.profiler trace here.")
+    args = parser.parse_args()
+    if len(args.batch_sizes) != len(args.configs):
+        parser.error("give one --batch-sizes value per config")
+    peak, source = train.peak_flops_per_device()
+    print(f"{jax.device_count()} x {jax.devices()[0].device_kind}; peak "
+          f"{peak / 1e12:.2f} TFLOP/s per device ({source})")
+    print("| config | params (M) | tokens | batch | s/step | examples/s | GFLOP/step/device "
+          "| TFLOP/s/device | MFU |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for i, (path, batch_size) in enumerate(zip(args.configs, args.batch_sizes, strict=True)):
+        config = sibling_config(path, Path(path).stem)
+        profile = args.profile if i == len(args.configs) - 1 else None
+        m = measure(config, batch_size, args.steps, tuple(args.mesh), profile)
+        print(f"| {Path(path).stem} | {m['parameters_m']:.1f} | {m['tokens']} | {batch_size} | "
+              f"{m['seconds_per_step']:.3f} | {m['examples_per_second']:.1f} | "
+              f"{m['gflop_per_step']:.1f} | {m['tflops_per_device']:.3f} | "
+              f"{100 * m['tflops_per_device'] * 1e12 / peak:.1f}% |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Every config file: loads, documents the command that runs it, and builds its DiT."""
+
+from __future__ import annotations
+
+import jax
+import pytest
+from flax import nnx
+
+from hotdance_jax import parallel, train
+from hotdance_jax.config_utils import sibling_config
+from hotdance_jax.models import DiT
+from tests.test_build import REPO
+
+CONFIGS = sorted(p.stem for p in (REPO / "configs").glob("*.py"))
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_documents_its_command_and_builds(name):
+    config = sibling_config(REPO / "configs" / f"{name}.py", name)
+    doc = (REPO / "configs" / f"{name}.py").read_text().split('"""')[1]
+    assert f"configs/{name}.py" in doc  # the command that runs it
+    assert "Reaches" in doc or "Not run here" in doc or "not been run here" in doc
+    model = train.dit_config(config, train.cache_shapes(config))
+    abstract = nnx.eval_shape(lambda: DiT(model, rngs=nnx.Rngs(0)))
+    assert sum(x.size for x in jax.tree.leaves(nnx.state(abstract, nnx.Param))) > 0
+    batch, devices = config.train.batch_size, 8
+    shape = parallel.mesh_shape(config.train.mesh, devices)
+    assert batch % (shape[0] * shape[1]) == 0, "the batch must split over data x fsdp"
+
+
+def test_base_has_the_paper_shapes():
+    config = sibling_config(REPO / "configs" / "base.py", "base")
+    model = train.dit_config(config, train.cache_shapes(config))
+    assert (config.pose.bins, config.pose.segment_frames, config.vae.stride) == (512, 256, 8)
+    assert (model.latent_bins, model.latent_frames) == (64, 32)
