@@ -54,6 +54,7 @@ def fingerprint(segment_manifest: dict, autoencoder: Autoencoder, settings: dict
 
 
 def vae_info(autoencoder: Autoencoder) -> dict:
+    """The autoencoder's identity (what the latents depend on; its file's path is not)."""
     return {"name": autoencoder.name, "weights_sha256": autoencoder.weights_sha256,
             "stride": list(autoencoder.stride), "latent_channels": autoencoder.latent_channels}
 
@@ -124,7 +125,7 @@ def _write_cache(
     frames, bins = config.pose.segment_frames, config.pose.bins
     n_values = (frames, *config.latents.reference_frames)  # N >= T: the segment's own poses
     batch_size = config.latents.batch_size * jax.device_count()
-    moments, music_moments = _Moments(), _Moments()
+    moments, music_moments, dancer = _Moments(), _Moments(), _MeanDancer()
     counts, shards = {}, {}
     for split in (s for s in SPLITS if segment_manifest["counts"]["segments"].get(s)):
         start = time.perf_counter()
@@ -136,6 +137,8 @@ def _write_cache(
                 if split == "train":
                     moments.add(encoded[0])
                     music_moments.add(np.stack([record["music"] for record in batch]))
+                    for record in batch:
+                        dancer.add(record)
                 for i, record in enumerate(batch):
                     writer.write({**record, "latent": encoded[0, i], "references": encoded[1:, i]})
         finally:
@@ -152,6 +155,7 @@ def _write_cache(
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "settings": latents.cache_settings(config, autoencoder.name),
         "vae": vae_info(autoencoder),
+        "vae_weights": autoencoder.weights,
         "latent_shape": [bins // stride[0], frames // stride[1], autoencoder.latent_channels],
         "keypoints": example["keypoints"].shape[1],
         "music_features": example["music"].shape[1],
@@ -159,6 +163,7 @@ def _write_cache(
         "shift": shift.tolist(),
         "music_scale": music_scale.tolist(),
         "music_shift": music_shift.tolist(),
+        "mean_dancer": dancer.summary(),
         "counts": counts,
         "shards": shards,
         "segments": {"directory": str(segments_dir.resolve()),
@@ -238,6 +243,32 @@ class _Moments:
         mean = self.sum / self.count
         std = np.sqrt(np.maximum(self.sum_sq / self.count - mean**2, 0.0))
         return 1.0 / np.maximum(std, 1e-6), mean
+
+
+class _MeanDancer:
+    """The mean shape pose of the train records, in fractions of the frame (x / width, y /
+    height): the sampler's dancer when the user gives no reference pose."""
+
+    def __init__(self):
+        self.sum, self.seen, self.confidence, self.count = 0.0, 0.0, 0.0, 0
+        self.frame = None
+
+    def add(self, record: dict) -> None:
+        size = np.array([record["width"], record["height"]], np.float64)
+        self.frame = self.frame or [int(record["width"]), int(record["height"])]
+        visible = record["shape_confidence"] > 0
+        self.sum = self.sum + np.where(visible[:, None], record["shape_keypoints"] / size, 0.0)
+        self.seen = self.seen + visible
+        self.confidence = self.confidence + record["shape_confidence"]
+        self.count += 1
+
+    def summary(self) -> dict:
+        """{"keypoints": (K, 2) fractions, "confidence": (K,), "frame": [width, height] of the
+        first record (pixels)}: joints never seen get 0, 0."""
+        keypoints = self.sum / np.maximum(self.seen, 1)[:, None]
+        confidence = np.where(self.seen > 0, self.confidence / self.count, 0.0)
+        return {"keypoints": keypoints.tolist(), "confidence": confidence.tolist(),
+                "frame": self.frame}
 
 
 def pooling_autoencoder(

@@ -8,12 +8,20 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import tempfile
+import warnings
+from pathlib import Path
+
+import imageio_ffmpeg
 import matplotlib.pyplot as plt
 import numpy as np
+from PIL import Image, ImageDraw
 from scipy.ndimage import gaussian_filter1d
 
-from hotdance_jax.io import atomic_path
+from hotdance_jax.io import atomic_path, save_wav
 from hotdance_jax.pose.skeletons import OPENPOSE_18, Skeleton
+
+BEAT_FLASH_SECONDS = 0.08  # the beat indicator fades with this time constant around each beat
 
 
 def draw_skeleton(
@@ -89,3 +97,71 @@ def save_onehot_image(path: str | os.PathLike, image: np.ndarray, skeleton: Skel
         ax.set_ylabel(f"{name} bin")
         ax.set_title(f"{name} channels")
     save_figure(fig, path)
+
+
+def skeleton_frame(keypoints: np.ndarray, confidence: np.ndarray, size: tuple[int, int],
+                   scale: float, beat: float = 0.0, skeleton: Skeleton = OPENPOSE_18) -> np.ndarray:
+    """(height, width, 3) uint8 picture of one pose ((K, 2) pixels times `scale`) on black, in
+    the skeleton's colours, with a beat indicator in the top-left corner lit to `beat` in [0, 1]."""
+    image = Image.new("RGB", size)
+    draw = ImageDraw.Draw(image)
+    xy = np.nan_to_num(np.asarray(keypoints, np.float64)) * scale
+    width = max(2, round(min(size) / 120))
+    for i, (a, b) in enumerate(skeleton.limbs):
+        if confidence[a] > 0 and confidence[b] > 0:
+            draw.line([tuple(xy[a]), tuple(xy[b])], fill=tuple(skeleton.limb_colors[i]),
+                      width=width)
+    for k in np.flatnonzero(np.asarray(confidence) > 0):
+        x, y = xy[k]
+        draw.ellipse([x - width, y - width, x + width, y + width],
+                     fill=tuple(skeleton.joint_colors[k]))
+    radius = max(6, min(size) // 30)
+    level = round(40 + 215 * beat)
+    draw.ellipse([radius, radius, 3 * radius, 3 * radius], fill=(level, level, level))
+    return np.asarray(image)
+
+
+def beat_levels(beat_times: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
+    """(num_frames,) in [0, 1]: exp(-(d / BEAT_FLASH_SECONDS)^2), d the time to the nearest beat."""
+    t = np.arange(num_frames) / fps
+    if len(beat_times) == 0:
+        return np.zeros(num_frames)
+    d = np.abs(t[:, None] - np.asarray(beat_times)[None, :]).min(axis=1)
+    return np.exp(-((d / BEAT_FLASH_SECONDS) ** 2))
+
+
+def save_video(
+    path: str | os.PathLike,
+    keypoints: np.ndarray,
+    confidence: np.ndarray,
+    fps: float,
+    width: int,
+    height: int,
+    beat_times: np.ndarray,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 22050,
+    max_side: int = 720,
+) -> None:
+    """An H.264 mp4 of a (T, K, 2) pixel dance in a width x height frame (scaled so its longer
+    side is at most max_side), with `audio` ((samples,) from the dance's first frame) muxed in as
+    AAC and a beat indicator flashing on `beat_times` (seconds); atomically."""
+    scale = min(1.0, max_side / max(width, height))
+    size = (2 * round(width * scale / 2), 2 * round(height * scale / 2))
+    levels = beat_levels(beat_times, len(keypoints), fps)
+    with tempfile.TemporaryDirectory(prefix="hotdance-video-") as tmp, atomic_path(path) as out:
+        music = None
+        if audio is not None:
+            music = Path(tmp) / "music.wav"
+            save_wav(music, audio, sample_rate)
+        writer = imageio_ffmpeg.write_frames(
+            str(out), size, fps=fps, macro_block_size=2, ffmpeg_log_level="error",
+            audio_path=str(music) if music else None, audio_codec="aac" if music else None,
+            output_params=["-shortest"] if music else None)
+        with warnings.catch_warnings():  # ffmpeg starts by fork-exec; nothing of JAX runs in it
+            warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
+            writer.send(None)
+        try:
+            for t in range(len(keypoints)):
+                writer.send(skeleton_frame(keypoints[t], confidence[t], size, scale, levels[t]))
+        finally:
+            writer.close()

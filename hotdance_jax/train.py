@@ -12,15 +12,16 @@ config.train.music_dropout, the flow loss of flow.flow_loss (logit-normal t, shi
 warmup and cosine decay after gradient clipping, and an EMA of the weights (the weights the
 sampler uses).
 
-The run folder WORKDIR holds config.json, normalization.json (the cache's latent and music
-statistics, which the sampler needs), checkpoints/ (Orbax: model, optimizer, EMA, RNG key and the
-loader's position; the latest config.train.keep_checkpoints and the best by validation loss) and
-tensorboard/ (event files). Every log step prints step, loss, seconds/step, examples/s, TFLOP/s
-per device and MFU (the step's FLOPs from XLA's cost analysis over the device's peak; on CPU the
-peak is measured by a matmul at start-up). Every eval step it logs the EMA weights' validation
-loss. SIGTERM (preemption) saves a checkpoint and exits 0; a non-finite loss stops the run with the
-last good checkpoint kept. Launched as several processes (--coordinator_address, or a cluster
-jax.distributed detects), each process reads its own share of the data.
+The run folder WORKDIR holds config.json, latent_cache.json (what the sampler needs of the cache:
+its normalisation statistics, the autoencoder and the mean dancer), checkpoints/ (Orbax: model,
+optimizer, EMA, RNG key and the loader's position; the latest config.train.keep_checkpoints and the
+best by validation loss) and tensorboard/ (event files). Every log step prints step, loss,
+seconds/step, examples/s, TFLOP/s per device and MFU (the step's FLOPs from XLA's cost analysis
+over the device's peak; on CPU the peak is measured by a matmul at start-up). Every eval step it
+logs the EMA weights' validation loss. SIGTERM (preemption) saves a checkpoint and exits 0; a non-
+finite loss stops the run with the last good checkpoint kept. Launched as several processes
+(--coordinator_address, or a cluster jax.distributed detects), each process reads its own share of
+the data.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ from hotdance_jax.training import (
 )
 
 FLAGS = flags.FLAGS
-NORMALIZATION_FILE = "normalization.json"
+CACHE_INFO_FILE = "latent_cache.json"
 # Peak dense bf16 FLOP/s per device by jax device_kind prefix (vendor data sheets).
 PEAK_FLOPS = {
     "TPU v5p": 459e12, "TPU v5 lite": 197e12, "TPU v5e": 197e12, "TPU v6": 918e12,
@@ -256,10 +257,13 @@ class Preemption:
         self.requested = True
 
 
-def normalization(manifest: dict) -> dict:
-    """The statistics the sampler needs to undo and redo the loader's normalisation."""
-    return {key: manifest[key] for key in ("scale", "shift", "music_scale", "music_shift",
-                                           "latent_shape", "music_features", "settings", "vae")}
+def cache_info(manifest: dict) -> dict:
+    """What the sampler needs of the latent cache: the loader's normalisation (scale, shift,
+    music_scale, music_shift), the shapes, the settings, the autoencoder (vae, vae_weights) and
+    the mean dancer."""
+    return {key: manifest[key] for key in (
+        "scale", "shift", "music_scale", "music_shift", "latent_shape", "music_features",
+        "settings", "vae", "vae_weights", "mean_dancer")}
 
 
 def check_batch_size(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> int:
@@ -303,8 +307,8 @@ def train(config: ml_collections.ConfigDict, workdir: Path, stop_at: int | None 
     check_workdir(workdir, config, ("model", "pose", "vae.name", "latents.reference_frames"),
                   write=lead)
     if lead:
-        with io.atomic_path(workdir / NORMALIZATION_FILE) as tmp:
-            tmp.write_text(json.dumps(normalization(manifest), indent=1))
+        with io.atomic_path(workdir / CACHE_INFO_FILE) as tmp:
+            tmp.write_text(json.dumps(cache_info(manifest), indent=1))
 
     trainer = Trainer(config, model_config, mesh)
     data = iter(loader.train_dataset(train_config.latents, config, local_batch))

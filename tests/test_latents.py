@@ -97,6 +97,13 @@ def test_manifest_normalises_train_latents(cache):
     normalised_music = (music - music_shift) * music_scale
     np.testing.assert_allclose(normalised_music.mean(axis=0), 0.0, atol=1e-3)
     np.testing.assert_allclose(normalised_music.std(axis=0)[varying], 1.0, rtol=1e-3)
+    records = [store[i] for i in range(len(store))]
+    fractions = np.stack([r["shape_keypoints"] / [r["width"], r["height"]] for r in records])
+    visible = np.stack([r["shape_confidence"] for r in records]) > 0
+    assert visible.any(axis=0).sum() >= 14  # the synthetic dancer shows most joints
+    for k in np.flatnonzero(visible.any(axis=0)):
+        np.testing.assert_allclose(manifest["mean_dancer"]["keypoints"][k],
+                                   fractions[visible[:, k], k].mean(axis=0), rtol=1e-6)
     assert manifest["vae"]["weights_sha256"] == autoencoder.weights_sha256
     segment_manifest = segments.read_manifest(root / "segments")
     assert manifest["segments"]["content_hash"] == segment_manifest["content_hash"]

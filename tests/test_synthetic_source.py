@@ -9,10 +9,10 @@ import librosa
 import ml_collections
 import numpy as np
 import pytest
-from scipy.ndimage import gaussian_filter1d
 
 from data_pipeline.sources import synthetic
 from hotdance_jax.errors import InputError
+from hotdance_jax.metrics import beat_align_score
 
 LIMBS = (
     (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11),
@@ -45,19 +45,6 @@ def beat_f_measure(estimated: np.ndarray, reference: np.ndarray, window: float =
         return 0.0
     precision, recall = hits / len(estimated), hits / len(reference)
     return 2 * precision * recall / (precision + recall)
-
-
-def beat_align_score(keypoints: np.ndarray, beat_times: np.ndarray, fps: float) -> float:
-    """BAS: mean over music beats of exp(-d^2 / (2 sigma^2)), d in frames to the nearest motion
-    beat (local minimum of the smoothed mean keypoint speed), sigma = 3 frames at 60 fps."""
-    speed = np.linalg.norm(np.gradient(keypoints, axis=0), axis=-1).mean(axis=-1)
-    speed = gaussian_filter1d(speed, 1.0)
-    motion = np.flatnonzero((speed[1:-1] < speed[:-2]) & (speed[1:-1] < speed[2:])) + 1
-    music = beat_times * fps
-    music = music[(music > 1) & (music < len(keypoints) - 2)]
-    distance = np.abs(music[:, None] - motion[None, :]).min(axis=1)
-    sigma = 3 * fps / 60
-    return float(np.exp(-(distance**2) / (2 * sigma**2)).mean())
 
 
 def test_same_seed_same_song_other_seed_other_song():
@@ -123,10 +110,9 @@ def test_librosa_beat_tracker_finds_the_true_beats(songs):
 
 def test_motion_beats_land_on_music_beats(songs):
     for perf in songs:
-        on_beat = beat_align_score(perf.keypoints, perf.beat_times, perf.fps)
-        off_beat = beat_align_score(
-            perf.keypoints, perf.beat_times[:-1] + np.diff(perf.beat_times) / 2, perf.fps
-        )
+        on_beat = beat_align_score(perf.keypoints, perf.confidence, perf.beat_times, perf.fps)
+        off_beat = beat_align_score(perf.keypoints, perf.confidence,
+                                    perf.beat_times[:-1] + np.diff(perf.beat_times) / 2, perf.fps)
         assert on_beat >= 0.8, f"{perf.name}: BAS {on_beat:.3f}"
         assert off_beat <= 0.3, f"{perf.name}: BAS half a beat off {off_beat:.3f}"
 

@@ -93,8 +93,9 @@ def test_resume_gives_the_same_parameters_as_one_run(cache, tmp_path):  # noqa: 
         tmp_path / "twice")
     assert step_once == step_twice == 8
     assert_trees_equal(once, twice)
-    normalization = json.loads((tmp_path / "once" / train.NORMALIZATION_FILE).read_text())
-    assert normalization["latent_shape"] == [8, 8, 4]
+    info = json.loads((tmp_path / "once" / train.CACHE_INFO_FILE).read_text())
+    assert info["latent_shape"] == [8, 8, 4]
+    assert len(info["mean_dancer"]["keypoints"]) == 18
     events = [e for path in sorted((tmp_path / "once" / "tensorboard").iterdir())
               for e in read_events(path)]
     logged = {(v.tag, e.step) for e in events for v in e.summary.value}

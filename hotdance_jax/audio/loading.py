@@ -72,5 +72,5 @@ def require_duration(
     seconds = audio.shape[-1] / sample_rate
     if seconds < min_seconds:
         raise InputError(
-            f"{path}: audio lasts {seconds:.2f} s, shorter than one segment ({min_seconds:.2f} s)"
+            f"{path}: audio lasts {seconds:.2f} s, shorter than the {min_seconds:.2f} s needed"
         )

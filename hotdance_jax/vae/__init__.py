@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 from hotdance_jax.errors import InputError
 from hotdance_jax.vae.base import Autoencoder
 
@@ -20,18 +23,14 @@ def load_autoencoder(name: str, weights: str, image_channels: int) -> Autoencode
     weights: the onehot-kl .msgpack file, the taef2 folder, or the diffusers folder/.safetensors.
     """
     if name == "onehot-kl":
-        from hotdance_jax.vae.onehot_kl import onehot_kl_autoencoder
-
-        return onehot_kl_autoencoder(weights, image_channels)
-    if name == "taef2":
-        from hotdance_jax.vae.taef2 import taef2_autoencoder
-
-        return taef2_autoencoder(weights, image_channels)
-    if name == "diffusers-kl":
-        from hotdance_jax.vae.kl import diffusers_kl_autoencoder
-
-        return diffusers_kl_autoencoder(weights, image_channels)
-    raise InputError(f"unknown autoencoder {name!r}; expected one of {list(AUTOENCODERS)}")
+        from hotdance_jax.vae.onehot_kl import onehot_kl_autoencoder as load
+    elif name == "taef2":
+        from hotdance_jax.vae.taef2 import taef2_autoencoder as load
+    elif name == "diffusers-kl":
+        from hotdance_jax.vae.kl import diffusers_kl_autoencoder as load
+    else:
+        raise InputError(f"unknown autoencoder {name!r}; expected one of {list(AUTOENCODERS)}")
+    return dataclasses.replace(load(weights, image_channels), weights=str(Path(weights).resolve()))
 
 
 __all__ = ["AUTOENCODERS", "Autoencoder", "load_autoencoder"]

@@ -29,7 +29,8 @@ ArrayFn = Callable[[jax.Array], jax.Array]
 class Autoencoder:
     """A frozen autoencoder: jitted encode/decode sharded over the batch on all devices.
 
-    name: "onehot-kl", "taef2" or "diffusers-kl"; weights_sha256 identifies its weights file.
+    name: "onehot-kl", "taef2" or "diffusers-kl"; weights_sha256 identifies its weights file,
+    weights is its path when it was loaded from one (load_autoencoder).
     stride: (bins, frames) downsampling; latent_channels: c; image_channels: C.
     """
 
@@ -40,6 +41,7 @@ class Autoencoder:
     weights_sha256: str
     encode_fn: ArrayFn
     decode_fn: ArrayFn
+    weights: str = ""
 
     def encode(self, images: jax.Array) -> jax.Array:
         """(N, B, T, C) -> (N, B / s_b, T / s_t, c)."""

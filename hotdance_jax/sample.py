@@ -1,0 +1,454 @@
+r"""Generate dances for music with a trained run: python -m hotdance_jax.sample.
+
+  python -m hotdance_jax.sample --workdir runs/tiny --music song.mp3 --out dance.npz \
+      [--video dance.mp4] [--openpose-dir dance_openpose] [--reference pose.json]
+      [--seconds 30] [--start 0] [--num-samples 1] [--seed 0] [--steps 30] [--sampler euler]
+      [--guidance 2] [--fps 30] [--width W --height H]
+  python -m hotdance_jax.sample --workdir runs/tiny --music-dir songs/ --out dances/ ...
+
+The run folder's EMA weights (latest checkpoint, or --checkpoint WORKDIR/checkpoints/STEP) and
+the autoencoder its latent cache was made with (latent_cache.json; --vae-weights overrides the
+path, the weights' sha256 must match) turn music into poses, segment by segment (DESIGN.md,
+"Segment-and-stitch"): a song of F frames is covered by segments of T frames that start every
+T - 16 frames. The first segment's reference is shape-only: the --reference dancer (one pose:
+OpenPose JSON, an npz with keypoints and confidence, or a JSON list of [x, y(, c)], 18 OpenPose
+or 25 BODY_25 keypoints, in pixels of the output frame), or the training data's mean dancer. Each
+next segment takes the last 16 generated frames as its pose-aware reference (N = 16) and the
+16-frame overlap is cross-faded linearly. All songs and samples run as one batch through one
+jit-compiled sampler per segment, compiled once per batch shape.
+
+Writes, atomically: the dance as npz (DESIGN.md section 3) per song and sample; with
+--openpose-dir one OpenPose JSON per frame (people[0].pose_keypoints_2d); with --video an mp4 of
+the skeleton with the music and a beat indicator. Several songs or samples get one file each,
+named SONG or SONG_sampleN, in --out (a folder), --openpose-dir and --video (folders).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+import tqdm
+from absl import flags
+from flax import nnx
+
+from hotdance_jax import cli, flow, render
+from hotdance_jax.audio import beat_times, load_audio, music_features, require_duration, tempo_bpm
+from hotdance_jax.errors import InputError
+from hotdance_jax.io import save_npz, staged_directory
+from hotdance_jax.pose import OPENPOSE_18, decode, encode, reference_mask, reference_pose
+from hotdance_jax.pose.shape import shape_pose
+from hotdance_jax.pose.skeletons import to_openpose18
+from hotdance_jax.train import CACHE_INFO_FILE, StepSettings, TrainState, dit_config
+from hotdance_jax.training import CONFIG_FILE, OptimizerSettings
+from hotdance_jax.vae import load_autoencoder
+from hotdance_jax.vae.base import file_sha256
+
+FLAGS = flags.FLAGS
+OVERLAP = 16  # frames shared by consecutive segments: the next one's pose-aware reference
+MIN_SECONDS = 1.0
+AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aac", ".opus", ".aiff", ".aif")
+
+
+@dataclasses.dataclass
+class Song:
+    """A piece of music ready to dance to: raw features (frames, D) at fps, beats in seconds."""
+
+    path: Path
+    start: float
+    audio: np.ndarray
+    sample_rate: int
+    features: np.ndarray
+    beats: np.ndarray
+    bpm: float
+
+    @property
+    def frames(self) -> int:
+        return len(self.features)
+
+
+@dataclasses.dataclass
+class Dance:
+    """A generated dance: keypoints (F, 18, 2) pixels (NaN where invisible), confidence (F, 18)."""
+
+    song: Song
+    sample: int
+    keypoints: np.ndarray
+    confidence: np.ndarray
+    fps: float
+    width: int
+    height: int
+
+
+def load_song(path: Path, config: ml_collections.ConfigDict, fps: float, start: float = 0.0,
+              seconds: float | None = None) -> Song:
+    """Reads `seconds` of audio (None: to the end) from `start` and analyses it at `fps`."""
+    sample_rate = config.audio.sample_rate
+    audio = load_audio(path, sample_rate, offset=start, duration=seconds)
+    require_duration(audio, sample_rate, MIN_SECONDS, path)
+    frames = round(len(audio) / sample_rate * fps)
+    features = music_features(audio, sample_rate, fps, frames, config.audio.log_mel_bands)
+    return Song(path, start, audio, sample_rate, features, beat_times(audio, sample_rate),
+                tempo_bpm(audio, sample_rate))
+
+
+def read_reference(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One pose from a file: (18, 2) pixels and (18,) confidence (see the module docstring)."""
+    try:
+        if path.suffix == ".npz":
+            with np.load(path) as data:
+                keypoints = np.asarray(data["keypoints"], np.float32).reshape(-1, 2)
+                confidence = (np.asarray(data["confidence"], np.float32).reshape(-1)
+                              if "confidence" in data else np.ones(len(keypoints), np.float32))
+        else:
+            data = json.loads(path.read_text())
+            if isinstance(data, dict):
+                data = data["people"][0]["pose_keypoints_2d"]
+            values = np.asarray(data, np.float32)
+            if values.ndim == 1:
+                values = values.reshape(-1, 3)
+            keypoints = values[:, :2]
+            confidence = values[:, 2] if values.shape[1] > 2 else np.ones(len(values), np.float32)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such reference pose file") from None
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+        raise InputError(f"{path}: not a readable pose ({type(e).__name__}: {e})") from None
+    if len(keypoints) == 25:
+        keypoints, confidence = to_openpose18(keypoints[None], confidence[None], "body25")
+        keypoints, confidence = keypoints[0], confidence[0]
+    elif len(keypoints) != OPENPOSE_18.num_joints:
+        raise InputError(f"{path}: {len(keypoints)} keypoints; expected 18 (OpenPose) or 25 "
+                         "(BODY_25)")
+    confidence = np.where(np.isfinite(keypoints).all(-1), confidence, 0.0).astype(np.float32)
+    if (confidence > 0).sum() < 2:
+        raise InputError(f"{path}: fewer than 2 visible keypoints")
+    return keypoints.astype(np.float32), confidence
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "num_steps", "sampler", "shift",
+                                             "guidance"))
+def _sample_latents(graphdef, state, noise, reference, mask, music, *, num_steps, sampler, shift,
+                    guidance):
+    """Latents (b, B', T', c) from noise by the flow ODE, guided by the music (cond and null
+    music in one model call of 2b examples when guidance != 1)."""
+    model = nnx.merge(graphdef, state)
+    b = noise.shape[0]
+
+    def velocity(x, t):
+        if guidance == 1.0:
+            return model(x, t, reference, mask, music, jnp.zeros((b,), bool))
+        both = model(*(jnp.concatenate([a, a]) for a in (x, t, reference, mask, music)),
+                     jnp.arange(2 * b) >= b)
+        conditional, unconditional = jnp.split(both, 2)
+        return unconditional + guidance * (conditional - unconditional)
+
+    return flow.sample(velocity, noise, num_steps, sampler, shift)
+
+
+@functools.partial(jax.jit, static_argnames="bins")
+def _reference_images(keypoints, confidence, shape_keypoints, shape_confidence, n, width, height,
+                      *, bins):
+    """(b, B, T, 2K) one-hot images of the reference poses with N = n real frames."""
+    poses = jax.vmap(reference_pose, in_axes=(0, 0, 0, 0, None))(
+        keypoints, confidence, shape_keypoints, shape_confidence, n)
+    return encode(*poses, width, height, bins)
+
+
+class DanceGenerator:
+    """A trained run's EMA DiT and its autoencoder, sampling segments of T frames."""
+
+    def __init__(self, workdir: Path, checkpoint: Path | None = None,
+                 vae_weights: str | None = None):
+        self.config = _read_config(workdir)
+        self.info = _read_json(workdir / CACHE_INFO_FILE, "run's latent cache info")
+        self.model_config = dit_config(self.config, self.info)
+        self.graphdef, self.state, self.step = _restore_ema(workdir, checkpoint, self.config,
+                                                            self.model_config)
+        self.autoencoder = _autoencoder(self.info, vae_weights)
+        self.scale, self.shift = (np.asarray(self.info[k], np.float32) for k in ("scale", "shift"))
+        self.music_scale, self.music_shift = (np.asarray(self.info[k], np.float32)
+                                              for k in ("music_scale", "music_shift"))
+        self.time_shift = StepSettings.of(self.config, self.model_config).time_shift
+        self.frames = self.config.pose.segment_frames
+        self.stride = self.model_config.frames_per_token
+
+    def mean_dancer(self, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        """The training data's mean shape pose in a width x height frame."""
+        dancer = self.info["mean_dancer"]
+        keypoints = np.asarray(dancer["keypoints"], np.float32) * [width, height]
+        confidence = np.asarray(dancer["confidence"], np.float32)
+        return np.where(confidence[:, None] > 0, keypoints, np.nan), (confidence > 0).astype(
+            np.float32)
+
+    def generate(self, songs: list[Song], shape: tuple[np.ndarray, np.ndarray], *, width: int,
+                 height: int, num_samples: int = 1, seed: int = 0, steps: int = 30,
+                 sampler: str = "euler", guidance: float = 2.0) -> list[Dance]:
+        """One dance per song and sample, each as long as its song; `shape` is the dancer's
+        shape pose ((18, 2) pixels, (18,) confidence)."""
+        T, hop = self.frames, self.frames - OVERLAP
+        jobs = [(song, sample) for song in songs for sample in range(num_samples)]
+        segments = max(max(1, math.ceil((song.frames - OVERLAP) / hop)) for song in songs)
+        total = (segments - 1) * hop + T
+        music = np.stack([self._music(song.features, total) for song, _ in jobs])
+        b, K = len(jobs), OPENPOSE_18.num_joints
+        shape_keypoints = np.broadcast_to(np.nan_to_num(shape[0]), (b, K, 2)).astype(np.float32)
+        shape_confidence = np.broadcast_to(shape[1], (b, K)).astype(np.float32)
+        keypoints = np.zeros((b, total, K, 2), np.float32)
+        confidence = np.zeros((b, total, K), np.float32)
+        bar = tqdm.tqdm(total=segments * steps, unit="step", desc="sampling", disable=None)
+        for k in range(segments):
+            begin = k * hop
+            n = 0 if k == 0 else OVERLAP
+            previous = np.zeros((b, T, K, 2), np.float32)
+            previous_confidence = np.zeros((b, T, K), np.float32)
+            previous[:, :n] = keypoints[:, begin:begin + n]
+            previous_confidence[:, :n] = confidence[:, begin:begin + n]
+            latents = self._segment(previous, previous_confidence, shape_keypoints,
+                                    shape_confidence, n, music[:, begin:begin + T], jobs, k,
+                                    seed, steps, sampler, guidance, width, height)
+            new_keypoints, new_confidence = self._poses(latents, width, height)
+            _blend_into(keypoints, confidence, new_keypoints, new_confidence, begin, n)
+            bar.update(steps)
+        bar.close()
+        return [Dance(song, sample, np.where(confidence[i, :song.frames, :, None] > 0,
+                                             keypoints[i, :song.frames], np.nan),
+                      confidence[i, :song.frames], self.config.pose.fps, width, height)
+                for i, (song, sample) in enumerate(jobs)]
+
+    def _music(self, features: np.ndarray, frames: int) -> np.ndarray:
+        """(frames, D) normalised features, the last row repeated past the song's end."""
+        padded = np.concatenate([features, np.repeat(features[-1:], max(frames - len(features),
+                                                                         0), axis=0)])
+        return ((padded[:frames] - self.music_shift) * self.music_scale).astype(np.float32)
+
+    def _segment(self, keypoints, confidence, shape_keypoints, shape_confidence, n, music, jobs,
+                 k, seed, steps, sampler, guidance, width, height) -> np.ndarray:
+        """Sampled latents (b, B', T', c), unnormalised, of segment k."""
+        bins = self.config.pose.bins
+        images = _reference_images(keypoints, confidence, shape_keypoints, shape_confidence, n,
+                                   width, height, bins=bins)
+        reference = (np.asarray(self.autoencoder.encode(images)) - self.shift) * self.scale
+        latent_bins, latent_frames, channels = self.model_config.latent_bins, \
+            self.model_config.latent_frames, self.model_config.latent_channels
+        mask = np.broadcast_to(np.asarray(reference_mask(n, latent_bins, latent_frames,
+                                                         self.stride)),
+                               (len(jobs), latent_bins, latent_frames, self.stride))
+        noise = np.stack([_noise(seed, song.path.name, sample, k,
+                                 (latent_bins, latent_frames, channels))
+                          for song, sample in jobs])
+        latents = _sample_latents(self.graphdef, self.state, noise, reference, mask, music,
+                                  num_steps=steps, sampler=sampler, shift=self.time_shift,
+                                  guidance=float(guidance))
+        return np.asarray(latents) / self.scale + self.shift
+
+    def _poses(self, latents: np.ndarray, width: int, height: int):
+        """Latents (b, B', T', c) -> keypoints (b, T, K, 2) pixels, confidence (b, T, K)."""
+        images = self.autoencoder.decode(jnp.asarray(latents))
+        keypoints, confidence = _decode(images, width, height,
+                                        radius=self.config.pose.decode_radius,
+                                        threshold=self.config.pose.visibility_threshold)
+        return np.asarray(keypoints), np.asarray(confidence)
+
+
+_decode = jax.jit(decode, static_argnames="radius")
+
+
+def _noise(seed: int, song: str, sample: int, segment: int, shape) -> np.ndarray:
+    """Standard normal noise of one (song, sample, segment): the same whatever else is batched."""
+    words = [seed, sample, segment, *song.encode()]
+    return np.random.default_rng(words).standard_normal(shape).astype(np.float32)
+
+
+def _blend_into(keypoints, confidence, new_keypoints, new_confidence, begin: int, overlap: int):
+    """Writes a segment's poses (b, T, K, ...) at frame `begin`; its first `overlap` frames are
+    cross-faded with what is there (weight of the new segment rising linearly)."""
+    T = new_keypoints.shape[1]
+    weight = np.ones(T, np.float32)
+    weight[:overlap] = (np.arange(overlap) + 0.5) / max(overlap, 1)
+    old_keypoints = keypoints[:, begin:begin + T]
+    old_confidence = confidence[:, begin:begin + T]
+    w = weight[None, :, None]
+    both = (old_confidence > 0) & (new_confidence > 0)
+    only_old = (old_confidence > 0) & ~(new_confidence > 0) & (w < 1)
+    blended = np.where(both[..., None], (1 - w[..., None]) * old_keypoints
+                       + w[..., None] * new_keypoints, new_keypoints)
+    keypoints[:, begin:begin + T] = np.where(only_old[..., None], old_keypoints, blended)
+    confidence[:, begin:begin + T] = np.where(only_old, old_confidence,
+                                              np.where(both, (1 - w) * old_confidence
+                                                       + w * new_confidence, new_confidence))
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: missing; not a training run folder ({what})") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: unreadable {what} ({e})") from None
+
+
+def _read_config(workdir: Path) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(_read_json(workdir / CONFIG_FILE, "config"))
+
+
+def _restore_ema(workdir: Path, checkpoint: Path | None, config, model_config):
+    """(graphdef, state, step) of the EMA DiT of a run's checkpoint (default: the latest)."""
+    directory = (workdir / "checkpoints").resolve()
+    with ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True)
+                               ) as manager:
+        step = int(checkpoint.name) if checkpoint else manager.latest_step()
+        if step is None or step not in manager.all_steps():
+            raise InputError(f"{directory}: no checkpoint"
+                             + (f" at step {step}" if step is not None else "")
+                             + "; train first (python -m hotdance_jax.train)")
+        optimizer = OptimizerSettings.of(config.train)
+        abstract = nnx.eval_shape(lambda: TrainState(model_config, optimizer, config.seed))
+        _, abstract_state = nnx.split(abstract)
+        restored = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state)))
+    train_graphdef, _ = nnx.split(abstract)
+    graphdef, state = nnx.split(nnx.merge(train_graphdef, restored.state).ema)
+    return graphdef, state, step
+
+
+def _autoencoder(info: dict, weights: str | None):
+    """The run's frozen autoencoder; InputError unless its file is the one the cache used."""
+    path = weights or info["vae_weights"]
+    if not path or not Path(path).exists():
+        raise InputError(f"autoencoder weights {path!r} not found; pass --vae-weights (the "
+                         f"{info['vae']['name']} file the latent cache was made with)")
+    if file_sha256(path) != info["vae"]["weights_sha256"]:
+        raise InputError(f"{path}: not the autoencoder the run was trained with (sha256 differs)")
+    return load_autoencoder(info["vae"]["name"], path, 2 * OPENPOSE_18.num_joints)
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def save_dance(path: Path, dance: Dance) -> None:
+    """The dance as npz (DESIGN.md section 3), atomically."""
+    save_npz(path, keypoints=dance.keypoints.astype(np.float32),
+             confidence=dance.confidence.astype(np.float32), fps=np.float32(dance.fps),
+             width=np.int32(dance.width), height=np.int32(dance.height),
+             skeleton=np.str_(OPENPOSE_18.name), music_path=np.str_(str(dance.song.path)),
+             music_offset=np.float32(dance.song.start))
+
+
+def save_openpose(directory: Path, dance: Dance, name: str) -> None:
+    """One OpenPose JSON per frame, NAME_000000000000_keypoints.json, written all or nothing."""
+    with staged_directory(directory) as staging:
+        for t, (keypoints, confidence) in enumerate(zip(dance.keypoints, dance.confidence,
+                                                        strict=True)):
+            values = np.concatenate([np.nan_to_num(keypoints), confidence[:, None]], axis=1)
+            person = {"person_id": [-1], "pose_keypoints_2d": values.ravel().round(3).tolist()}
+            (staging / f"{name}_{t:012d}_keypoints.json").write_text(
+                json.dumps({"version": 1.3, "people": [person]}))
+
+
+def define_flags() -> None:
+    """The command's flags; defined only when it runs, so modules import side-effect free."""
+    flags.DEFINE_string("workdir", None, "Training run folder (python -m hotdance_jax.train).")
+    flags.DEFINE_string("checkpoint", None, "A checkpoint step folder, WORKDIR/checkpoints/STEP.")
+    flags.DEFINE_string("vae-weights", None, "Autoencoder weights; default: the run's.")
+    flags.DEFINE_string("music", None, "An audio file.")
+    flags.DEFINE_string("music-dir", None, "A folder: every audio file in it.")
+    flags.DEFINE_string("out", None, "FILE.npz (one dance) or a folder (several).")
+    flags.DEFINE_string("video", None, "FILE.mp4 (one dance) or a folder: skeleton videos.")
+    flags.DEFINE_string("openpose-dir", None, "Folder for one OpenPose JSON per frame.")
+    flags.DEFINE_string("reference", None, "The dancer: one pose (OpenPose JSON, npz, or JSON "
+                        "list), pixels of the output frame.")
+    flags.DEFINE_float("seconds", None, "Seconds of music to dance to; default the whole song.")
+    flags.DEFINE_float("start", 0.0, "Where in the song to start, seconds.")
+    flags.DEFINE_integer("seed", 0, "Noise seed.")
+    flags.DEFINE_integer("num-samples", 1, "Different dances per song.")
+    flags.DEFINE_integer("steps", 30, "ODE steps per segment.")
+    flags.DEFINE_enum("sampler", "euler", ["euler", "heun"], "ODE solver.")
+    flags.DEFINE_float("guidance", 2.0, "Classifier-free guidance scale on the music (1: off).")
+    flags.DEFINE_float("fps", None, "Frame rate; must be the run's (default).")
+    flags.DEFINE_integer("width", None, "Output frame width, pixels; default the training data's.")
+    flags.DEFINE_integer("height", None, "Output frame height, pixels.")
+
+
+def flag(name: str):
+    """The value of a (possibly dashed) flag of this command."""
+    return FLAGS[name].value
+
+
+def music_files() -> list[Path]:
+    """The --music file or every audio file of --music-dir."""
+    if bool(flag("music")) == bool(flag("music-dir")):
+        raise InputError("give exactly one of --music FILE and --music-dir DIR")
+    if flag("music"):
+        return [Path(flag("music"))]
+    folder = Path(flag("music-dir"))
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise InputError(f"{folder}: no audio files ({', '.join(AUDIO_SUFFIXES)})")
+    return files
+
+
+def dance_name(dance: Dance, num_samples: int) -> str:
+    """SONG, or SONG_sampleN when several samples are drawn per song."""
+    return dance.song.path.stem + (f"_sample{dance.sample}" if num_samples > 1 else "")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise InputError(f"unexpected arguments: {argv[1:]}")
+    if not flag("workdir") and not flag("checkpoint"):
+        raise InputError("give --workdir DIR or --checkpoint DIR/checkpoints/STEP")
+    if not flag("out"):
+        raise InputError("--out is required (FILE.npz, or a folder for several dances)")
+    checkpoint = Path(flag("checkpoint")) if flag("checkpoint") else None
+    workdir = Path(flag("workdir")) if flag("workdir") else checkpoint.parent.parent
+    files, num_samples = music_files(), flag("num-samples")
+    start = time.perf_counter()
+    generator = DanceGenerator(workdir, checkpoint, flag("vae-weights"))
+    fps = generator.config.pose.fps
+    if flag("fps") is not None and abs(flag("fps") - fps) > 1e-6:
+        raise InputError(f"--fps {flag('fps'):g}: the run was trained at {fps:g} fps")
+    frame = generator.info["mean_dancer"]["frame"]
+    width, height = flag("width") or frame[0], flag("height") or frame[1]
+    shape = (shape_pose(*(x[None] for x in read_reference(Path(flag("reference")))))
+             if flag("reference") else generator.mean_dancer(width, height))
+    songs = [load_song(p, generator.config, fps, flag("start"), flag("seconds")) for p in files]
+    dances = generator.generate(songs, shape, width=width, height=height,
+                                num_samples=num_samples, seed=flag("seed"), steps=flag("steps"),
+                                sampler=flag("sampler"), guidance=flag("guidance"))
+    many = len(dances) > 1
+    for dance in dances:
+        name = dance_name(dance, num_samples)
+        npz = Path(flag("out")) / f"{name}.npz" if many else Path(flag("out"))
+        save_dance(npz, dance)
+        written = [str(npz)]
+        if flag("openpose-dir"):
+            folder = Path(flag("openpose-dir")) / (name if many else "")
+            save_openpose(folder, dance, name)
+            written.append(f"{folder}/")
+        if flag("video"):
+            video = Path(flag("video")) / f"{name}.mp4" if many else Path(flag("video"))
+            render.save_video(video, dance.keypoints, dance.confidence, dance.fps, dance.width,
+                              dance.height, dance.song.beats, dance.song.audio,
+                              dance.song.sample_rate)
+            written.append(str(video))
+        frames = dance.keypoints.shape[0]
+        print(f"{dance.song.path.name}: {frames / dance.fps:.1f} s dance ({frames} frames at "
+              f"{dance.fps:g} fps), music {dance.song.bpm:.1f} BPM -> {', '.join(written)}")
+    print(f"{len(dances)} dance(s) from step {generator.step} of {workdir} in "
+          f"{time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    define_flags()
+    cli.run(main)
