@@ -196,7 +196,8 @@ class DanceGenerator:
         shape pose ((18, 2) pixels, (18,) confidence)."""
         T, hop = self.frames, self.frames - OVERLAP
         jobs = [(song, sample) for song in songs for sample in range(num_samples)]
-        segments = max(max(1, math.ceil((song.frames - OVERLAP) / hop)) for song in songs)
+        needed = np.array([max(1, math.ceil((song.frames - OVERLAP) / hop)) for song, _ in jobs])
+        segments = int(needed.max())
         total = (segments - 1) * hop + T
         music = np.stack([self._music(song.features, total) for song, _ in jobs])
         b, K = len(jobs), OPENPOSE_18.num_joints
@@ -216,7 +217,11 @@ class DanceGenerator:
                                     shape_confidence, n, music[:, begin:begin + T], jobs, k,
                                     seed, steps, sampler, guidance, width, height)
             new_keypoints, new_confidence = self._poses(latents, width, height)
-            _blend_into(keypoints, confidence, new_keypoints, new_confidence, begin, n)
+            active = k < needed  # a song's dance ends with its own last segment
+            window = slice(begin, begin + T)
+            keypoints[active, window], confidence[active, window] = _blend(
+                keypoints[active, window], confidence[active, window], new_keypoints[active],
+                new_confidence[active], n)
             bar.update(steps)
         bar.close()
         return [Dance(song, sample, np.where(confidence[i, :song.frames, :, None] > 0,
@@ -268,23 +273,22 @@ def _noise(seed: int, song: str, sample: int, segment: int, shape) -> np.ndarray
     return np.random.default_rng(words).standard_normal(shape).astype(np.float32)
 
 
-def _blend_into(keypoints, confidence, new_keypoints, new_confidence, begin: int, overlap: int):
-    """Writes a segment's poses (b, T, K, ...) at frame `begin`; its first `overlap` frames are
-    cross-faded with what is there (weight of the new segment rising linearly)."""
-    T = new_keypoints.shape[1]
-    weight = np.ones(T, np.float32)
-    weight[:overlap] = (np.arange(overlap) + 0.5) / max(overlap, 1)
-    old_keypoints = keypoints[:, begin:begin + T]
-    old_confidence = confidence[:, begin:begin + T]
+def _blend(old_keypoints, old_confidence, new_keypoints, new_confidence, overlap: int):
+    """A segment's poses (b, T, K, ...) written over what is there: its first `overlap` frames
+    are cross-faded with the old ones. The new segment's weight rises as a raised cosine, whose
+    slope is 0 at both ends of the fade: a linear fade would add (new - old) / overlap to the
+    velocity inside the fade only, a step at each end. Returns (keypoints, confidence)."""
+    weight = np.ones(new_keypoints.shape[1], np.float32)
+    weight[:overlap] = 0.5 - 0.5 * np.cos(np.pi * (np.arange(overlap) + 0.5) / max(overlap, 1))
     w = weight[None, :, None]
-    both = (old_confidence > 0) & (new_confidence > 0)
-    only_old = (old_confidence > 0) & ~(new_confidence > 0) & (w < 1)
-    blended = np.where(both[..., None], (1 - w[..., None]) * old_keypoints
-                       + w[..., None] * new_keypoints, new_keypoints)
-    keypoints[:, begin:begin + T] = np.where(only_old[..., None], old_keypoints, blended)
-    confidence[:, begin:begin + T] = np.where(only_old, old_confidence,
-                                              np.where(both, (1 - w) * old_confidence
-                                                       + w * new_confidence, new_confidence))
+    old_seen, new_seen = old_confidence > 0, new_confidence > 0
+    both = old_seen & new_seen
+    only_old = old_seen & ~new_seen & (w < 1)  # in the fade, keep a joint the new one lost
+    keypoints = np.where(both[..., None], (1 - w[..., None]) * old_keypoints
+                         + w[..., None] * new_keypoints, new_keypoints)
+    confidence = np.where(both, (1 - w) * old_confidence + w * new_confidence, new_confidence)
+    return (np.where(only_old[..., None], old_keypoints, keypoints),
+            np.where(only_old, old_confidence, confidence))
 
 
 def _read_json(path: Path, what: str) -> dict:

@@ -1,0 +1,197 @@
+"""Sampling: segment-and-stitch over a long song, outputs, batching, references, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+import soundfile
+
+from data_pipeline import build, precompute
+from data_pipeline.sources.synthetic import synthesize_performance
+from hotdance_jax import sample, train
+from hotdance_jax.errors import InputError
+from hotdance_jax.io import save_wav
+from hotdance_jax.vae import load_autoencoder
+from hotdance_jax.vae import train as vae_train
+from tests.test_build import REPO, tiny_config
+
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A run folder of the whole pipeline at tiny shapes (64 bins, 64 frames): a VAE and a DiT
+    trained for a few dozen steps on synthetic dances; (root, config)."""
+    root = tmp_path_factory.mktemp("sample")
+    config = tiny_config()
+    config.vae.latent_channels = 4
+    config.vae.arch.block_out_channels = (8, 16, 16, 16)
+    config.vae.arch.norm_num_groups = 8
+    config.vae.train.update(segments=str(root / "segments"), batch_size=8, crop_frames=64,
+                            steps=40, learning_rate=3e-3, warmup_steps=1, log_every=20,
+                            eval_every=40, checkpoint_every=40, eval_segments=4)
+    build.build("synthetic", root / "raw", root / "segments", config)
+    vae_train.train(config, root / "vae")
+    autoencoder = load_autoencoder("onehot-kl", str(root / "vae" / vae_train.WEIGHTS_FILE), 36)
+    config.vae.name = "onehot-kl"
+    config.latents.workers = 0
+    precompute.precompute(root / "segments", autoencoder, root / "latents", config)
+    config.train.latents = str(root / "latents")
+    config.model.width, config.model.depth, config.model.heads = 64, 2, 4
+    config.train.update(batch_size=8, steps=60, log_every=20, eval_every=60, checkpoint_every=60,
+                        eval_batches=1, warmup_steps=5, learning_rate=1e-3)
+    train.train(config, root / "run")
+    return root, config
+
+
+def song_file(path, seconds, seed=7):
+    performance = synthesize_performance(seed, seconds=seconds)
+    save_wav(path, performance.audio, performance.sample_rate)
+    return path
+
+
+@pytest.fixture(scope="module")
+def generator(run):
+    return sample.DanceGenerator(run[0] / "run")
+
+
+def test_a_three_minute_song_gives_one_continuous_dance_without_seams(run, generator, tmp_path):
+    config = run[1]
+    song = sample.load_song(song_file(tmp_path / "long.wav", 180.0), generator.config, 30.0)
+    assert song.frames == 5400
+    width, height = generator.info["mean_dancer"]["frame"]
+    [dance] = generator.generate([song], generator.mean_dancer(width, height), width=width,
+                                 height=height, steps=STEPS)
+    assert dance.keypoints.shape == (5400, 18, 2)
+    assert (dance.confidence > 0).mean() > 0.5
+    visible = dance.confidence > 0
+    assert np.isfinite(dance.keypoints[visible]).all()
+    # per-frame speed (pixels/frame) of the joints visible in both frames, and its jumps
+    both = visible[1:] & visible[:-1]
+    step = np.linalg.norm(np.diff(np.nan_to_num(dance.keypoints), axis=0), axis=-1)
+    speed = np.where(both, step, 0).sum(-1) / np.maximum(both.sum(-1), 1)  # frame t -> t + 1
+    jump = np.abs(np.diff(speed))  # jump[t]: between the steps into and out of frame t + 1
+    hop = config.pose.segment_frames - sample.OVERLAP
+    starts = np.arange(1, (5400 - sample.OVERLAP) // hop + 1) * hop  # where segments 2.. begin
+    seams = np.concatenate([starts - 1, starts + sample.OVERLAP - 1])  # both ends of the fades
+    seams = seams[seams < len(jump)]
+    inside = np.setdiff1d(np.arange(len(jump)), np.concatenate([seams - 1, seams, seams + 1]))
+    assert len(starts) == 112  # ceil((5400 - 16) / 48) segments
+    # raised-cosine fades: 0.68 at seams vs 0.60 inside when written (linear fades: 0.97 vs 0.57)
+    assert jump[seams].mean() <= 1.3 * jump[inside].mean(), (jump[seams].mean(),
+                                                             jump[inside].mean())
+    assert speed[seams].mean() <= 1.5 * speed[inside].mean()
+
+
+def test_a_song_is_sampled_alike_whatever_is_batched_with_it(run, generator, tmp_path):
+    one = sample.load_song(song_file(tmp_path / "one.wav", 5.0, seed=1), generator.config, 30.0)
+    two = sample.load_song(song_file(tmp_path / "two.wav", 9.0, seed=2), generator.config, 30.0)
+    shape = generator.mean_dancer(512, 512)
+    alone = generator.generate([one], shape, width=512, height=512, steps=STEPS, seed=3)
+    batched = generator.generate([one, two], shape, width=512, height=512, steps=STEPS,
+                                 num_samples=2, seed=3)
+    assert [(d.song.path.name, d.sample, len(d.keypoints)) for d in batched] == [
+        ("one.wav", 0, 150), ("one.wav", 1, 150), ("two.wav", 0, 270), ("two.wav", 1, 270)]
+    np.testing.assert_allclose(np.nan_to_num(batched[0].keypoints),
+                               np.nan_to_num(alone[0].keypoints), atol=0.5)
+    assert np.abs(np.nan_to_num(batched[1].keypoints - batched[0].keypoints)).max() > 1.0
+
+
+def test_the_command_writes_npz_openpose_json_and_video(run, tmp_path):
+    song = song_file(tmp_path / "song.wav", 6.0)
+    result = subprocess.run(
+        [sys.executable, "-m", "hotdance_jax.sample", "--workdir", str(run[0] / "run"),
+         "--music", str(song), "--out", str(tmp_path / "dance.npz"), "--video",
+         str(tmp_path / "dance.mp4"), "--openpose-dir", str(tmp_path / "openpose"),
+         "--steps", str(STEPS), "--width", "640", "--height", "480"],
+        cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "song.wav: 6.0 s dance (180 frames at 30 fps)" in result.stdout
+    with np.load(tmp_path / "dance.npz") as dance:
+        assert dance["keypoints"].shape == (180, 18, 2)
+        assert dance["confidence"].shape == (180, 18)
+        assert (float(dance["fps"]), int(dance["width"]), int(dance["height"])) == (30, 640, 480)
+        assert str(dance["skeleton"]) == "openpose18"
+        assert str(dance["music_path"]) == str(song)
+        keypoints, confidence = dance["keypoints"], dance["confidence"]
+    frames = sorted((tmp_path / "openpose").iterdir())
+    assert len(frames) == 180
+    assert frames[0].name == "song_000000000000_keypoints.json"
+    person = json.loads(frames[7].read_text())["people"][0]["pose_keypoints_2d"]
+    expected = np.concatenate([np.nan_to_num(keypoints[7]), confidence[7][:, None]], 1).ravel()
+    np.testing.assert_allclose(person, expected, atol=1e-3)
+    reader = imageio_ffmpeg.read_frames(str(tmp_path / "dance.mp4"))
+    meta = next(reader)
+    assert meta["size"] == (640, 480)
+    assert meta["audio_codec"] == "aac"
+    assert abs(meta["duration"] - 6.0) < 0.2
+    assert sum(1 for _ in reader) == 180
+
+
+def test_references_in_every_format(tmp_path):
+    keypoints = np.arange(36, dtype=np.float32).reshape(18, 2) + 10
+    confidence = np.ones(18, np.float32)
+    confidence[3] = 0
+    flat = np.concatenate([keypoints, confidence[:, None]], 1).ravel().tolist()
+    (tmp_path / "op.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": flat}]}))
+    (tmp_path / "list.json").write_text(json.dumps(keypoints.tolist()))
+    np.savez(tmp_path / "pose.npz", keypoints=keypoints[None], confidence=confidence[None])
+    for name in ("op.json", "pose.npz"):
+        got_keypoints, got_confidence = sample.read_reference(tmp_path / name)
+        np.testing.assert_array_equal(got_keypoints, keypoints)
+        np.testing.assert_array_equal(got_confidence, confidence)
+    np.testing.assert_array_equal(sample.read_reference(tmp_path / "list.json")[1], 1.0)
+    body25 = np.concatenate([np.zeros((25, 2)) + 50, np.ones((25, 1))], 1)
+    (tmp_path / "body25.json").write_text(json.dumps(body25.tolist()))
+    assert sample.read_reference(tmp_path / "body25.json")[0].shape == (18, 2)
+    (tmp_path / "bad.json").write_text(json.dumps(keypoints[:17].tolist()))
+    with pytest.raises(InputError, match=r"bad\.json: 17 keypoints; expected 18"):
+        sample.read_reference(tmp_path / "bad.json")
+    (tmp_path / "junk.json").write_text("{")
+    with pytest.raises(InputError, match=r"junk\.json: not a readable pose"):
+        sample.read_reference(tmp_path / "junk.json")
+
+
+def run_command(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "hotdance_jax.sample", *map(str, args)],
+                          cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_bad_input_gives_one_line_errors_and_writes_nothing(run, tmp_path):
+    song = song_file(tmp_path / "song.wav", 3.0)
+    soundfile.write(tmp_path / "silent.wav", np.zeros(22050 * 3, np.float32), 22050)
+    (tmp_path / "noise.wav").write_bytes(b"not audio at all")
+    (tmp_path / "empty_run").mkdir()
+    (tmp_path / "pose.json").write_text(json.dumps(np.ones((17, 2)).tolist()))
+    workdir = run[0] / "run"
+    cases = {
+        "audio is silent": ["--workdir", workdir, "--music", tmp_path / "silent.wav"],
+        "not a readable audio file": ["--workdir", workdir, "--music", tmp_path / "noise.wav"],
+        "not a training run folder": ["--workdir", tmp_path / "empty_run", "--music", song],
+        "17 keypoints; expected 18": ["--workdir", workdir, "--music", song, "--reference",
+                                      tmp_path / "pose.json"],
+        "exactly one of --music": ["--workdir", workdir],
+    }
+    for message, args in cases.items():
+        result = run_command(*args, "--out", tmp_path / "out.npz", "--steps", 2)
+        assert result.returncode == 1, (message, result.stderr[-1000:])
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: "), last
+        assert message in last, (message, last)
+        assert not (tmp_path / "out.npz").exists()
+
+
+def test_a_run_without_checkpoints_is_refused(run, tmp_path):
+    (tmp_path / "run").mkdir()
+    for name in ("config.json", train.CACHE_INFO_FILE):
+        (tmp_path / "run" / name).write_text((run[0] / "run" / name).read_text())
+    with pytest.raises(InputError, match="no checkpoint; train first"):
+        sample.DanceGenerator(tmp_path / "run")
