@@ -22,6 +22,19 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.synthetic.test_songs = 2
     config.data.synthetic.seconds = 20.0
 
+    config.vae.latent_channels = 8
+    config.vae.arch.block_out_channels = (32, 64, 64, 64)
+    config.vae.arch.layers_per_block = 1
+    config.vae.arch.norm_num_groups = 16
+    config.vae.train.batch_size = 16
+    config.vae.train.crop_frames = 64
+    config.vae.train.steps = 400
+    config.vae.train.learning_rate = 1e-3
+    config.vae.train.warmup_steps = 50
+    config.vae.train.log_every = 25
+    config.vae.train.eval_every = 200
+    config.vae.train.checkpoint_every = 200
+
     config.model.patch = (1, 1)  # 8 x 8 latents -> 64 pose tokens and 8 music tokens
     config.model.width = 128
     config.model.depth = 4

@@ -1,15 +1,19 @@
-"""The README's `make demo`: everything that exists so far, end to end, on the built-in default.
+"""The README's `make demo`: the whole pipeline on the built-in default, then a dance for a song.
 
-  python -m hotdance_jax.demo --config configs/tiny_cpu.py --out demo_out
+  python -m hotdance_jax.demo --config configs/tiny_cpu.py --out demo_out [--seconds 30]
 
-1. A real song, when one is on this machine (librosa's example 'choice', found through
-   LIBROSA_DATA_DIR or HOTDANCE_SHARED): its tempo, beats and frame-aligned music features.
-2. A synthetic performance (procedural drum music with a dancer on its beats): its music features,
-   its dance as one-hot pose images of config.pose.bins bins in segments of
-   config.pose.segment_frames frames, decoded back, with the round-trip error in bins.
-3. Writes to --out: dance.npz (the decoded dance, DESIGN.md section 3), music.wav, onehot.png (the
-   first segment's image), speed_beats.png (keypoint speed against the music's beats).
-Training and sampling replace step 2's dance with a generated one when they land.
+1. Builds the synthetic dataset (procedural drum music with a dancer on its beats).
+2. Trains the config's onehot-kl autoencoder on it, then encodes the latent cache.
+3. Trains the config's DiT on the cache.
+4. Samples a dance for a real song: librosa's example 'choice' (from LIBROSA_DATA_DIR,
+   $HOTDANCE_SHARED/data/music, or librosa's download when the network allows), else a
+   synthesised track (it says which).
+5. Writes to --out: dance.npz, dance.mp4 (skeleton with the music and a beat indicator),
+   openpose/ (one OpenPose JSON per frame), speed_beats.png (keypoint speed against the music's
+   beats), and prints the dance's beat align score.
+
+Stages 1-3 work in OUT/work and are cached: a second run finds the dataset, cache and both
+checkpoints done and only samples.
 """
 
 from __future__ import annotations
@@ -18,106 +22,102 @@ import os
 import time
 from pathlib import Path
 
-import jax
 import ml_collections
-import numpy as np
 from absl import flags
 
+from data_pipeline import build, precompute
 from data_pipeline.sources.synthetic import synthesize_performance
-from hotdance_jax import cli, render
-from hotdance_jax.audio import beat_times, load_audio, music_features, tempo_bpm
-from hotdance_jax.io import save_npz, save_wav
-from hotdance_jax.pose import OPENPOSE_18, decode, encode
+from hotdance_jax import cli, render, sample, train
+from hotdance_jax.io import save_wav
+from hotdance_jax.metrics import beat_align_score
+from hotdance_jax.pose import OPENPOSE_18
+from hotdance_jax.vae import load_autoencoder
+from hotdance_jax.vae import train as vae_train
 
 FLAGS = flags.FLAGS
+EXAMPLE_SONG = "admiralbob77_-_Choice_-_Drum-bass"
 
 
 def find_example_song() -> Path | None:
-    """librosa's example 'choice' on this machine, or None (the demo never downloads)."""
+    """librosa's example 'choice' on this machine or from librosa's download; None without."""
     folders = [os.environ.get("LIBROSA_DATA_DIR")]
     if os.environ.get("HOTDANCE_SHARED"):
         folders.append(Path(os.environ["HOTDANCE_SHARED"]) / "data/music/librosa-data/audio")
     for folder in filter(None, folders):
-        found = sorted(Path(folder).glob("admiralbob77_-_Choice_-_Drum-bass.*"))
+        found = sorted(Path(folder).glob(f"{EXAMPLE_SONG}.*"))
         if found:
             return found[0]
-    return None
+    try:
+        import librosa
+
+        return Path(librosa.example("choice"))
+    except Exception:  # no network and no cache: whatever failed, the song is not available
+        return None
 
 
-def analyse_song(path: Path, config: ml_collections.ConfigDict) -> None:
-    """Prints tempo, beat count and the shape of the music features of a song."""
-    audio = load_audio(path, config.audio.sample_rate)
-    seconds = len(audio) / config.audio.sample_rate
-    frames = int(seconds * config.pose.fps)
-    features = music_features(audio, config.audio.sample_rate, config.pose.fps, frames,
-                              config.audio.log_mel_bands)
-    beats = beat_times(audio, config.audio.sample_rate)
-    print(f"[1/3] real song {path.name}: {seconds:.1f} s, "
-          f"{tempo_bpm(audio, config.audio.sample_rate):.1f} BPM, {len(beats)} beats, "
-          f"music features {features.shape} at {config.pose.fps:g} fps")
+def synthesised_song(path: Path, config: ml_collections.ConfigDict, seconds: float) -> Path:
+    """A procedural drum track (the synthetic source's music, seed 12345) written to `path`."""
+    performance = synthesize_performance(12345, seconds, config.pose.fps,
+                                         config.audio.sample_rate)
+    save_wav(path, performance.audio, performance.sample_rate)
+    return path
 
 
-def segment_round_trip(
-    keypoints: np.ndarray, confidence: np.ndarray, config: ml_collections.ConfigDict,
-    width: float, height: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Encodes whole segments of the dance as one-hot images and decodes them.
+def stage(number: int, text: str) -> None:
+    print(f"[{number}/5] {text}", flush=True)
 
-    Returns the images (S, B, T, 2K) and the decoded keypoints (S*T, K, 2) and confidence.
-    """
-    t = config.pose.segment_frames
-    usable = len(keypoints) // t * t
-    kp = keypoints[:usable].reshape(-1, t, *keypoints.shape[1:])
-    conf = confidence[:usable].reshape(-1, t, confidence.shape[1])
-    images = jax.jit(encode, static_argnums=4)(kp, conf, width, height, config.pose.bins)
-    decoded, decoded_conf = jax.jit(decode, static_argnames="radius")(
-        images, width, height, radius=config.pose.decode_radius,
-        threshold=config.pose.visibility_threshold)
-    return (np.asarray(images), np.asarray(decoded).reshape(usable, -1, 2),
-            np.asarray(decoded_conf).reshape(usable, -1))
+
+def prepare(config: ml_collections.ConfigDict, work: Path) -> Path:
+    """Stages 1-3 (cached in `work`); returns the trained run folder."""
+    stage(1, "synthetic dataset")
+    build.build("synthetic", work / "raw", work / "segments", config)
+    stage(2, f"onehot-kl autoencoder ({config.vae.train.steps} steps), then the latent cache")
+    config.vae.train.segments = str(work / "segments")
+    vae_train.train(config, work / "vae")
+    weights = work / "vae" / vae_train.WEIGHTS_FILE
+    autoencoder = load_autoencoder(config.vae.name, str(weights), 2 * OPENPOSE_18.num_joints)
+    precompute.precompute(work / "segments", autoencoder, work / "latents", config)
+    stage(3, f"DiT ({config.train.steps} steps)")
+    config.train.latents = str(work / "latents")
+    train.train(config, work / "run")
+    return work / "run"
 
 
 def define_flags() -> None:
     """The command's flags; defined only when it runs, so modules import side-effect free."""
     cli.define_config("configs/tiny_cpu.py")
-    flags.DEFINE_string("out", "demo_out", "Output folder.")
+    flags.DEFINE_string("out", "demo_out", "Output folder (and OUT/work for the cached stages).")
+    flags.DEFINE_float("seconds", 30.0, "Seconds of the song to dance to.")
 
 
 def main(argv: list[str]) -> None:
     del argv
     config, out = FLAGS.config, Path(FLAGS.out)
     start = time.perf_counter()
-    song = find_example_song()
-    if song:
-        analyse_song(song, config)
+    run = prepare(config, out / "work")
+    song_path = find_example_song()
+    if song_path is None:
+        song_path = synthesised_song(out / "work" / "synthesised_song.wav", config, FLAGS.seconds)
+        print(f"[4/5] librosa's example 'choice' is not on this machine and cannot be "
+              f"downloaded: dancing to a synthesised drum track, {song_path}")
     else:
-        print("[1/3] no real song on this machine (set LIBROSA_DATA_DIR); skipping")
-
-    synth = config.data.synthetic
-    perf = synthesize_performance(config.seed, synth.seconds, config.pose.fps,
-                                  config.audio.sample_rate, synth.width, synth.height)
-    features = music_features(perf.audio, perf.sample_rate, perf.fps, len(perf.keypoints))
-    print(f"[2/3] synthetic performance {perf.name}: {synth.seconds:g} s, "
-          f"{np.median(perf.tempo_bpm):.1f} BPM, {len(perf.beat_times)} beats, "
-          f"music features {features.shape}")
-    images, decoded, decoded_conf = segment_round_trip(
-        perf.keypoints, perf.confidence, config, perf.width, perf.height)
-    truth = perf.keypoints[: len(decoded)]
-    visible = perf.confidence[: len(decoded)] > 0
-    size = np.array([perf.width, perf.height])
-    error = np.abs(decoded - truth)[visible] / size * config.pose.bins
-    print(f"      one-hot images {images.shape} (segments, bins, frames, channels); "
-          f"round-trip error mean {error.mean():.3f} bin, max {error.max():.3f} bin")
-
-    save_wav(out / "music.wav", perf.audio, perf.sample_rate)
-    save_npz(out / "dance.npz", keypoints=decoded, confidence=decoded_conf, fps=perf.fps,
-             width=perf.width, height=perf.height, skeleton=OPENPOSE_18.name,
-             music=str(out / "music.wav"), music_offset=0.0)
-    render.save_onehot_image(out / "onehot.png", images[0])
-    render.save_speed_plot(out / "speed_beats.png", decoded, decoded_conf, perf.fps,
-                           perf.beat_times, title=f"{perf.name}: keypoint speed and beats")
-    print(f"[3/3] wrote {out}/dance.npz, music.wav, onehot.png, speed_beats.png "
-          f"in {time.perf_counter() - start:.1f} s")
+        print(f"[4/5] dancing to {song_path.name}")
+    generator = sample.DanceGenerator(run)
+    song = sample.load_song(song_path, generator.config, config.pose.fps, 0.0, FLAGS.seconds)
+    width, height = generator.info["mean_dancer"]["frame"]
+    [dance] = generator.generate([song], generator.mean_dancer(width, height), width=width,
+                                 height=height, steps=30, guidance=2.0)
+    sample.save_dance(out / "dance.npz", dance)
+    sample.save_openpose(out / "openpose", dance, "dance")
+    render.save_video(out / "dance.mp4", dance.keypoints, dance.confidence, dance.fps, width,
+                      height, song.beats, song.audio, song.sample_rate)
+    render.save_speed_plot(out / "speed_beats.png", dance.keypoints, dance.confidence, dance.fps,
+                           song.beats, title=f"{song_path.name}: generated keypoint speed and "
+                                             "music beats")
+    bas = beat_align_score(dance.keypoints, dance.confidence, song.beats, dance.fps)
+    print(f"[5/5] {len(dance.keypoints) / dance.fps:.1f} s dance at {song.bpm:.1f} BPM: beat "
+          f"align score {bas:.3f}; wrote {out}/dance.mp4, dance.npz, openpose/, speed_beats.png "
+          f"in {time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":

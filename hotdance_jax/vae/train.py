@@ -1,6 +1,6 @@
 r"""Train the onehot-kl autoencoder on segments, once per skeleton and bin count; then freeze it.
 
-  python -m hotdance_jax.vae.train --config configs/vae_dwm.py --workdir runs/vae_dwm \
+  python -m hotdance_jax.vae.train --config configs/dwm.py --workdir runs/vae_dwm \
       [--config.vae.train.segments=data/dwm] [--config.vae.train.steps=4000]
 
 Reads the train split of a segment build (python -m data_pipeline.build), makes one-hot images
@@ -202,7 +202,7 @@ def train(
 
 def define_flags() -> None:
     """The command's flags; defined only when it runs, so modules import side-effect free."""
-    cli.define_config("configs/vae_tiny.py")
+    cli.define_config("configs/tiny_cpu.py")
     flags.DEFINE_string("workdir", None, "Run folder: checkpoints, log, frozen weights.")
 
 
