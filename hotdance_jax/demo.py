@@ -102,7 +102,7 @@ def main(argv: list[str]) -> None:
               f"downloaded: dancing to a synthesised drum track, {song_path}")
     else:
         print(f"[4/5] dancing to {song_path.name}")
-    generator = sample.DanceGenerator(run)
+    generator = sample.DanceGenerator.load(run)
     song = sample.load_song(song_path, generator.config, config.pose.fps, 0.0, FLAGS.seconds)
     width, height = generator.info["mean_dancer"]["frame"]
     [dance] = generator.generate([song], generator.mean_dancer(width, height), width=width,

@@ -45,12 +45,13 @@ from hotdance_jax import cli, flow, render
 from hotdance_jax.audio import beat_times, load_audio, music_features, require_duration, tempo_bpm
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import save_npz, staged_directory
+from hotdance_jax.models import DiT
 from hotdance_jax.pose import OPENPOSE_18, decode, encode, reference_mask, reference_pose
 from hotdance_jax.pose.shape import shape_pose
 from hotdance_jax.pose.skeletons import to_openpose18
 from hotdance_jax.train import CACHE_INFO_FILE, StepSettings, TrainState, dit_config
 from hotdance_jax.training import CONFIG_FILE, OptimizerSettings
-from hotdance_jax.vae import load_autoencoder
+from hotdance_jax.vae import Autoencoder, load_autoencoder
 from hotdance_jax.vae.base import file_sha256
 
 FLAGS = flags.FLAGS
@@ -164,22 +165,34 @@ def _reference_images(keypoints, confidence, shape_keypoints, shape_confidence, 
 
 
 class DanceGenerator:
-    """A trained run's EMA DiT and its autoencoder, sampling segments of T frames."""
+    """A DiT (a run's EMA weights) and its autoencoder, sampling segments of T frames.
 
-    def __init__(self, workdir: Path, checkpoint: Path | None = None,
-                 vae_weights: str | None = None):
-        self.config = _read_config(workdir)
-        self.info = _read_json(workdir / CACHE_INFO_FILE, "run's latent cache info")
-        self.model_config = dit_config(self.config, self.info)
-        self.graphdef, self.state, self.step = _restore_ema(workdir, checkpoint, self.config,
-                                                            self.model_config)
-        self.autoencoder = _autoencoder(self.info, vae_weights)
+    config: the run's config; info: its latent_cache.json (train.cache_info); model: the DiT;
+    autoencoder: the frozen autoencoder of the latent cache; step: the checkpoint's step.
+    `DanceGenerator.load(workdir)` builds one from a training run folder.
+    """
+
+    def __init__(self, config: ml_collections.ConfigDict, info: dict, model: DiT,
+                 autoencoder: Autoencoder, step: int = 0):
+        self.config, self.info, self.autoencoder, self.step = config, info, autoencoder, step
+        self.model_config = model.config
+        self.graphdef, self.state = nnx.split(model)
         self.scale, self.shift = (np.asarray(self.info[k], np.float32) for k in ("scale", "shift"))
         self.music_scale, self.music_shift = (np.asarray(self.info[k], np.float32)
                                               for k in ("music_scale", "music_shift"))
         self.time_shift = StepSettings.of(self.config, self.model_config).time_shift
         self.frames = self.config.pose.segment_frames
         self.stride = self.model_config.frames_per_token
+
+    @classmethod
+    def load(cls, workdir: Path, checkpoint: Path | None = None,
+             vae_weights: str | None = None) -> DanceGenerator:
+        """The EMA DiT of a run's checkpoint (default its latest) with the run's autoencoder
+        (vae_weights overrides its path; the file must be the one the latents were made with)."""
+        config = _read_config(workdir)
+        info = _read_json(workdir / CACHE_INFO_FILE, "run's latent cache info")
+        model, step = _restore_ema(workdir, checkpoint, config, dit_config(config, info))
+        return cls(config, info, model, _autoencoder(info, vae_weights), step)
 
     def mean_dancer(self, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
         """The training data's mean shape pose in a width x height frame."""
@@ -304,8 +317,9 @@ def _read_config(workdir: Path) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(_read_json(workdir / CONFIG_FILE, "config"))
 
 
-def _restore_ema(workdir: Path, checkpoint: Path | None, config, model_config):
-    """(graphdef, state, step) of the EMA DiT of a run's checkpoint (default: the latest)."""
+def _restore_ema(workdir: Path, checkpoint: Path | None, config, model_config
+                 ) -> tuple[DiT, int]:
+    """The EMA DiT of a run's checkpoint (default: the latest) and its step."""
     directory = (workdir / "checkpoints").resolve()
     with ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True)
                                ) as manager:
@@ -320,8 +334,7 @@ def _restore_ema(workdir: Path, checkpoint: Path | None, config, model_config):
         restored = manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state)))
     train_graphdef, _ = nnx.split(abstract)
-    graphdef, state = nnx.split(nnx.merge(train_graphdef, restored.state).ema)
-    return graphdef, state, step
+    return nnx.merge(train_graphdef, restored.state).ema, step
 
 
 def _autoencoder(info: dict, weights: str | None):
@@ -418,7 +431,7 @@ def main(argv: list[str]) -> None:
     workdir = Path(flag("workdir")) if flag("workdir") else checkpoint.parent.parent
     files, num_samples = music_files(), flag("num-samples")
     start = time.perf_counter()
-    generator = DanceGenerator(workdir, checkpoint, flag("vae-weights"))
+    generator = DanceGenerator.load(workdir, checkpoint, flag("vae-weights"))
     fps = generator.config.pose.fps
     if flag("fps") is not None and abs(flag("fps") - fps) > 1e-6:
         raise InputError(f"--fps {flag('fps'):g}: the run was trained at {fps:g} fps")

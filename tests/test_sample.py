@@ -58,7 +58,7 @@ def song_file(path, seconds, seed=7):
 
 @pytest.fixture(scope="module")
 def generator(run):
-    return sample.DanceGenerator(run[0] / "run")
+    return sample.DanceGenerator.load(run[0] / "run")
 
 
 def test_a_three_minute_song_gives_one_continuous_dance_without_seams(run, generator, tmp_path):
@@ -194,4 +194,4 @@ def test_a_run_without_checkpoints_is_refused(run, tmp_path):
     for name in ("config.json", train.CACHE_INFO_FILE):
         (tmp_path / "run" / name).write_text((run[0] / "run" / name).read_text())
     with pytest.raises(InputError, match="no checkpoint; train first"):
-        sample.DanceGenerator(tmp_path / "run")
+        sample.DanceGenerator.load(tmp_path / "run")
