@@ -1,10 +1,21 @@
 """Small shapes for a 2-core CPU: B = 64 bins, 64-frame segments, synthetic data.
 
-The README's `make demo` runs it:
+The README's `make demo` runs the whole pipeline with it (python -m hotdance_jax.demo --config
+configs/tiny_cpu.py --out demo_out); stage by stage:
 
-  python -m hotdance_jax.demo --config configs/tiny_cpu.py --out demo_out
+  python -m data_pipeline.build --source synthetic --root data/synthetic_raw \\
+      --out data/synthetic --config configs/tiny_cpu.py
+  python -m hotdance_jax.vae.train --config configs/tiny_cpu.py --workdir runs/vae_tiny \\
+      --config.vae.train.segments=data/synthetic
+  python -m data_pipeline.precompute --segments data/synthetic --vae onehot-kl \\
+      --vae-weights runs/vae_tiny/onehot_kl.msgpack --out data/synthetic_latents \\
+      --config configs/tiny_cpu.py
+  python -m hotdance_jax.train --config configs/tiny_cpu.py --workdir runs/tiny \\
+      --config.train.latents=data/synthetic_latents
 
-Reaches: a synthetic song and dance analysed, encoded and decoded in seconds on this machine.
+Reaches (2026-11-25, this 2-core CPU, shared with other jobs): the VAE (32-64-64-64, 8 latent
+channels) at 1500 steps: validation mean error 1.34 bins, p99 11.9 bins, visibility 99.98% (1.48
+bins, 97.2% at 250 steps); the demo trains it for 400.
 """
 
 import ml_collections

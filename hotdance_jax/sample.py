@@ -391,8 +391,10 @@ def define_flags() -> None:
     flags.DEFINE_enum("sampler", "euler", ["euler", "heun"], "ODE solver.")
     flags.DEFINE_float("guidance", 2.0, "Classifier-free guidance scale on the music (1: off).")
     flags.DEFINE_float("fps", None, "Frame rate; must be the run's (default).")
-    flags.DEFINE_integer("width", None, "Output frame width, pixels; default the training data's.")
-    flags.DEFINE_integer("height", None, "Output frame height, pixels.")
+    flags.DEFINE_integer("width", None, "Output frame width, pixels; default the training "
+                         "data's (poses are fractions of the frame: other aspects stretch them).")
+    flags.DEFINE_integer("height", None, "Output frame height, pixels; default the training "
+                         "data's.")
 
 
 def flag(name: str):

@@ -292,7 +292,8 @@ def validation_set(config: ml_collections.ConfigDict, local_batch: int) -> list[
 
 def train(config: ml_collections.ConfigDict, workdir: Path, stop_at: int | None = None
           ) -> dict[str, float]:
-    """Trains (or resumes) to config.train.steps; returns the last logged metrics. `stop_at`
+    """Trains (or resumes) to config.train.steps; returns the last logged metrics (and the last
+    validation loss, "val_loss"). `stop_at`
     ends this run at that step with a checkpoint, as a preemption would."""
     train_config = config.train
     if not train_config.latents:
@@ -359,6 +360,7 @@ def train(config: ml_collections.ConfigDict, workdir: Path, stop_at: int | None 
             if validation and (step % train_config.eval_every == 0 or step == train_config.steps):
                 evaluation = {BEST_METRIC: evaluate(trainer, validation, mesh, config.seed)}
                 log.scalars(step, evaluation)
+                metrics = {**metrics, **evaluation}
             if checkpoint or evaluation:
                 save(step, evaluation)
                 log.restart_clock(step)
@@ -369,6 +371,9 @@ def train(config: ml_collections.ConfigDict, workdir: Path, stop_at: int | None 
     finally:
         manager.wait_until_finished()
         log.close()
+        close = getattr(data, "close", None)  # grain's worker processes, when there are any
+        if close:
+            close()
     return metrics
 
 
