@@ -41,6 +41,7 @@ def random_batch(config: ml_collections.ConfigDict, batch_size: int, seed: int =
         "mask": np.zeros((batch_size, bins, frames, stride), np.float32),
         "music": rng.standard_normal((batch_size, frames * stride, features), np.float32),
         "num_reference_frames": np.zeros((batch_size,), np.int32),
+        "example": np.arange(batch_size, dtype=np.int32),
     }
 
 

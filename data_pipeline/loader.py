@@ -18,7 +18,10 @@ config.latents.workers worker processes (0: by threads of this process). A batch
   music (b, T, D) float32: the segment's music features, one row per frame, normalised per
       column by the cache's train statistics (music_scale, music_shift),
   num_reference_frames (b,) int32: N, 0 with probability config.latents.p_shape_only, otherwise
-      uniform over the cache's other reference frames.
+      uniform over the cache's other reference frames,
+  example (b,) int32: the example's position in the whole (all processes') stream; the train
+      step keys its per-example random draws by it, so they do not depend on which process or
+      device holds the example.
 
 The cache must have been made with the config's settings (VAE name, bins, fps, T, flip,
 reference frames); another is refused with a one-line InputError.
@@ -97,6 +100,7 @@ def train_dataset(
           .shuffle()
           .repeat()
           .random_map(Conditioning(store.manifest, config.latents.p_shape_only))
+          .map_with_index(_numbered)
           [index::count]
           .batch(batch_size, drop_remainder=True))
     if config.latents.workers and not flags.FLAGS.is_parsed():
@@ -125,11 +129,16 @@ def validation_batches(
     index, count = _process(process_index, process_count)
     ds = (grain.MapDataset.source(store)
           .seed(config.seed)
-          .random_map(Conditioning(store.manifest, config.latents.p_shape_only)))
+          .random_map(Conditioning(store.manifest, config.latents.p_shape_only))
+          .map_with_index(_numbered))
     if num_batches is not None:
         wanted = num_batches * batch_size * count
         ds = ds.repeat(-(-wanted // len(store)))[:wanted]
     return ds[index::count].batch(batch_size, drop_remainder=num_batches is not None)
+
+
+def _numbered(index: int, example: dict) -> dict:
+    return {**example, "example": np.int32(index % 2**31)}
 
 
 def open_split(

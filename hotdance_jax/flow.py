@@ -83,12 +83,19 @@ def flow_loss(
     """Rectified-flow loss: the mean of (velocity_fn(x_t, t) - (e - x0))^2, a scalar.
 
     x0: (B, ...) data. t ~ sample_t(mean, std, shift), one per example; e ~ N(0, I).
+    key: one key for the batch, or (B,) keys, one per example: each example's t and e then come
+    from its own key alone (the same draws however the batch is ordered or split).
     weights: None (plain mean) or an array whose shape is a prefix of x0's, e.g. (B,) per-example
     weights or a (B, ...) mask; the loss is then sum(w * se) / sum(w) over broadcast elements.
     """
-    t_key, e_key = jax.random.split(key)
-    t = sample_t(t_key, (x0.shape[0],), mean, std, shift)
-    e = jax.random.normal(e_key, x0.shape, x0.dtype)
+    if key.ndim == 0:
+        t_key, e_key = jax.random.split(key)
+        t = sample_t(t_key, (x0.shape[0],), mean, std, shift)
+        e = jax.random.normal(e_key, x0.shape, x0.dtype)
+    else:
+        t_keys, e_keys = jax.vmap(jax.random.split, out_axes=1)(key)
+        t = jax.vmap(lambda k: sample_t(k, (), mean, std, shift))(t_keys)
+        e = jax.vmap(lambda k: jax.random.normal(k, x0.shape[1:], x0.dtype))(e_keys)
     err = velocity_fn(noise(x0, e, t), t) - velocity_target(x0, e)
     se = jnp.square(err.astype(jnp.float32))
     if weights is None:

@@ -131,7 +131,8 @@ class TrainState(nnx.Module):
 
 def velocity_loss(model: DiT, batch: dict, drop_music: jax.Array, key: jax.Array,
                   settings: StepSettings) -> jax.Array:
-    """The flow-matching loss of `model` on a batch (see data_pipeline/loader.py), a scalar."""
+    """The flow-matching loss of `model` on a batch (see data_pipeline/loader.py), a scalar;
+    `key` is one key or (b,) keys, one per example (flow.flow_loss)."""
 
     def velocity(x_t, t):
         return model(x_t, t, batch["reference"], batch["mask"], batch["music"], drop_music)
@@ -142,12 +143,18 @@ def velocity_loss(model: DiT, batch: dict, drop_music: jax.Array, key: jax.Array
 
 def train_step(graphdef: nnx.GraphDef, settings: StepSettings, state: nnx.State, batch: dict
                ) -> tuple[nnx.State, dict[str, jax.Array]]:
-    """One optimizer step and EMA update; returns the new state and {loss, grad_norm}."""
+    """One optimizer step and EMA update; returns the new state and {loss, grad_norm}.
+
+    The step's key is split off the state's; each example's draws (music dropout, t, noise)
+    come from that key folded with the example's stream position (batch["example"]).
+    """
     ts = nnx.merge(graphdef, state)
-    key, loss_key, drop_key = jax.random.split(jax.random.wrap_key_data(ts.rng[...]), 3)
+    key, step_key = jax.random.split(jax.random.wrap_key_data(ts.rng[...]))
     ts.rng[...] = jax.random.key_data(key)
-    drop = jax.random.bernoulli(drop_key, settings.music_dropout, batch["latent"].shape[:1])
-    loss, grads = nnx.value_and_grad(velocity_loss)(ts.model, batch, drop, loss_key, settings)
+    keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(step_key, i)))(
+        batch["example"])
+    drop = jax.vmap(lambda k: jax.random.bernoulli(k, settings.music_dropout))(keys[:, 0])
+    loss, grads = nnx.value_and_grad(velocity_loss)(ts.model, batch, drop, keys[:, 1], settings)
     ts.optimizer.update(ts.model, grads)
     step = ts.optimizer.step[...].astype(jnp.float32)
     decay = jnp.minimum(settings.ema_decay, (1.0 + step) / (10.0 + step))

@@ -305,3 +305,17 @@ def test_mixture_heun_fewer_steps_beats_euler(mixture_samples):
 
     assert rms(heun) <= rms(euler)
     assert mean_error(heun) <= mean_error(euler)
+
+
+def test_per_example_keys_make_the_loss_independent_of_batch_order():
+    x0 = jax.random.normal(jax.random.key(0), (6, 3, 2))
+    keys = jax.random.split(jax.random.key(1), 6)
+
+    def velocity(x, t):
+        return x * t[:, None, None]
+
+    loss = flow.flow_loss(velocity, x0, keys)
+    order = jnp.array([3, 0, 5, 1, 4, 2])
+    np.testing.assert_allclose(flow.flow_loss(velocity, x0[order], keys[order]), loss, rtol=1e-6)
+    other = flow.flow_loss(velocity, x0, jax.random.split(jax.random.key(2), 6))
+    assert abs(float(other) - float(loss)) > 1e-4

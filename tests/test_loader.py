@@ -55,7 +55,9 @@ def test_batches_hold_the_drawn_reference_and_its_mask(cache):  # noqa: F811
         "mask": ((4, 8, 8, 8), "float32"),
         "music": ((4, 64, 35), "float32"),
         "num_reference_frames": ((4,), "int32"),
+        "example": ((4,), "int32"),
     }
+    np.testing.assert_array_equal(batches[1]["example"], [4, 5, 6, 7])  # stream positions
     store = latents.LatentStore(root / "latents")
     frames = list(config.latents.reference_frames)
     transform = loader.Conditioning(store.manifest, 0.5)
@@ -128,13 +130,16 @@ def test_every_epoch_is_a_new_order_of_all_records(cache):  # noqa: F811
 def test_processes_read_disjoint_shares_of_each_epoch(cache):  # noqa: F811
     root, config = cache[0], config_of(cache)
     store = latents.LatentStore(root / "latents")
-    seen = []
+    seen, positions = [], []
     for process in (0, 1):
         ds = loader.train_dataset(root / "latents", config, batch_size=4, process_index=process,
                                   process_count=2)
         for batch in take(iter(ds), 2):  # 2 processes x 2 batches x 4 = the 16 train records
             seen.extend(record_indices(batch, store).tolist())
+            positions.extend(batch["example"].tolist())
     assert sorted(seen) == list(range(16))
+    assert positions[:4] == [0, 2, 4, 6]  # process 0 takes every other example of the stream
+    assert sorted(positions) == list(range(16))
 
 
 def test_validation_batches_are_one_deterministic_pass(cache):  # noqa: F811
