@@ -32,6 +32,7 @@ def micro_config(segments_dir=""):
     config.pose.segment_frames = 32
     config.vae.latent_channels = 4
     config.vae.arch.block_out_channels = (8, 16, 16, 16)
+    config.vae.arch.layers_per_block = 2
     config.vae.arch.norm_num_groups = 8
     config.vae.train.update(segments=str(segments_dir), batch_size=4, crop_frames=16, steps=24,
                             learning_rate=3e-3, warmup_steps=1, log_every=4, eval_every=12,
