@@ -15,7 +15,10 @@ configs/tiny_cpu.py --out demo_out); stage by stage:
 
 Reaches (2026-11-25, this 2-core CPU, shared with other jobs): the VAE (32-64-64-64, 8 latent
 channels) at 1500 steps: validation mean error 1.34 bins, p99 11.9 bins, visibility 99.98% (1.48
-bins, 97.2% at 250 steps); the demo trains it for 400.
+bins, 97.2% at 250 steps); 400 steps here. The DiT (1.4 M parameters, 0.135 s/step at batch 32):
+training loss 1.28 at step 50 -> 0.20 at 1000, validation loss (EMA) 0.36 at 250, 0.287 at 750,
+0.283 at 1000 and 0.288 at 1500, so 1000 steps here; its dance to 25 s of librosa's 'choice' has
+a beat align score of 0.587 (the synthetic dataset's real dances: 0.964).
 """
 
 import ml_collections
@@ -51,7 +54,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.depth = 4
     config.model.heads = 4
     config.train.batch_size = 32
-    config.train.steps = 1500
+    config.train.steps = 1000
     config.train.learning_rate = 5e-4
     config.train.warmup_steps = 100
     config.train.ema_decay = 0.999
