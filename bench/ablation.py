@@ -42,9 +42,9 @@ def apply_overrides(config, overrides: str) -> None:
             section[name] = value
 
 
-def val_songs(cache: str, count: int) -> list[tuple[Path, float]]:
-    """(audio path, offset) of the first `count` distinct performances of the val split."""
-    store = latents.LatentStore(cache, "val")
+def split_songs(cache: str, count: int, split: str = "val") -> list[tuple[Path, float]]:
+    """(audio path, offset) of the first `count` distinct performances of a split."""
+    store = latents.LatentStore(cache, split)
     songs = {}
     for i in range(len(store)):
         record = store[i]
@@ -54,9 +54,9 @@ def val_songs(cache: str, count: int) -> list[tuple[Path, float]]:
     return [(Path(p), offset) for p, offset in songs.items()]
 
 
-def real_dance_bas(config, cache: str, songs, seconds: float) -> float:
-    """Mean BAS of the val split's real dances over the first `seconds` of the same songs."""
-    store = latents.LatentStore(cache, "val")
+def real_dance_bas(config, cache: str, songs, seconds: float, split: str = "val") -> float:
+    """Mean BAS of a split's real dances over the first `seconds` of the same songs."""
+    store = latents.LatentStore(cache, split)
     records = [store[i] for i in range(len(store))]
     scores = []
     for path, offset in songs:
@@ -91,7 +91,7 @@ def main() -> None:
     base.vae.name = latents.read_manifest(args.latents)["settings"]["vae"]
     if args.steps:
         base.train.steps = args.steps
-    songs = val_songs(args.latents, args.songs)
+    songs = split_songs(args.latents, args.songs)
     rows = []
     for variant in args.variants:
         config = base.copy_and_resolve_references()
