@@ -12,11 +12,16 @@ The whole pipeline on this 2-core CPU, one config for every stage:
       --config.train.latents=data/dwm_latents
 
 Reaches: 18 performances -> 538 segments (395 train, 23 val, 120 test) at 30 fps. The VAE
-(2026-11-24, stopped at step 800 of 1200, 2.6-5 s/step): validation mean error 1.58 bins, p99
-15.5 bins; on 16 test segments mean 1.94, p99 22.9 bins, visibility 91.7% (bench/vae_quality.py),
-not yet the bar (mean <= 1, p99 <= 3). The DiT: 32 x 32
-x 16 latents in 2 x 2 patches (256 pose + 32 music tokens), 7.7 M parameters; not yet trained to
-the end on this machine.
+(2026-11-24, stopped at step 800 of 1200, 2.6-5 s/step): validation mean error 1.87 bins, p99
+18.7 bins, visibility 99.997% (window-mass visibility); not yet the bar (mean <= 1, p99 <= 3).
+The DiT: 32 x 32 x 16 latents in 2 x 2 patches (256 pose + 32 music tokens), 7.7 M parameters,
+1.12 s/step at batch 16 on this CPU (MFU 32%). Run on 2026-11-25 with the step-800 VAE, stopped
+by SIGTERM at step 1426 of 3000 (about 40 min of training): validation loss (EMA) 0.428, 0.332,
+0.273, 0.236, 0.218 at steps 250 to 1250. Its dances to 20 s of the 4 test songs (2 seeds each)
+score BAS 0.524 +- 0.053 against 0.205 for the real dances, but they jitter: one of them has
+4.9 motion beats/s and 15,157 px/s^2 mean acceleration, three real test segments 1.88 and 1,590,
+and the jitter's many speed minima are what lift the BAS. The jitter is the VAE's decoding
+error; this run does not yet dance to the beat.
 """
 
 import ml_collections

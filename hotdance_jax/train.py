@@ -1,7 +1,7 @@
 r"""Train the DiT with rectified flow on a latent cache; the same command resumes.
 
   python -m hotdance_jax.train --config configs/tiny_cpu.py --workdir runs/tiny \
-      --config.train.latents=data/tiny_latents [--config.train.steps=2000]
+      --config.train.latents=data/synthetic_latents [--config.train.steps=2000]
 
 The latent cache (python -m data_pipeline.precompute) fixes the latent and music shapes; the
 config's `model` section the DiT, its `train` section the rest. Per step, on a global batch of
@@ -18,8 +18,8 @@ optimizer, EMA, RNG key and the loader's position; the latest config.train.keep_
 best by validation loss) and tensorboard/ (event files). Every log step prints step, loss,
 seconds/step, examples/s, TFLOP/s per device and MFU (the step's FLOPs from XLA's cost analysis
 over the device's peak; on CPU the peak is measured by a matmul at start-up). Every eval step it
-logs the EMA weights' validation loss. SIGTERM (preemption) saves a checkpoint and exits 0; a non-
-finite loss stops the run with the last good checkpoint kept. Launched as several processes
+logs the EMA weights' validation loss. SIGTERM (preemption) saves a checkpoint and exits 0; a
+non-finite loss stops the run with the last good checkpoint kept. Launched as several processes
 (--coordinator_address, or a cluster jax.distributed detects), each process reads its own share of
 the data.
 """
