@@ -20,11 +20,10 @@ import jax
 import numpy as np
 
 from data_pipeline.segments import SegmentStore
-from hotdance_jax.pose import decode, encode
+from hotdance_jax.pose import encode, jit_decode
 from hotdance_jax.vae import load_autoencoder
 
 _encode = jax.jit(encode, static_argnames="bins")
-_decode = jax.jit(decode)
 
 
 def load_segments(directory: str, split: str, num: int, frames: int) -> dict[str, np.ndarray]:
@@ -41,7 +40,7 @@ def load_segments(directory: str, split: str, num: int, frames: int) -> dict[str
 def keypoint_errors(images: jax.Array, data: dict, bins: int) -> dict[str, float]:
     """Error and visibility figures of decoded images against the true keypoints."""
     size = data["size"]
-    kp, conf = _decode(images, size[:, 0], size[:, 1])
+    kp, conf = jit_decode(images, size[:, 0], size[:, 1])
     kp, decoded_visible = np.asarray(kp), np.asarray(conf) > 0
     visible = data["confidence"] > 0
     both = visible & decoded_visible

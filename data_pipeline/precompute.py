@@ -16,7 +16,6 @@ re-running with the same segments, weights and settings is a no-op, anything els
 from __future__ import annotations
 
 import datetime
-import functools
 import hashlib
 import json
 import time
@@ -34,7 +33,7 @@ from data_pipeline.sources.base import SPLITS
 from hotdance_jax import cli
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import files_sha256, staged_directory
-from hotdance_jax.pose import OPENPOSE_18, flip_horizontal, onehot, reference_pose
+from hotdance_jax.pose import OPENPOSE_18, flip_horizontal, reference_images
 from hotdance_jax.vae import Autoencoder, load_autoencoder
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "base.py"
@@ -206,23 +205,13 @@ def _encode(
     batch runs one compiled program."""
     index = np.minimum(np.arange(size), len(batch) - 1)
     poses = [np.stack([batch[i][field] for i in index]) for field in POSE_FIELDS]
-    encoded = np.stack([np.asarray(autoencoder.encode(_reference_images(*poses, n, bins=bins)))
+    encoded = np.stack([np.asarray(autoencoder.encode(reference_images(*poses, n, bins=bins)))
                         for n in n_values])[:, : len(batch)]
     stored = encoded.astype(latents.DTYPE)
     if not np.isfinite(stored).all():
         raise InputError(f"{autoencoder.name}: latents not finite or outside the {latents.DTYPE} "
                          "range")
     return stored
-
-
-@functools.partial(jax.jit, static_argnames="bins")
-def _reference_images(keypoints, confidence, shape_keypoints, shape_confidence, width, height, n,
-                      *, bins):
-    """(b, B, T, 2K) one-hot images of the reference poses with N = n real frames (of the poses
-    themselves when n >= T). Inputs are batched segment fields, (b, ...)."""
-    poses = jax.vmap(reference_pose, in_axes=(0, 0, 0, 0, None))(
-        keypoints, confidence, shape_keypoints, shape_confidence, n)
-    return onehot.encode(*poses, width, height, bins)
 
 
 class _Moments:

@@ -46,7 +46,7 @@ from hotdance_jax.audio import beat_times, load_audio, music_features, require_d
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import save_npz, staged_directory
 from hotdance_jax.models import DiT
-from hotdance_jax.pose import OPENPOSE_18, decode, encode, reference_mask, reference_pose
+from hotdance_jax.pose import OPENPOSE_18, jit_decode, reference_images, reference_mask
 from hotdance_jax.pose.shape import shape_pose
 from hotdance_jax.pose.skeletons import to_openpose18
 from hotdance_jax.train import CACHE_INFO_FILE, StepSettings, TrainState, dit_config
@@ -155,15 +155,6 @@ def _sample_latents(graphdef, state, noise, reference, mask, music, *, num_steps
     return flow.sample(velocity, noise, num_steps, sampler, shift)
 
 
-@functools.partial(jax.jit, static_argnames="bins")
-def _reference_images(keypoints, confidence, shape_keypoints, shape_confidence, n, width, height,
-                      *, bins):
-    """(b, B, T, 2K) one-hot images of the reference poses with N = n real frames."""
-    poses = jax.vmap(reference_pose, in_axes=(0, 0, 0, 0, None))(
-        keypoints, confidence, shape_keypoints, shape_confidence, n)
-    return encode(*poses, width, height, bins)
-
-
 class DanceGenerator:
     """A DiT (a run's EMA weights) and its autoencoder, sampling segments of T frames.
 
@@ -252,8 +243,8 @@ class DanceGenerator:
                  k, seed, steps, sampler, guidance, width, height) -> np.ndarray:
         """Sampled latents (b, B', T', c), unnormalised, of segment k."""
         bins = self.config.pose.bins
-        images = _reference_images(keypoints, confidence, shape_keypoints, shape_confidence, n,
-                                   width, height, bins=bins)
+        images = reference_images(keypoints, confidence, shape_keypoints, shape_confidence,
+                                  width, height, n, bins=bins)
         reference = (np.asarray(self.autoencoder.encode(images)) - self.shift) * self.scale
         latent_bins, latent_frames, channels = self.model_config.latent_bins, \
             self.model_config.latent_frames, self.model_config.latent_channels
@@ -271,13 +262,10 @@ class DanceGenerator:
     def _poses(self, latents: np.ndarray, width: int, height: int):
         """Latents (b, B', T', c) -> keypoints (b, T, K, 2) pixels, confidence (b, T, K)."""
         images = self.autoencoder.decode(jnp.asarray(latents))
-        keypoints, confidence = _decode(images, width, height,
+        keypoints, confidence = jit_decode(images, width, height,
                                         radius=self.config.pose.decode_radius,
                                         threshold=self.config.pose.visibility_threshold)
         return np.asarray(keypoints), np.asarray(confidence)
-
-
-_decode = jax.jit(decode, static_argnames="radius")
 
 
 def _noise(seed: int, song: str, sample: int, segment: int, shape) -> np.ndarray:

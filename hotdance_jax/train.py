@@ -284,9 +284,11 @@ def check_batch_size(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh)
     return global_batch // jax.process_count()
 
 
-def validation_set(config: ml_collections.ConfigDict, local_batch: int) -> list[dict] | None:
-    """config.train.eval_batches batches of this process's share of the val split (cycled to
-    fill them), the same every evaluation; None without a val split."""
+def validation_set(config: ml_collections.ConfigDict, local_batch: int,
+                   mesh: jax.sharding.Mesh) -> list[dict] | None:
+    """config.train.eval_batches global batches on the mesh, of the val split (each process
+    reads its share, cycled to fill them), made once and used at every evaluation; None
+    without a val split."""
     try:
         batches = loader.validation_batches(config.train.latents, config, local_batch,
                                             num_batches=config.train.eval_batches)
@@ -294,14 +296,14 @@ def validation_set(config: ml_collections.ConfigDict, local_batch: int) -> list[
         if "no 'val' records" in str(error):
             return None
         raise
-    return list(batches)
+    return [parallel.global_batch(batch, mesh) for batch in batches]
 
 
 def train(config: ml_collections.ConfigDict, workdir: Path, stop_at: int | None = None
           ) -> dict[str, float]:
     """Trains (or resumes) to config.train.steps; returns the last logged metrics (and the last
-    validation loss, "val_loss"). `stop_at`
-    ends this run at that step with a checkpoint, as a preemption would."""
+    validation loss, "val_loss"). `stop_at` ends this run at that step with a checkpoint, as a
+    preemption would."""
     train_config = config.train
     if not train_config.latents:
         raise InputError("set --config.train.latents to a latent cache folder "
@@ -335,7 +337,7 @@ def train(config: ml_collections.ConfigDict, workdir: Path, stop_at: int | None 
               f"{dict(mesh.shape)} over {jax.device_count()} {jax.devices()[0].platform} devices, "
               f"{jax.process_count()} process(es); global batch {train_config.batch_size}",
               flush=True)
-    validation = validation_set(config, local_batch)
+    validation = validation_set(config, local_batch, mesh)
     last = train_config.steps if stop_at is None else min(stop_at, train_config.steps)
     log = TrainLog(workdir, train_config, start_step=step, enabled=lead)
     preemption = Preemption()
@@ -365,7 +367,7 @@ def train(config: ml_collections.ConfigDict, workdir: Path, stop_at: int | None 
                         f"checkpoint (step {manager.latest_step()}) is kept in {workdir}")
             evaluation = None
             if validation and (step % train_config.eval_every == 0 or step == train_config.steps):
-                evaluation = {BEST_METRIC: evaluate(trainer, validation, mesh, config.seed)}
+                evaluation = {BEST_METRIC: evaluate(trainer, validation, config.seed)}
                 log.scalars(step, evaluation)
                 metrics = {**metrics, **evaluation}
             if checkpoint or evaluation:
@@ -384,10 +386,10 @@ def train(config: ml_collections.ConfigDict, workdir: Path, stop_at: int | None 
     return metrics
 
 
-def evaluate(trainer: Trainer, validation: list[dict], mesh, seed: int) -> float:
+def evaluate(trainer: Trainer, validation: list[dict], seed: int) -> float:
     """Mean validation flow loss of the EMA weights, with the same t and noise every time."""
     key = jax.random.key(seed)
-    losses = [trainer.eval_loss(parallel.global_batch(batch, mesh), jax.random.fold_in(key, i))
+    losses = [trainer.eval_loss(batch, jax.random.fold_in(key, i))
               for i, batch in enumerate(validation)]
     return float(np.mean([float(x) for x in losses]))
 

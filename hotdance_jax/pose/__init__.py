@@ -1,7 +1,7 @@
 """Skeleton layouts, the one-hot pose image codec, and reference-pose conditioning."""
 
-from hotdance_jax.pose.onehot import decode, encode
-from hotdance_jax.pose.reference import reference_mask, reference_pose
+from hotdance_jax.pose.onehot import decode, encode, jit_decode
+from hotdance_jax.pose.reference import reference_images, reference_mask, reference_pose
 from hotdance_jax.pose.skeletons import (
     BODY_25,
     COCO_17,
@@ -23,6 +23,8 @@ __all__ = [
     "decode",
     "encode",
     "flip_horizontal",
+    "jit_decode",
+    "reference_images",
     "reference_mask",
     "reference_pose",
     "to_openpose18",

@@ -86,3 +86,6 @@ def decode(
     keypoints = position / bins * size[..., None, None, :]
     keypoints = jnp.where(visible[..., None], keypoints, jnp.nan)
     return keypoints, jnp.where(visible, conf, 0.0)
+
+
+jit_decode = jax.jit(decode, static_argnames="radius")  # decode, compiled once per shape

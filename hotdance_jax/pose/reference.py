@@ -10,8 +10,12 @@ r = N % stride > 0; N >= T sets every entry.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+
+from hotdance_jax.pose.onehot import encode
 
 
 def reference_mask(
@@ -49,3 +53,15 @@ def reference_pose(
     ref_confidence = jnp.where(real, confidence, shape_confidence[None, :])
     ref_keypoints = jnp.where(real[..., None], keypoints, shape_keypoints[None, :, :])
     return ref_keypoints, ref_confidence
+
+
+@functools.partial(jax.jit, static_argnames="bins")
+def reference_images(keypoints, confidence, shape_keypoints, shape_confidence, width, height,
+                     num_reference_frames, *, bins):
+    """(b, B, T, 2K) one-hot images of the reference poses with N = num_reference_frames real
+    frames (all of them when N >= T), for batched fields: keypoints (b, T, K, 2) pixels,
+    confidence (b, T, K), shape_keypoints (b, K, 2), shape_confidence (b, K), width and height
+    (b,) or scalars, pixels."""
+    poses = jax.vmap(reference_pose, in_axes=(0, 0, 0, 0, None))(
+        keypoints, confidence, shape_keypoints, shape_confidence, num_reference_frames)
+    return encode(*poses, width, height, bins)

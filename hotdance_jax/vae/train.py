@@ -29,7 +29,7 @@ from flax import nnx
 from data_pipeline.segments import SegmentStore
 from hotdance_jax import cli
 from hotdance_jax.errors import InputError
-from hotdance_jax.pose import OPENPOSE_18, decode, encode, flip_horizontal
+from hotdance_jax.pose import OPENPOSE_18, encode, flip_horizontal, jit_decode
 from hotdance_jax.training import OptimizerSettings, check_workdir, checkpoint_manager
 from hotdance_jax.vae.kl import AutoencoderKL, KLConfig, save_onehot_kl
 from hotdance_jax.vae.onehot_kl import image_from_outputs, onehot_kl_loss
@@ -116,7 +116,7 @@ def evaluate(model: AutoencoderKL, config: ml_collections.ConfigDict) -> dict[st
         batch["size"].append([record["width"], record["height"]])
     batch = {k: np.asarray(v, np.float32) for k, v in batch.items()}
     reconstruction = _reconstruct(model, images_of(batch, config.pose.bins))
-    kp, conf = _decode(reconstruction, batch["size"][:, 0], batch["size"][:, 1],
+    kp, conf = jit_decode(reconstruction, batch["size"][:, 0], batch["size"][:, 1],
                        radius=config.pose.decode_radius,
                        threshold=config.pose.visibility_threshold)
     truth_visible = batch["confidence"] > 0
@@ -125,9 +125,6 @@ def evaluate(model: AutoencoderKL, config: ml_collections.ConfigDict) -> dict[st
     return {"val_error_bins_mean": float(error.mean()) if error.size else float("nan"),
             "val_error_bins_p99": float(np.percentile(error, 99)) if error.size else float("nan"),
             "val_visibility_accuracy": float(((np.asarray(conf) > 0) == truth_visible).mean())}
-
-
-_decode = jax.jit(decode, static_argnames="radius")
 
 
 @nnx.jit
