@@ -5,12 +5,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 
 from data_pipeline import build
+from data_pipeline.segments import SegmentStore
 from hotdance_jax.errors import InputError
-from hotdance_jax.pose import encode
+from hotdance_jax.pose import encode, jit_decode
 from hotdance_jax.vae import load_autoencoder
 from hotdance_jax.vae import train as vae_train
 from hotdance_jax.vae.kl import load_onehot_kl
@@ -96,3 +98,27 @@ def test_workdir_of_another_config_is_refused(segments, tmp_path):
     other.vae.arch.block_out_channels = (8, 16, 16, 32)
     with pytest.raises(InputError, match=r"another config \(vae.arch: block_out_channels differ\)"):
         vae_train.train(other, tmp_path)
+
+
+def test_fits_one_batch_to_the_codecs_floor(segments):
+    """Architecture, loss and decode together can represent one-hot poses exactly: fitted to one
+    batch, the decoded keypoints reach the codec's quantisation floor (mean 0.25, max 0.5 bin).
+    Measured: mean 0.21, p99 0.50 bins after 200 steps (0.59 / 3.7 after 50)."""
+    config = micro_config(segments)
+    records = SegmentStore(segments, "train").__getitems__(range(4))
+    batch = {"keypoints": np.stack([np.nan_to_num(r["keypoints"][:16]) for r in records]),
+             "confidence": np.stack([r["confidence"][:16] for r in records]),
+             "size": np.array([[r["width"], r["height"]] for r in records], np.float32)}
+    model = vae_train.create_model(vae_train.kl_config(config), 0)
+    optimizer = nnx.Optimizer(model, optax.adam(3e-3), wrt=nnx.Param)
+    for step in range(200):
+        vae_train.train_step(model, optimizer, batch, jax.random.key(step), bins=32,
+                             kl_weight=1e-4, visibility_weight=1.0)
+    decoded = vae_train._reconstruct(model, vae_train.images_of(batch, 32))
+    keypoints, confidence = jit_decode(decoded, batch["size"][:, 0], batch["size"][:, 1])
+    visible = batch["confidence"] > 0
+    np.testing.assert_array_equal(np.asarray(confidence) > 0, visible)
+    error = np.abs(np.asarray(keypoints) - batch["keypoints"]) / batch["size"][:, None, None]
+    error = error[visible] * 32
+    assert error.mean() < 0.35
+    assert np.percentile(error, 99) < 1.0
