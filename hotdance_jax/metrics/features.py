@@ -27,7 +27,7 @@ from hotdance_jax.pose.shape import limb_lengths
 from hotdance_jax.pose.skeletons import OPENPOSE_18
 
 _J = {name: i for i, name in enumerate(OPENPOSE_18.joints)}
-ROOT = OPENPOSE_18.num_joints  # index of the hips' midpoint in `with_root` arrays
+ROOT = OPENPOSE_18.num_joints  # index of the hips' midpoint in `_with_root` arrays
 _TORSO_LIMBS = ((_J["neck"], _J["right_hip"]), (_J["neck"], _J["left_hip"]))
 KINETIC_WINDOW_SECONDS = 2 / 60  # FACT's sliding window: +-2 frames at 60 fps
 
@@ -61,7 +61,7 @@ def _hip_midpoint(positions: np.ndarray, visible: np.ndarray) -> tuple[np.ndarra
     return positions[:, hips].mean(axis=1), visible[:, hips].all(axis=1)
 
 
-def with_root(positions: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _with_root(positions: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(T, 19, 2) positions and (T, 19) visibility: the 18 keypoints and the root (index ROOT)."""
     root, seen = _hip_midpoint(positions, visible)
     return (np.concatenate([positions, root[:, None]], axis=1),
@@ -165,7 +165,7 @@ def geometric_features(positions: np.ndarray, visible: np.ndarray, fps: float) -
     A relation counts in a frame only where every joint it names (and, for "lifted", the neck
     and root) is seen, for speeds also in the frame before.
     """
-    p, seen = with_root(positions, visible)
+    p, seen = _with_root(positions, visible)
     values, defined = [], []
     for _, kind, joints, threshold in RELATIONS:
         needs = [*joints, _J["neck"], ROOT] if kind == "lifted" else list(joints)
