@@ -22,7 +22,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from data_pipeline import latents
+from data_pipeline import latents, segments
 from hotdance_jax import sample, train
 from hotdance_jax.config_utils import sibling_config
 from hotdance_jax.metrics import beat_align_score
@@ -57,21 +57,14 @@ def split_songs(cache: str, count: int, split: str = "val") -> list[tuple[Path, 
 def real_dance_bas(config, cache: str, songs, seconds: float, split: str = "val") -> float:
     """Mean BAS of a split's real dances over the first `seconds` of the same songs."""
     store = latents.LatentStore(cache, split)
-    records = [store[i] for i in range(len(store))]
+    dances = {p.audio_path: p for p in segments.assemble(store[i] for i in range(len(store)))}
     scores = []
     for path, offset in songs:
-        own = sorted((r for r in records if r["audio_path"] == str(path)),
-                     key=lambda r: r["start_frame"])
-        stride = own[1]["start_frame"] - own[0]["start_frame"] if len(own) > 1 else len(
-            own[0]["keypoints"])
-        keypoints = np.concatenate([own[0]["keypoints"]] + [r["keypoints"][-stride:]
-                                                            for r in own[1:]])
-        confidence = np.concatenate([own[0]["confidence"]] + [r["confidence"][-stride:]
-                                                              for r in own[1:]])
-        fps = float(own[0]["fps"])
-        frames = min(len(keypoints), int(seconds * fps))
-        song = sample.load_song(path, config, fps, offset, frames / fps)
-        scores.append(beat_align_score(keypoints[:frames], confidence[:frames], song.beats, fps))
+        dance = dances[str(path)]
+        frames = min(dance.num_frames, int(seconds * dance.fps))
+        song = sample.load_song(path, config, dance.fps, offset, frames / dance.fps)
+        scores.append(beat_align_score(dance.keypoints[:frames], dance.confidence[:frames],
+                                       song.beats, dance.fps))
     return float(np.mean(scores))
 
 

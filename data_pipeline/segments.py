@@ -13,8 +13,9 @@ Records are msgpack-serialised dicts (flax.serialization), one ArrayRecord file 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,36 @@ def cut_segments(
             "source": perf.source,
             "start_frame": np.int32(start),
         }
+
+
+def assemble(records: Iterable[dict]) -> list[Performance]:
+    """Whole performances, sorted by sequence_id, from segment (or latent cache) records: each
+    sequence's unmirrored segments placed at their start_frame (overlaps agree). Frames that no
+    segment covers, such as a tail shorter than a segment, are cut or stay invisible."""
+    groups = collections.defaultdict(list)
+    for record in records:
+        if not record.get("flipped", False):
+            groups[str(record["sequence_id"])].append(record)
+    return [_join(sequence, parts) for sequence, parts in sorted(groups.items())]
+
+
+def _join(sequence: str, parts: list[dict]) -> Performance:
+    """One performance from the records of its segments (see `assemble`)."""
+    first = min(parts, key=lambda r: int(r["start_frame"]))
+    frames = max(int(r["start_frame"]) + len(r["keypoints"]) for r in parts)
+    keypoints = np.full((frames, *first["keypoints"].shape[1:]), np.nan, np.float32)
+    confidence = np.zeros((frames, first["confidence"].shape[1]), np.float32)
+    for record in parts:
+        window = slice(int(record["start_frame"]), int(record["start_frame"]) + len(
+            record["keypoints"]))
+        keypoints[window], confidence[window] = record["keypoints"], record["confidence"]
+    fps = float(first["fps"])
+    return Performance(
+        sequence_id=sequence, keypoints=keypoints, confidence=confidence, fps=fps,
+        width=int(first["width"]), height=int(first["height"]),
+        audio_path=str(first["audio_path"]),
+        audio_offset=float(first["audio_offset"]) - int(first["start_frame"]) / fps,
+        split=str(first["split"]), source=str(first["source"]))
 
 
 def serialize(record: dict) -> bytes:

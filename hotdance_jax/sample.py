@@ -79,7 +79,8 @@ class Song:
 
 @dataclasses.dataclass
 class Dance:
-    """A generated dance: keypoints (F, 18, 2) pixels (NaN where invisible), confidence (F, 18)."""
+    """A generated dance: keypoints (F, 18, 2) pixels (NaN where invisible), confidence (F, 18),
+    sampled in segments of `segment_frames` frames overlapping by OVERLAP."""
 
     song: Song
     sample: int
@@ -88,6 +89,7 @@ class Dance:
     fps: float
     width: int
     height: int
+    segment_frames: int
 
 
 def load_song(path: Path, config: ml_collections.ConfigDict, fps: float, start: float = 0.0,
@@ -230,7 +232,7 @@ class DanceGenerator:
         bar.close()
         return [Dance(song, sample, np.where(confidence[i, :song.frames, :, None] > 0,
                                              keypoints[i, :song.frames], np.nan),
-                      confidence[i, :song.frames], self.config.pose.fps, width, height)
+                      confidence[i, :song.frames], self.config.pose.fps, width, height, T)
                 for i, (song, sample) in enumerate(jobs)]
 
     def _music(self, features: np.ndarray, frames: int) -> np.ndarray:
@@ -340,12 +342,14 @@ def _autoencoder(info: dict, weights: str | None):
 
 
 def save_dance(path: Path, dance: Dance) -> None:
-    """The dance as npz (DESIGN.md section 3), atomically."""
+    """The dance as npz (DESIGN.md section 3), atomically, with the segment length and overlap
+    it was stitched from (python -m hotdance_jax.evaluate finds the seams by them)."""
     save_npz(path, keypoints=dance.keypoints.astype(np.float32),
              confidence=dance.confidence.astype(np.float32), fps=np.float32(dance.fps),
              width=np.int32(dance.width), height=np.int32(dance.height),
              skeleton=np.str_(OPENPOSE_18.name), music_path=np.str_(str(dance.song.path)),
-             music_offset=np.float32(dance.song.start))
+             music_offset=np.float32(dance.song.start),
+             segment_frames=np.int32(dance.segment_frames), overlap=np.int32(OVERLAP))
 
 
 def save_openpose(directory: Path, dance: Dance, name: str) -> None:

@@ -120,6 +120,8 @@ def test_the_command_writes_npz_openpose_json_and_video(run, tmp_path):
         assert (float(dance["fps"]), int(dance["width"]), int(dance["height"])) == (30, 640, 480)
         assert str(dance["skeleton"]) == "openpose18"
         assert str(dance["music_path"]) == str(song)
+        assert int(dance["segment_frames"]) == run[1].pose.segment_frames
+        assert int(dance["overlap"]) == sample.OVERLAP
         keypoints, confidence = dance["keypoints"], dance["confidence"]
     frames = sorted((tmp_path / "openpose").iterdir())
     assert len(frames) == 180

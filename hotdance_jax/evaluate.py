@@ -1,0 +1,339 @@
+r"""Score generated dances against real ones: python -m hotdance_jax.evaluate.
+
+  python -m hotdance_jax.evaluate --generated dances/ --reference data/dwm --json scores.json \
+      [--split test] [--window-seconds 5]
+
+--generated is a folder of dances as `python -m hotdance_jax.sample` writes them (npz: keypoints
+(T, 18, 2) pixels, confidence (T, 18), fps, skeleton, music_path, music_offset; segment_frames
+and overlap when present locate the seams). --reference is such a folder too, or a segment build
+(python -m data_pipeline.build; its --split performances, reassembled from their segments).
+Every dance of both sets must have the same fps. Music beats come from each dance's music file,
+read from its offset for the dance's duration.
+
+Prints a markdown table and writes the same figures as JSON (atomically):
+  - FID_k, FID_g: Frechet distance between the kinetic / geometric features
+    (hotdance_jax/metrics/features.py) of the generated and the reference dances, every
+    --window-seconds window of a dance one sample, standardised by the reference's mean and std.
+    The ground-truth row's FID is the floor: the first half of every reference dance's windows
+    against the second half.
+  - Div_k, Div_g: mean pairwise distance of a set's standardised window features.
+  - BAS: beat align score, the mean over dances; the row "ground truth, another dance's music"
+    pairs every reference dance with the next one's music, the score of a dance that ignores
+    the beat.
+  - jitter: mean keypoint acceleration in body lengths per s^2, the mean over dances.
+  - seam: mean speed change at the frames where sampled segments join over that elsewhere, the
+    same frames in the reference dances for comparison (only when the generated npz record the
+    segment settings).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from absl import flags
+
+from data_pipeline import segments
+from data_pipeline.sources.base import Performance
+from hotdance_jax import cli
+from hotdance_jax.audio import beat_times, load_audio
+from hotdance_jax.errors import InputError
+from hotdance_jax.io import atomic_path
+from hotdance_jax.metrics import (
+    beat_align_score,
+    body_frame,
+    diversity,
+    fid,
+    frechet_distance,
+    geometric_features,
+    jitter,
+    kinetic_features,
+    seam_frames,
+    seam_jump,
+    standardise,
+    windows,
+)
+from hotdance_jax.pose import OPENPOSE_18
+
+FLAGS = flags.FLAGS
+MUSIC_SAMPLE_RATE = 22050  # Hz, the configs' audio.sample_rate, for beat tracking
+NPZ_KEYS = ("keypoints", "confidence", "fps", "skeleton", "music_path", "music_offset")
+ROWS = {"ground_truth": "ground truth", "ground_truth_other_music":
+        "ground truth, another dance's music", "generated": "generated"}
+COLUMNS = {"fid_k": "FID_k", "fid_g": "FID_g", "div_k": "Div_k", "div_g": "Div_g", "bas": "BAS",
+           "jitter": "jitter (L/s^2)", "seam_ratio": "seam / inside"}
+
+
+@dataclasses.dataclass
+class DanceSet:
+    """A set of dances at one fps; `seams` (segment_frames, overlap) when its npz record them."""
+
+    path: Path
+    dances: list[Performance]
+    seams: tuple[int, int] | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.dances[0].fps
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_dance_npz(path: Path) -> tuple[Performance, tuple[int, int] | None]:
+    """One dance of `python -m hotdance_jax.sample` and its (segment_frames, overlap) if saved."""
+    try:
+        with np.load(path) as data:
+            missing = [k for k in NPZ_KEYS if k not in data]
+            if missing:
+                raise InputError(f"{path}: not a dance npz: missing {', '.join(missing)} (needs "
+                                 f"{', '.join(NPZ_KEYS)})")
+            values = {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise InputError(f"{path}: unreadable npz ({e})") from None
+    if str(values["skeleton"]) != OPENPOSE_18.name:
+        raise InputError(f"{path}: skeleton {str(values['skeleton'])!r}; expected "
+                         f"{OPENPOSE_18.name!r}")
+    keypoints = np.asarray(values["keypoints"], np.float32)
+    confidence = np.asarray(values["confidence"], np.float32)
+    _check_pose(path, keypoints, confidence)
+    fps = float(values["fps"])
+    if not fps > 0:
+        raise InputError(f"{path}: fps {fps:g}; expected > 0")
+    seams = ((int(values["segment_frames"]), int(values["overlap"]))
+             if {"segment_frames", "overlap"} <= values.keys() else None)
+    return Performance(sequence_id=path.stem, keypoints=keypoints, confidence=confidence,
+                       fps=fps, width=int(values.get("width", 0)),
+                       height=int(values.get("height", 0)),
+                       audio_path=str(values["music_path"]),
+                       audio_offset=float(values["music_offset"]), split="", source="npz"
+                       ), seams
+
+
+def _check_pose(path: Path, keypoints: np.ndarray, confidence: np.ndarray) -> None:
+    """InputError unless keypoints are (T, 18, 2), confidence (T, 18), finite where visible."""
+    K = OPENPOSE_18.num_joints
+    if keypoints.ndim != 3 or keypoints.shape[1:] != (K, 2) or confidence.shape != \
+            keypoints.shape[:2]:
+        raise InputError(f"{path}: keypoints {keypoints.shape} and confidence "
+                         f"{confidence.shape}; expected (T, {K}, 2) and (T, {K})")
+    if not np.isfinite(keypoints[confidence > 0]).all():
+        raise InputError(f"{path}: NaN or infinite keypoints where the confidence is > 0")
+
+
+def read_dance_set(path: Path, split: str) -> DanceSet:
+    """The dances of a folder of npz files, or of split `split` of a segment build."""
+    if not path.is_dir():
+        raise InputError(f"{path}: no such folder")
+    if (path / segments.MANIFEST).exists():
+        store = segments.SegmentStore(path, split)
+        return DanceSet(path, segments.assemble(store[i] for i in range(len(store))))
+    files = sorted(path.glob("*.npz"))
+    if not files:
+        raise InputError(f"{path}: no .npz dances (and not a segment build: no "
+                         f"{segments.MANIFEST})")
+    read = [read_dance_npz(f) for f in files]
+    settings = {seams for _, seams in read}
+    if len(settings) > 1:
+        raise InputError(f"{path}: dances stitched with different segment settings "
+                         f"(segment_frames, overlap): {sorted(settings, key=str)}")
+    return DanceSet(path, [dance for dance, _ in read], settings.pop())
+
+
+def require_one_fps(*sets: DanceSet) -> float:
+    """The fps every dance of `sets` shares; InputError naming a dance that differs."""
+    fps = sets[0].fps
+    for dance_set in sets:
+        for dance in dance_set.dances:
+            if abs(dance.fps - fps) > 1e-6:
+                raise InputError(f"{dance_set.path / dance.sequence_id}: {dance.fps:g} fps, but "
+                                 f"{sets[0].path} has {fps:g} fps; every dance must have the "
+                                 "same fps")
+    return fps
+
+
+# ---------------------------------------------------------------- scoring
+
+
+@functools.lru_cache(maxsize=256)
+def music_beats(path: str, offset: float, seconds: float) -> np.ndarray:
+    """(B,) beat times in seconds of `seconds` of music from `offset` s into `path`."""
+    audio = load_audio(path, MUSIC_SAMPLE_RATE, offset=offset, duration=seconds)
+    return beat_times(audio, MUSIC_SAMPLE_RATE)
+
+
+@dataclasses.dataclass
+class Analysis:
+    """Per-window features and per-dance smoothness of a set."""
+
+    features: dict[str, np.ndarray]  # "k": (W, 54) kinetic, "g": (W, 20) geometric
+    first_half: np.ndarray  # (W,) bool: the window is in the first half of its dance
+    jitter: list[float]  # per dance, L/s^2
+    seam: list[tuple[float, float]]  # per dance: mean speed change at seams, inside (L/s)
+
+
+def analyse(dance_set: DanceSet, window: int, seams: tuple[int, int] | None) -> Analysis:
+    """Features of every `window`-frame window and the smoothness of every dance of a set;
+    `seams` (segment_frames, overlap) places the seams, None skips them."""
+    kinetic, geometric, first_half, jitters, seam = [], [], [], [], []
+    for dance in dance_set.dances:
+        name = dance_set.path / dance.sequence_id
+        if dance.num_frames < window:
+            raise InputError(f"{name}: {dance.num_frames / dance.fps:.2f} s, shorter than one "
+                             f"{window / dance.fps:g} s window (--window-seconds)")
+        try:
+            positions, visible = body_frame(dance.keypoints, dance.confidence)
+        except InputError as e:
+            raise InputError(f"{name}: {e}") from None
+        spans = windows(dance.num_frames, window)
+        kinetic += [kinetic_features(positions[s], visible[s], dance.fps) for s in spans]
+        geometric += [geometric_features(positions[s], visible[s], dance.fps) for s in spans]
+        first_half += [i < len(spans) // 2 for i in range(len(spans))]
+        jitters.append(jitter(positions, visible, dance.fps))
+        if seams:
+            seam.append(seam_jump(positions, visible, dance.fps,
+                                  seam_frames(dance.num_frames, *seams)))
+    return Analysis({"k": np.array(kinetic), "g": np.array(geometric)}, np.array(first_half),
+                    jitters, seam)
+
+
+def mean_bas(dances: list[Performance], music: list[Performance]) -> float:
+    """Mean BAS of each dance against the beats of the music of its partner in `music`."""
+    scores = []
+    for dance, partner in zip(dances, music, strict=True):
+        try:
+            beats = music_beats(partner.audio_path, partner.audio_offset,
+                                dance.num_frames / dance.fps)
+        except InputError as e:
+            raise InputError(f"{dance.sequence_id}'s music: {e}") from None
+        scores.append(beat_align_score(dance.keypoints, dance.confidence, beats, dance.fps))
+    return _nanmean(scores)
+
+
+def _nanmean(values) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def floor_fid(reference: np.ndarray, first_half: np.ndarray) -> float:
+    """FID of the second half of the reference windows against the first, standardised by the
+    whole reference (NaN when a half has fewer than 2 windows)."""
+    if min(first_half.sum(), (~first_half).sum()) < 2:
+        return float("nan")
+    [standard] = standardise(reference)
+    return frechet_distance(standard[~first_half], standard[first_half])
+
+
+def distribution_scores(real: Analysis, fake: Analysis | None) -> dict:
+    """FID and Div of both feature kinds: of `fake` against `real`, or, for None, the floor
+    FID and the Div of `real` itself."""
+    row = {}
+    for kind, reference in real.features.items():
+        if fake is None:
+            row[f"fid_{kind}"] = floor_fid(reference, real.first_half)
+            row[f"div_{kind}"] = diversity(standardise(reference)[0])
+        else:
+            row[f"fid_{kind}"] = fid(reference, fake.features[kind])
+            row[f"div_{kind}"] = diversity(standardise(reference, fake.features[kind])[1])
+    return row
+
+
+def dance_scores(dances: list[Performance], analysis: Analysis) -> dict:
+    """BAS, jitter and seam ratio (speed change at seams over that inside segments, each
+    averaged over the dances; NaN without seams) of a set."""
+    seams = np.array(analysis.seam).reshape(-1, 2)
+    at_seams, inside = _nanmean(seams[:, 0]), _nanmean(seams[:, 1])
+    return {"bas": mean_bas(dances, dances), "jitter": _nanmean(analysis.jitter),
+            "seam_ratio": at_seams / inside if inside > 0 else float("nan")}
+
+
+def score(reference: DanceSet, generated: DanceSet, window_seconds: float) -> dict:
+    """Every figure of the table (module docstring) as {"rows": {row: {column: value}}}, with
+    the fps, the window and the sets' sizes."""
+    fps = require_one_fps(reference, generated)
+    window = max(3, round(window_seconds * fps))  # an acceleration needs 3 frames
+    real = analyse(reference, window, generated.seams)
+    fake = analyse(generated, window, generated.seams)
+    for dance_set, analysis in ((reference, real), (generated, fake)):
+        if len(analysis.first_half) < 2:
+            raise InputError(f"{dance_set.path}: {len(analysis.first_half)} window(s) of "
+                             f"{window_seconds:g} s; need at least 2 (shorter --window-seconds)")
+    others = reference.dances[1:] + reference.dances[:1]
+    rows = {
+        "ground_truth": {**distribution_scores(real, None),
+                         **dance_scores(reference.dances, real)},
+        "ground_truth_other_music": {"bas": mean_bas(reference.dances, others)
+                                     if len(others) > 1 else float("nan")},
+        "generated": {**distribution_scores(real, fake), **dance_scores(generated.dances, fake)},
+    }
+    sizes = {name: {"path": str(s.path), "dances": len(s.dances), "windows": len(a.first_half)}
+             for name, s, a in (("reference", reference, real), ("generated", generated, fake))}
+    return {"fps": fps, "window_seconds": window_seconds, "sets": sizes, "rows": rows}
+
+
+# ---------------------------------------------------------------- output
+
+
+def markdown_table(scores: dict) -> str:
+    """The rows of `scores` as a markdown table; blank where a row has no such figure."""
+    lines = ["| | " + " | ".join(COLUMNS.values()) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for key, label in ROWS.items():
+        row = scores["rows"][key]
+        cells = [_cell(row[c]) if c in row else "" for c in COLUMNS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: float) -> str:
+    return "n/a" if not math.isfinite(value) else f"{value:.3f}"
+
+
+def write_json(path: Path, scores: dict) -> None:
+    """`scores` as JSON (NaN as null), atomically."""
+    def clean(x):
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        return None if isinstance(x, float) and not math.isfinite(x) else x
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(clean(scores), indent=2) + "\n")
+
+
+def define_flags() -> None:
+    """The command's flags; defined only when it runs, so modules import side-effect free."""
+    flags.DEFINE_string("generated", None, "Folder of generated dance npz files.")
+    flags.DEFINE_string("reference", None, "Folder of real dance npz files, or a segment build.")
+    flags.DEFINE_string("json", None, "Where to write the scores as JSON.")
+    flags.DEFINE_string("split", "test", "Split of a segment build --reference.")
+    flags.DEFINE_float("window-seconds", 5.0, "Window length of one FID / Div sample, seconds.")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise InputError(f"unexpected arguments: {argv[1:]}")
+    for name in ("generated", "reference", "json"):
+        if not FLAGS[name].value:
+            raise InputError(f"--{name} is required")
+    if not FLAGS["window-seconds"].value > 0:
+        raise InputError(f"--window-seconds {FLAGS['window-seconds'].value:g}; expected > 0")
+    reference = read_dance_set(Path(FLAGS.reference), FLAGS.split)
+    generated = read_dance_set(Path(FLAGS.generated), FLAGS.split)
+    scores = score(reference, generated, FLAGS["window-seconds"].value)
+    write_json(Path(FLAGS.json), scores)
+    sets = scores["sets"]
+    print(f"{sets['generated']['dances']} generated dances ({sets['generated']['windows']} "
+          f"windows) against {sets['reference']['dances']} reference dances "
+          f"({sets['reference']['windows']} windows) of {scores['window_seconds']:g} s at "
+          f"{scores['fps']:g} fps")
+    print(markdown_table(scores))
+    print(f"-> {FLAGS.json}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    cli.run(main)
