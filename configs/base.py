@@ -130,6 +130,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.weight_decay = 0.0
     config.train.adam_b2 = 0.999
     config.train.grad_clip = 1.0
+    # Rematerialisation of each DiT block in the backward pass (memory for compute): none, full
+    # (save nothing), dots (save every matmul's output), dots_no_batch (save the matmuls with
+    # weights, recompute attention's). A train setting: it changes no saved shape.
+    config.train.remat = "none"
     config.train.ema_decay = 0.9999  # at step s the EMA uses min(ema_decay, (1 + s) / (10 + s))
     config.train.music_dropout = 0.3  # P(music replaced by the null token): guidance
     config.train.t_mean = 0.0  # logit-normal flow time: sigmoid(N(t_mean, t_std^2)) ...

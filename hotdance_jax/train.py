@@ -182,6 +182,7 @@ class Trainer:
     def __init__(self, config: ml_collections.ConfigDict, model_config: DiTConfig,
                  mesh: jax.sharding.Mesh):
         self.mesh = mesh
+        model_config = dataclasses.replace(model_config, remat=config.train.remat)
         self.settings = StepSettings.of(config, model_config)
         optimizer = OptimizerSettings.of(config.train)
 
