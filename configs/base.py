@@ -123,6 +123,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.train = ml_collections.ConfigDict()
     config.train.latents = ""  # latent cache folder (python -m data_pipeline.precompute)
     config.train.mesh = (1, -1, 1)  # (data, fsdp, tensor); -1 takes the devices left over
+    config.train.dcn_mesh = (1, 1, 1)  # (data, fsdp, tensor) across TPU slices (multi-slice);
+    #                                    then `mesh` is the mesh inside one slice
     config.train.batch_size = 64  # global batch, over all devices and processes
     config.train.steps = 200000
     config.train.learning_rate = 1e-4
