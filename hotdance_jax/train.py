@@ -170,10 +170,13 @@ def train_step(graphdef: nnx.GraphDef, settings: StepSettings, state: nnx.State,
 
 def eval_loss(graphdef: nnx.GraphDef, settings: StepSettings, state: nnx.State, batch: dict,
               key: jax.Array) -> jax.Array:
-    """The EMA weights' flow loss on a batch, music kept, for a given key (a fixed t and noise)."""
+    """The EMA weights' flow loss on a batch, music kept, for a given key (a fixed t and noise);
+    each example's draws come from `key` folded with its stream position (batch["example"]), so
+    they do not depend on where the example sits in the batch (or on the process count)."""
     ema = nnx.merge(graphdef, state).ema
     keep = jnp.zeros(batch["latent"].shape[:1], bool)
-    return velocity_loss(ema, batch, keep, key, settings)
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(batch["example"])
+    return velocity_loss(ema, batch, keep, keys, settings)
 
 
 class Trainer:
@@ -337,11 +340,12 @@ def train(config: ml_collections.ConfigDict, workdir: epath.Path | Path, stop_at
     if lead:
         io.write_text(workdir / CACHE_INFO_FILE, json.dumps(cache_info(manifest), indent=1))
 
-    trainer = Trainer(config, model_config, mesh)
-    data = iter(loader.train_dataset(train_config.latents, config, local_batch))
     manager = checkpoint_manager(workdir, train_config.keep_checkpoints, keep_best=True)
     if manager.latest_step() is not None:
         check_process_count(manager, manager.latest_step())
+    trainer = Trainer(config, model_config, mesh)
+    data = iter(loader.train_dataset(train_config.latents, config, local_batch))
+    if manager.latest_step() is not None:
         restored = manager.restore(manager.latest_step(), args=ocp.args.Composite(
             state=ocp.args.StandardRestore(trainer.abstract),
             data=grain.checkpoint.CheckpointRestore(data)))
