@@ -41,7 +41,7 @@ def max_difference(a, b) -> float:
 
 def main(cache: str, pair: str, single: str) -> None:
     config = pod_config(cache, dcn_mesh=(1, 1, 1))
-    train.train(config, Path(single))
+    val_loss = train.train(config, Path(single))["val_loss"]
     mesh = parallel.make_mesh((1, 4, 2))
     trainer = train.Trainer(config, train.dit_config(config, latents.read_manifest(cache)), mesh)
     pair_step, pair_state = restore(Path(pair), trainer)
@@ -56,6 +56,7 @@ def main(cache: str, pair: str, single: str) -> None:
         refusal = str(error)
     print(json.dumps({
         "steps": [pair_step, single_step],
+        "single_val_loss": val_loss,
         "pair_vs_single": max_difference(pair_state["model"], single_state["model"]),
         "pair_vs_single_ema": max_difference(pair_state["ema"], single_state["ema"]),
         "update": max_difference(single_state["model"], trainer.state["model"]),

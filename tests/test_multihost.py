@@ -54,23 +54,28 @@ def environment(devices: int) -> dict[str, str]:
 
 
 def test_two_processes_train_as_one_and_their_checkpoint_restores_anywhere(cache, tmp_path):  # noqa: F811
-    """Two processes of 4 CPU devices (a DCN mesh of 2 process granules: data 2 x fsdp 4) train
-    the same 4 steps as one process of 8 devices, to the same weights; their checkpoint restores
-    in one process on a (1, 4, 2) mesh; resuming it with one process is refused in one line."""
+    """Two processes of 4 CPU devices, started by launch/train_ssh.sh (through an ssh that runs
+    the command here) as one host with 2 "GPUs", in a DCN mesh of 2 process granules (data 2 x
+    fsdp 4), train the same 4 steps as one process of 8 devices, to the same weights; their
+    checkpoint restores in one process on a (1, 4, 2) mesh; resuming it with one process is
+    refused in one line."""
     latents = str(cache[0] / "latents")
     pair, single = tmp_path / "pair", tmp_path / "single"
-    port = free_port()
-    flags = [f"--config.{k}={v}" for k, v in {**OVERRIDES, "train.latents": latents,
-                                               "train.dcn_mesh": (2, 1, 1)}.items()]
-    processes = [subprocess.Popen(
-        [sys.executable, "-m", "hotdance_jax.train", "--config", "configs/tiny_cpu.py",
-         "--workdir", str(pair), *flags, f"--coordinator_address=127.0.0.1:{port}",
-         "--num_processes=2", f"--process_id={i}"],
-        cwd=REPO, env=environment(4), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for i in range(2)]
-    outputs = [p.communicate(timeout=300)[0] for p in processes]
-    for process, output in zip(processes, outputs, strict=True):
-        assert process.returncode == 0, output[-3000:]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ssh").write_text('#!/bin/sh\nexec sh -c "$2"\n')  # ssh HOST COMMAND, run here
+    (bin_dir / "ssh").chmod(0o755)
+    flags = [f"--config.{k}={v}" for k, v in {**OVERRIDES, "train.dcn_mesh": (2, 1, 1)}.items()]
+    launch = subprocess.run(
+        ["bash", "launch/train_ssh.sh", "--hosts", "localhost", "--gpus-per-host", "2",
+         "--port", str(free_port()), "--python", sys.executable, "--config",
+         "configs/tiny_cpu.py", "--workdir", str(pair), "--latents", latents, "--log-dir",
+         str(tmp_path / "logs"), "--", *flags],
+        cwd=REPO, env={**environment(4), "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        capture_output=True, text=True, timeout=300)
+    outputs = [(tmp_path / "logs" / f"process-{i}.log").read_text() for i in range(2)]
+    assert launch.returncode == 0, launch.stderr + outputs[0][-2000:] + outputs[1][-2000:]
+    assert "--num_processes=2 --process_id=1" in launch.stdout
     assert "{'data': 2, 'fsdp': 4, 'tensor': 1} over 8 cpu devices, 2 process(es)" in outputs[0]
     assert "step 4 loss" in outputs[0]
     assert "step 4 loss" not in outputs[1]  # only process 0 logs
@@ -81,6 +86,8 @@ def test_two_processes_train_as_one_and_their_checkpoint_restores_anywhere(cache
     assert checks.returncode == 0, checks.stderr[-3000:]
     figures = json.loads(checks.stdout.strip().splitlines()[-1])
     assert figures["steps"] == [4, 4]
+    pair_val_loss = float(outputs[0].split("step 4 val_loss ")[1].split()[0])
+    assert abs(pair_val_loss - figures["single_val_loss"]) < 1e-4  # each process read its share
     # The steps moved the weights by up to 2.5e-3; the two runs agree within a few float32 ulp
     # of weights near 1 (1.2e-7 when written): the same examples, keys and updates.
     assert figures["update"] > 1e-3
