@@ -182,12 +182,14 @@ def eval_loss(graphdef: nnx.GraphDef, settings: StepSettings, state: nnx.State, 
 class Trainer:
     """The sharded train state and its compiled steps on a mesh.
 
-    Attributes: graphdef, state (nnx.State, sharded by `shardings`), mesh, flops_per_step (per
-    device, XLA's cost analysis of the compiled step; None until the first step).
+    Attributes: graphdef, state (nnx.State, sharded by `shardings`; None when built with
+    allocate=False, for `compile` alone), abstract (the state's shapes, dtypes and shardings),
+    mesh, flops_per_step (per device, XLA's cost analysis of the compiled step; None until the
+    first step).
     """
 
     def __init__(self, config: ml_collections.ConfigDict, model_config: DiTConfig,
-                 mesh: jax.sharding.Mesh):
+                 mesh: jax.sharding.Mesh, allocate: bool = True):
         self.mesh = mesh
         model_config = dataclasses.replace(model_config, remat=config.train.remat)
         self.settings = StepSettings.of(config, model_config)
@@ -201,7 +203,8 @@ class Trainer:
         self.abstract = jax.tree.map(
             lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
             abstract, self.shardings)
-        self.state = jax.jit(lambda: nnx.state(create()), out_shardings=self.shardings)()
+        self.state = (jax.jit(lambda: nnx.state(create()), out_shardings=self.shardings)()
+                      if allocate else None)
         batch_sharding = parallel.batch_sharding(mesh)
         self._step = jax.jit(functools.partial(train_step, self.graphdef, self.settings),
                              in_shardings=(self.shardings, batch_sharding),
@@ -214,10 +217,15 @@ class Trainer:
     def step(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
         """Advances the state by one step on a global batch; returns its metrics (on device)."""
         if self._compiled is None:
-            self._compiled = self._step.lower(self.state, batch).compile()
+            self._compiled = self.compile(batch)
             self.flops_per_step = _flops(self._compiled)
         self.state, metrics = self._compiled(self.state, batch)
         return metrics
+
+    def compile(self, batch: dict) -> jax.stages.Compiled:
+        """The train step compiled for the state's shardings and a global batch of `batch`'s
+        shapes (arrays or jax.ShapeDtypeStruct); nothing is allocated."""
+        return self._step.lower(self.abstract, batch).compile()
 
     def eval_loss(self, batch: dict[str, jax.Array], key: jax.Array) -> jax.Array:
         return self._eval(self.state, batch, key)
