@@ -78,10 +78,14 @@ def make_mesh(
         return jax.make_mesh(shape, MESH_AXES, axis_types=axis_types, devices=devices)
     by_slice = len({getattr(d, "slice_index", 0) for d in devices}) > 1
     granules = len({d.slice_index if by_slice else d.process_index for d in devices})
-    dcn_shape = mesh_shape(dcn, granules)
+    kind = "slice(s)" if by_slice else "process(es)"
+    try:
+        dcn_shape = mesh_shape(dcn, granules)
+    except InputError:
+        raise InputError(f"dcn mesh {tuple(dcn)} does not fit the {granules} {kind} of this "
+                         "run") from None
     if len(devices) % granules:
-        raise InputError(f"{len(devices)} devices do not split evenly over {granules} "
-                         f"{'slices' if by_slice else 'processes'}")
+        raise InputError(f"{len(devices)} devices do not split evenly over {granules} {kind}")
     inner = mesh_shape(requested, len(devices) // granules)
     grid = mesh_utils.create_hybrid_device_mesh(inner, dcn_shape, devices,
                                                 process_is_granule=not by_slice)

@@ -14,7 +14,7 @@ import pytest
 from etils.epath import backend
 from fsspec.implementations.memory import MemoryFileSystem
 
-from hotdance_jax import io, training
+from hotdance_jax import io, parallel, training
 from hotdance_jax.config_utils import sibling_config
 from hotdance_jax.errors import InputError
 from tests.test_build import REPO
@@ -123,3 +123,11 @@ def test_a_gs_workdir_is_kept_whole_and_written_through_epath(cache, monkeypatch
     assert str(local) == str(tmp_path.resolve() / "runs" / "local")
     io.write_text(local / "a.json", "{}")
     assert (tmp_path / "runs" / "local" / "a.json").read_text() == "{}"
+
+
+def test_a_dcn_mesh_must_fit_the_processes():
+    with pytest.raises(InputError, match=r"^dcn mesh \(2, 1, 1\) does not fit the 1 process\(es\) "
+                                         r"of this run$"):
+        parallel.make_mesh((1, -1, 1), dcn=(2, 1, 1))
+    assert parallel.make_mesh((1, -1, 1), dcn=(-1, 1, 1)).shape == {"data": 1, "fsdp": 1,
+                                                                     "tensor": 1}
