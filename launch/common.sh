@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by the launch scripts (sourced, not run).
 
 DRY_RUN=0

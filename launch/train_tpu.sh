@@ -84,7 +84,6 @@ if [[ $SLICES -gt 1 ]]; then
   for ((i = 0; i < SLICES; i++)); do NODES+=("$NAME-$i"); done
   EXTRA=(--config.train.dcn_mesh="($SLICES,1,1)" "${EXTRA[@]}")
 fi
-JAX_VERSION=$(sed -n 's/^jax==//p' requirements.txt)
 SHA=$(git rev-parse --short HEAD)
 TARBALL=${TMPDIR:-/tmp}/hotdance-$SHA.tar.gz
 [[ -z $(git status --porcelain --untracked-files=no) ]] \
@@ -170,9 +169,9 @@ ship_and_install() {
 
 # train ATTEMPT: runs training on all workers of all slices; returns the worst exit status.
 train() {
-  local attempt=$1 latents log node pids=() status=0 pid command
+  local attempt=$1 latents log node pids=() status=0 pid command copy
   latents=$(quoted "$LATENTS")
-  [[ $LATENTS != gs://* ]] || latents='$HOME/hotdance-latents'
+  [[ $LATENTS != gs://* ]] || latents="\$HOME/hotdance-latents"
   log="\$HOME/hotdance-logs/attempt-$attempt.log"
   command="set -o pipefail; cd ~/hotdance; mkdir -p ~/hotdance-logs"
   command+="; W=\$(curl -s -H Metadata-Flavor:Google http://metadata.google.internal/computeMetadata/v1/instance/attributes/agent-worker-number)"
@@ -182,7 +181,7 @@ train() {
   command+=" 2>&1 | tee $log; s=\$?"
   [[ $DRY_RUN == 1 ]] || mkdir -p "$LOG_DIR"
   for node in "${NODES[@]}"; do
-    local copy="; gcloud storage cp $log $(quoted "$WORKDIR/logs/$node")-worker-\$W-attempt-$attempt.log; exit \$s"
+    copy="; gcloud storage cp $log $(quoted "$WORKDIR/logs/$node")-worker-\$W-attempt-$attempt.log; exit \$s"
     if [[ $DRY_RUN == 1 ]]; then
       run gcloud compute tpus tpu-vm ssh "$node" "${WHERE[@]}" --worker=all --command="$command$copy"
     else

@@ -137,3 +137,14 @@ def test_ssh_launcher_numbers_processes_per_gpu_and_per_host():
     per_host = commands(launch("train_ssh.sh", *args, "--per-host").stdout, "ssh ")
     assert len(per_host) == 2
     assert all("CUDA_VISIBLE_DEVICES" not in c and "--num_processes=2" in c for c in per_host)
+
+
+def test_accelerator_requirements_pin_the_runtime_jax():
+    def pins(name):
+        lines = (REPO / name).read_text().splitlines()
+        return dict(line.split("==") for line in lines if "==" in line)
+
+    jax_version = pins("requirements.txt")["jax"]
+    assert pins("launch/requirements-tpu.txt")["jax[tpu]"] == jax_version
+    assert pins("launch/requirements-gpu.txt")["jax[cuda12]"] == jax_version
+    assert "-r ../requirements.txt" in (REPO / "launch/requirements-tpu.txt").read_text()
