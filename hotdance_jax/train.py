@@ -16,15 +16,15 @@ The run folder WORKDIR (a local folder or a gs://bucket/path URI) holds config.j
 latent_cache.json (what the sampler needs of the cache: its normalisation statistics, the
 autoencoder and the mean dancer), checkpoints/ (Orbax: model, optimizer, EMA, RNG key and the
 loader's position; the latest config.train.keep_checkpoints and the best by validation loss) and
-tensorboard/ (event files). Every log step prints step, loss,
-seconds/step, examples/s, TFLOP/s per device and MFU (the step's FLOPs from XLA's cost analysis
-over the device's peak; on CPU the peak is measured by a matmul at start-up). Every eval step it
-logs the EMA weights' validation loss. SIGTERM (preemption) saves a checkpoint and exits 0; a
-non-finite loss stops the run with the last good checkpoint kept. Launched as several processes
-(--coordinator_address/--num_processes/--process_id, --multihost on a Cloud TPU VM slice, or a
-cluster detected from the environment such as SLURM), each process reads its own share of the
-data; a run resumes only with as many processes as saved its checkpoint (each saves its loader's
-position), though on any mesh.
+tensorboard/ (event files). Every log step prints step, loss, seconds/step, examples/s, TFLOP/s
+per device and MFU (the step's FLOPs from XLA's cost analysis over the device's peak; on CPU the
+peak is measured by a matmul at start-up). Every eval step it logs the EMA weights' validation
+loss. SIGTERM (preemption) saves a checkpoint and exits 0; a non-finite loss stops the run with
+the last good checkpoint kept. Launched as several processes (--coordinator_address,
+--num_processes and --process_id; --multihost on a Cloud TPU VM slice; or a cluster detected
+from the environment such as SLURM), each process reads its own share of the data; a run resumes
+only with as many processes as saved its checkpoint (each saves its loader's position), though
+on any mesh.
 """
 
 from __future__ import annotations
