@@ -88,6 +88,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.vae.train.grad_clip = 1.0
     config.vae.train.kl_weight = 1e-4  # of the mean KL per latent element
     config.vae.train.visibility_weight = 1.0
+    config.vae.train.centre_weight = 0.0  # of |expected bin - hot bin| (onehot_kl module docstring)
     config.vae.train.log_every = 50
     config.vae.train.eval_every = 1000
     config.vae.train.eval_segments = 64  # validation segments decoded per evaluation

@@ -63,6 +63,26 @@ def test_loss_parts_by_hand():
     assert float(parts["visibility"]) < 1e-6
     assert float(parts["kl"]) == pytest.approx(0.0)
     np.testing.assert_allclose(image_from_outputs(Perfect().decode(None)), images, atol=1e-6)
+    assert float(parts["centre"]) < 1e-6
+
+
+def test_centre_term_is_the_distance_of_the_expected_bin():
+    """Half the mass on the hot bin, half 6 bins away: the expected bin is 3 bins off."""
+    kp = jnp.array([[[[3.0, 5.0]]] * 2])  # (1, T=2, K=1, 2): bins 3 (x) and 5 (y) of 16
+    images = encode(kp, jnp.ones((1, 2, 1)), 16, 16, 16)  # (1, 16, 2, 2)
+
+    class Split(nnx.Module):
+        def encode(self, x):
+            return jnp.zeros((1, 2, 1, 1)), jnp.zeros((1, 2, 1, 1))
+
+        def decode(self, z):
+            stray = jnp.roll(images, 6, axis=-3)
+            position = jnp.where((images > 0) | (stray > 0), 50.0, -50.0)
+            return jnp.concatenate([position, jnp.full(images.shape, 50.0)], -1)
+
+    _, parts = onehot_kl_loss(Split(), images, jax.random.key(0), 0.0, 0.0, centre_weight=1.0)
+    assert float(parts["centre"]) == pytest.approx(3.0, abs=1e-4)
+    assert float(parts["position"]) == pytest.approx(np.log(2.0), abs=1e-4)
 
 
 def test_training_lowers_the_loss_and_resumes_exactly(segments, tmp_path):

@@ -88,14 +88,15 @@ def images_of(batch: dict, bins: int) -> jax.Array:
     return encode(batch["keypoints"], batch["confidence"], size[:, 0], size[:, 1], bins)
 
 
-@functools.partial(nnx.jit, static_argnames=("bins", "kl_weight", "visibility_weight"),
-                   donate_argnums=(0, 1))
-def train_step(model, optimizer, batch, key, *, bins, kl_weight, visibility_weight):
+@functools.partial(nnx.jit, static_argnames=("bins", "kl_weight", "visibility_weight",
+                                             "centre_weight"), donate_argnums=(0, 1))
+def train_step(model, optimizer, batch, key, *, bins, kl_weight, visibility_weight,
+               centre_weight=0.0):
     """One optimizer step on a batch; updates model and optimizer in place, returns metrics."""
     images = images_of(batch, bins)
 
     def loss_fn(m):
-        return onehot_kl_loss(m, images, key, kl_weight, visibility_weight)
+        return onehot_kl_loss(m, images, key, kl_weight, visibility_weight, centre_weight)
 
     (loss, parts), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
     optimizer.update(model, grads)
@@ -162,7 +163,8 @@ def train(
         nnx.update((model, optimizer), restored.state)
         print(f"resumed from step {step}")
     hyper = {"bins": config.pose.bins, "kl_weight": train_config.kl_weight,
-             "visibility_weight": train_config.visibility_weight}
+             "visibility_weight": train_config.visibility_weight,
+             "centre_weight": train_config.centre_weight}
     key = jax.random.key(train_config.seed)
     start, last_log = time.perf_counter(), step
     last = train_config.steps if stop_at is None else min(stop_at, train_config.steps)
@@ -179,8 +181,8 @@ def train(
             rate = (step - last_log) * train_config.batch_size / elapsed
             print(f"step {step}/{train_config.steps} loss {metrics['loss']:.4f} "
                   f"position {metrics['position']:.4f} visibility {metrics['visibility']:.4f} "
-                  f"kl {metrics['kl']:.3f} | {elapsed / (step - last_log):.3f} s/step "
-                  f"{rate:.1f} examples/s", flush=True)
+                  f"kl {metrics['kl']:.3f} centre {metrics['centre']:.2f} | "
+                  f"{elapsed / (step - last_log):.3f} s/step {rate:.1f} examples/s", flush=True)
             start, last_log = time.perf_counter(), step
         if step % train_config.eval_every == 0 or step == train_config.steps:
             print(f"step {step} eval {evaluate(model, config)}", flush=True)
