@@ -115,6 +115,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.mlp = "swiglu"  # swiglu or gelu
     config.model.temporal_index = "shared"  # shared, sequential (ablation) or none
     config.model.attention = "joint"  # joint (one sequence of music and pose) or cross
+    config.model.reference = True  # condition on the reference latent and mask; False: ablation
     config.model.rope_theta = 10000.0
     config.model.dtype = "auto"  # compute dtype: auto (bfloat16 on GPU/TPU, float32 on CPU),
     #                              float32 or bfloat16; parameters are always float32

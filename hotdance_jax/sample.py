@@ -14,7 +14,9 @@ T - 16 frames. The first segment's reference is shape-only: the --reference danc
 OpenPose JSON, an npz with keypoints and confidence, or a JSON list of [x, y(, c)], 18 OpenPose
 or 25 BODY_25 keypoints, in pixels of the output frame), or the training data's mean dancer. Each
 next segment takes the last 16 generated frames as its pose-aware reference (N = 16) and the
-16-frame overlap is cross-faded linearly. All songs and samples run as one batch through one
+16-frame overlap is cross-faded (a raised cosine). A run of the no-reference ablation
+(config.model.reference = False) ignores references: its segments join by the cross-fade alone,
+and it refuses --reference. All songs and samples run as one batch through one
 jit-compiled sampler per segment, compiled once per batch shape.
 
 Writes, atomically: the dance as npz (DESIGN.md section 3) per song and sample; with
@@ -244,18 +246,19 @@ class DanceGenerator:
     def _segment(self, keypoints, confidence, shape_keypoints, shape_confidence, n, music, jobs,
                  k, seed, steps, sampler, guidance, width, height) -> np.ndarray:
         """Sampled latents (b, B', T', c), unnormalised, of segment k."""
-        bins = self.config.pose.bins
-        images = reference_images(keypoints, confidence, shape_keypoints, shape_confidence,
-                                  width, height, n, bins=bins)
-        reference = (np.asarray(self.autoencoder.encode(images)) - self.shift) * self.scale
         latent_bins, latent_frames, channels = self.model_config.latent_bins, \
             self.model_config.latent_frames, self.model_config.latent_channels
-        mask = np.broadcast_to(np.asarray(reference_mask(n, latent_bins, latent_frames,
-                                                         self.stride)),
-                               (len(jobs), latent_bins, latent_frames, self.stride))
         noise = np.stack([_noise(seed, song.path.name, sample, k,
                                  (latent_bins, latent_frames, channels))
                           for song, sample in jobs])
+        mask = np.broadcast_to(np.asarray(reference_mask(n, latent_bins, latent_frames,
+                                                         self.stride)),
+                               (len(jobs), latent_bins, latent_frames, self.stride))
+        reference = np.zeros_like(noise)  # the no-reference ablation's DiT ignores it
+        if self.model_config.reference:
+            images = reference_images(keypoints, confidence, shape_keypoints, shape_confidence,
+                                      width, height, n, bins=self.config.pose.bins)
+            reference = (np.asarray(self.autoencoder.encode(images)) - self.shift) * self.scale
         latents = _sample_latents(self.graphdef, self.state, noise, reference, mask, music,
                                   num_steps=steps, sampler=sampler, shift=self.time_shift,
                                   guidance=float(guidance))
@@ -429,6 +432,9 @@ def main(argv: list[str]) -> None:
     fps = generator.config.pose.fps
     if flag("fps") is not None and abs(flag("fps") - fps) > 1e-6:
         raise InputError(f"--fps {flag('fps'):g}: the run was trained at {fps:g} fps")
+    if flag("reference") and not generator.model_config.reference:
+        raise InputError(f"--reference {flag('reference')}: this run's DiT takes no reference "
+                         "(config.model.reference = False)")
     frame = generator.info["mean_dancer"]["frame"]
     width, height = flag("width") or frame[0], flag("height") or frame[1]
     shape = (shape_pose(*(x[None] for x in read_reference(Path(flag("reference")))))

@@ -77,7 +77,7 @@ def dit_config(config: ml_collections.ConfigDict, manifest: dict) -> DiTConfig:
         music_features=manifest["music_features"], frames_per_token=manifest["vae"]["stride"][1],
         patch=tuple(model.patch), width=model.width, depth=model.depth, heads=model.heads,
         mlp_ratio=model.mlp_ratio, mlp=model.mlp, temporal_index=model.temporal_index,
-        attention=model.attention,
+        attention=model.attention, reference=model.get("reference", True),  # runs before it: True
         rope_theta=model.rope_theta, dtype=compute_dtype(model.dtype),
     )
 
