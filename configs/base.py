@@ -62,10 +62,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.wild.max_fps = 60.0
 
     config.vae = ml_collections.ConfigDict()
-    config.vae.name = "onehot-kl"  # onehot-kl (trained here), taef2, diffusers-kl
+    config.vae.name = "onehot-kl"  # onehot-kl (trained here), taef2, diffusers-kl, raw-coords
     config.vae.weights = ""  # path of the frozen weights file; set by the precompute command
-    config.vae.stride = 8  # downsampling in both axes: a latent column covers 8 frames
-    config.vae.latent_channels = 16  # onehot-kl only; taef2 and diffusers-kl fix their own
+    config.vae.stride = 8  # downsampling in both axes (raw-coords: B and 8): a column is 8 frames
+    config.vae.latent_channels = 16  # onehot-kl only; the other autoencoders fix their own
 
     # The onehot-kl architecture (diffusers AutoencoderKL layout); stride = 2 ** (levels - 1).
     config.vae.arch = ml_collections.ConfigDict()

@@ -53,8 +53,7 @@ from hotdance_jax.pose.shape import shape_pose
 from hotdance_jax.pose.skeletons import to_openpose18
 from hotdance_jax.train import CACHE_INFO_FILE, StepSettings, TrainState, dit_config
 from hotdance_jax.training import CONFIG_FILE, OptimizerSettings
-from hotdance_jax.vae import Autoencoder, load_autoencoder
-from hotdance_jax.vae.base import file_sha256
+from hotdance_jax.vae import RAW_COORDS, Autoencoder, load_autoencoder
 
 FLAGS = flags.FLAGS
 OVERLAP = 16  # frames shared by consecutive segments: the next one's pose-aware reference
@@ -331,14 +330,18 @@ def _restore_ema(workdir: Path, checkpoint: Path | None, config, model_config
 
 
 def _autoencoder(info: dict, weights: str | None):
-    """The run's frozen autoencoder; InputError unless its file is the one the cache used."""
-    path = weights or info["vae_weights"]
-    if not path or not Path(path).exists():
+    """The run's frozen autoencoder; InputError unless it is the one the cache was made with
+    (the same weights_sha256: of its weights, or of raw-coords' layout)."""
+    name, path = info["vae"]["name"], weights or info["vae_weights"]
+    if name != RAW_COORDS and not (path and Path(path).exists()):
         raise InputError(f"autoencoder weights {path!r} not found; pass --vae-weights (the "
-                         f"{info['vae']['name']} file the latent cache was made with)")
-    if file_sha256(path) != info["vae"]["weights_sha256"]:
-        raise InputError(f"{path}: not the autoencoder the run was trained with (sha256 differs)")
-    return load_autoencoder(info["vae"]["name"], path, 2 * OPENPOSE_18.num_joints)
+                         f"{name} file the latent cache was made with)")
+    autoencoder = load_autoencoder(name, path, 2 * OPENPOSE_18.num_joints,
+                                   bins=info["settings"]["bins"])
+    if autoencoder.weights_sha256 != info["vae"]["weights_sha256"]:
+        raise InputError(f"{path or name}: not the autoencoder the run was trained with (sha256 "
+                         "differs)")
+    return autoencoder
 
 
 # ---------------------------------------------------------------- outputs
