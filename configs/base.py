@@ -124,6 +124,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.train = ml_collections.ConfigDict()
     config.train.latents = ""  # latent cache folder (python -m data_pipeline.precompute)
     config.train.mesh = (1, -1, 1)  # (data, fsdp, tensor); -1 takes the devices left over
+    config.train.dcn_mesh = (1, 1, 1)  # (data, fsdp, tensor) across TPU slices (multi-slice);
+    #                                    then `mesh` is the mesh inside one slice
     config.train.batch_size = 64  # global batch, over all devices and processes
     config.train.steps = 200000
     config.train.learning_rate = 1e-4
@@ -131,6 +133,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.weight_decay = 0.0
     config.train.adam_b2 = 0.999
     config.train.grad_clip = 1.0
+    # Rematerialisation of each DiT block in the backward pass (memory for compute): none, full
+    # (save nothing), dots (save every matmul's output), dots_no_batch (save the matmuls with
+    # weights, recompute attention's). A train setting: it changes no saved shape.
+    config.train.remat = "none"
     config.train.ema_decay = 0.9999  # at step s the EMA uses min(ema_decay, (1 + s) / (10 + s))
     config.train.music_dropout = 0.3  # P(music replaced by the null token): guidance
     config.train.t_mean = 0.0  # logit-normal flow time: sigmoid(N(t_mean, t_std^2)) ...

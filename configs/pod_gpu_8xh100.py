@@ -1,15 +1,23 @@
-"""AIST++2D at the paper's shapes on a node of 8 NVIDIA H100 (80 GiB each), or several such nodes.
+"""AIST++2D at the paper's shapes on nodes of 8 NVIDIA H100 (80 GB each).
 
-Run the same command on every host of the slice (one process per host; jax.distributed finds the
-others from the environment), with the data and the run folder on shared storage:
+On a SLURM cluster (one process per GPU; SIGTERM before the time limit saves, and the job
+requeues itself and resumes), or on a list of hosts over ssh (launch/README.md):
 
-  python -m hotdance_jax.train --config configs/pod_gpu_8xh100.py \\
-      --workdir /mnt/shared/runs/gpu_8xh100 \\
-      --config.train.latents=/mnt/data/aistpp2d_latents
+  launch/train_gpu_slurm.sh --nodes 1 --config configs/pod_gpu_8xh100.py \\
+      --workdir /shared/runs/aistpp2d_gpu --latents /shared/data/aistpp2d_latents
+  launch/train_ssh.sh --hosts gpu-a,gpu-b --config configs/pod_gpu_8xh100.py \\
+      --workdir /shared/runs/aistpp2d_gpu --latents /shared/data/aistpp2d_latents
 
-Mesh (-1, 8, 1) (data, fsdp, tensor): fsdp over the 8 GPUs of a node (NVLink), data parallel across
-nodes. Global batch 256, bfloat16 compute with float32 master weights (config.model.dtype = "auto"
-on accelerators).
+Each process runs python -m hotdance_jax.train --config configs/pod_gpu_8xh100.py --workdir
+DIR --config.train.latents=DIR (the coordinator from SLURM's environment, or explicit flags).
+
+Mesh (-1, 8, 1) (data, fsdp, tensor): fsdp over the 8 GPUs of a node (NVLink), data parallel
+across nodes. Global batch 256: 32 examples per device on one node (fewer on more nodes).
+bfloat16 compute with float32 master weights (config.model.dtype "auto"). remat
+"dots_no_batch": without remat the forward pass keeps 56 GiB per GPU for the backward pass at 32
+examples (and XLA's CPU compilation of the whole step needs 80 GiB of temporaries), over what an
+H100 has beside the state; recomputing attention brings it to 6.9 GiB (python
+bench/pod_memory.py).
 
 Not run here: this machine has no accelerator.
 """
@@ -23,5 +31,6 @@ def get_config() -> ml_collections.ConfigDict:
     config = sibling_config(__file__, "aistpp2d")
     config.train.mesh = (-1, 8, 1)
     config.train.batch_size = 256
+    config.train.remat = "dots_no_batch"
     config.latents.workers = 8
     return config

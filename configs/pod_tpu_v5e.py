@@ -1,15 +1,18 @@
-"""AIST++2D at the paper's shapes on a TPU v5e slice (e.g. v5e-16: 16 chips, 16 GiB HBM each).
+"""AIST++2D at the paper's shapes on a TPU v5e slice (v5e-16: 16 chips, 16 GB HBM each).
 
-Run the same command on every host of the slice (one process per host; jax.distributed finds the
-others from the environment), with the data and the run folder on shared storage:
+From a machine with gcloud, one command creates the slice, ships the code and trains on every
+worker, recreating the slice and resuming when it is preempted (launch/README.md):
 
-  python -m hotdance_jax.train --config configs/pod_tpu_v5e.py \\
-      --workdir /mnt/shared/runs/tpu_v5e \\
-      --config.train.latents=/mnt/data/aistpp2d_latents
+  launch/train_tpu.sh --name hotdance-v5e --zone ZONE --accelerator v5e-16 --spot \\
+      --config configs/pod_tpu_v5e.py --workdir gs://BUCKET/runs/aistpp2d_v5e \\
+      --latents gs://BUCKET/aistpp2d_latents
 
-Mesh (1, -1, 1) (data, fsdp, tensor): fsdp over every chip (16 GiB per chip: weights, gradients and
-AdamW moments are split 16 ways). Global batch 128, bfloat16 compute with float32 master weights
-(config.model.dtype = "auto" on accelerators).
+Mesh (1, -1, 1) (data, fsdp, tensor): fsdp over all 16 chips (weights, gradients, AdamW moments
+and EMA split 16 ways). Global batch 128: 8 examples per device. bfloat16 compute with float32
+master weights (config.model.dtype "auto"). remat "dots_no_batch": without remat the forward
+pass keeps 14.2 GiB per chip for the backward pass at 8 examples, too close to 16 GB; keeping
+only the matmuls with weights and recomputing attention brings that to 1.7 GiB (python
+bench/pod_memory.py).
 
 Not run here: this machine has no accelerator.
 """
@@ -23,5 +26,6 @@ def get_config() -> ml_collections.ConfigDict:
     config = sibling_config(__file__, "aistpp2d")
     config.train.mesh = (1, -1, 1)
     config.train.batch_size = 128
+    config.train.remat = "dots_no_batch"
     config.latents.workers = 8
     return config

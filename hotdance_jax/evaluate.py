@@ -279,11 +279,15 @@ def score(reference: DanceSet, generated: DanceSet, window_seconds: float) -> di
 # ---------------------------------------------------------------- output
 
 
-def markdown_table(scores: dict) -> str:
-    """The rows of `scores` as a markdown table; blank where a row has no such figure."""
+def labelled_rows(scores: dict) -> dict[str, dict]:
+    """The rows of `scores` under their table labels (ROWS)."""
+    return {label: scores["rows"][key] for key, label in ROWS.items()}
+
+
+def markdown_table(rows: dict[str, dict]) -> str:
+    """{label: {column: value}} as a markdown table; blank where a row has no such figure."""
     lines = ["| | " + " | ".join(COLUMNS.values()) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    for key, label in ROWS.items():
-        row = scores["rows"][key]
+    for label, row in rows.items():
         cells = [_cell(row[c]) if c in row else "" for c in COLUMNS]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -330,7 +334,7 @@ def main(argv: list[str]) -> None:
           f"windows) against {sets['reference']['dances']} reference dances "
           f"({sets['reference']['windows']} windows) of {scores['window_seconds']:g} s at "
           f"{scores['fps']:g} fps")
-    print(markdown_table(scores))
+    print(markdown_table(labelled_rows(scores)))
     print(f"-> {FLAGS.json}")
 
 

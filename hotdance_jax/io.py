@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
+from etils import epath
 
 from hotdance_jax.errors import InputError
 
@@ -48,6 +49,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def run_path(path: str | os.PathLike) -> epath.Path:
+    """A run folder (or a file in one) as etils.epath, what orbax reads and writes: a local path,
+    made absolute, or a cloud URI (gs://bucket/...) kept as it is (pathlib would make it gs:/)."""
+    path = epath.Path(path)
+    return path if is_remote(path) else path.resolve()
+
+
+def is_remote(path: str | os.PathLike) -> bool:
+    """True for a cloud storage URI such as gs://bucket/run."""
+    return "://" in os.fspath(path)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Writes `text` to a local file atomically (atomic_path) or to a cloud object (one upload,
+    which readers see whole or not at all)."""
+    if is_remote(path):
+        epath.Path(path).write_text(text)
+        return
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def save_npz(path: str | os.PathLike, **arrays) -> None:

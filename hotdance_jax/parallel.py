@@ -12,7 +12,9 @@ LOGICAL_RULES maps them onto the mesh:
 A mesh shape is (data, fsdp, tensor) with at most one -1, which takes the devices left over
 (`mesh_shape`). On one process every device is in the mesh; launched as several processes
 (`initialize_distributed`), the mesh spans all processes' devices and each process feeds its own
-slice of the global batch (`global_batch`).
+slice of the global batch (`global_batch`). Across several TPU slices (multi-slice, joined by the
+data-centre network, DCN) a second shape, `dcn`, says how the slices multiply each axis, usually
+(slices, 1, 1): data parallel across slices, fsdp and tensor inside each one, over its ICI links.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 from flax import nnx
+from jax.experimental import mesh_utils
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from hotdance_jax.errors import InputError
@@ -58,12 +61,35 @@ def mesh_shape(requested: Sequence[int], device_count: int) -> tuple[int, int, i
 
 
 def make_mesh(
-    requested: Sequence[int], devices: Sequence[jax.Device] | None = None
+    requested: Sequence[int], devices: Sequence[jax.Device] | None = None,
+    dcn: Sequence[int] = (1, 1, 1),
 ) -> jax.sharding.Mesh:
-    """A (data, fsdp, tensor) mesh over `devices` (default: all devices of all processes)."""
+    """A (data, fsdp, tensor) mesh over `devices` (default: all devices of all processes).
+
+    With a `dcn` shape other than (1, 1, 1), the devices fall into granules (TPU slices when
+    they span several, else processes: GPU hosts, CPU processes): `requested` is the mesh inside
+    a granule, `dcn` the mesh of granules (at most one -1), and the mesh their product axis by
+    axis, each granule a contiguous block (jax.experimental.mesh_utils.create_hybrid_device_mesh).
+    """
     devices = jax.devices() if devices is None else list(devices)
-    shape = mesh_shape(requested, len(devices))
-    return jax.make_mesh(shape, MESH_AXES, axis_types=(AxisType.Auto,) * 3, devices=devices)
+    axis_types = (AxisType.Auto,) * 3
+    if tuple(dcn) == (1, 1, 1):
+        shape = mesh_shape(requested, len(devices))
+        return jax.make_mesh(shape, MESH_AXES, axis_types=axis_types, devices=devices)
+    by_slice = len({getattr(d, "slice_index", 0) for d in devices}) > 1
+    granules = len({d.slice_index if by_slice else d.process_index for d in devices})
+    kind = "slice(s)" if by_slice else "process(es)"
+    try:
+        dcn_shape = mesh_shape(dcn, granules)
+    except InputError:
+        raise InputError(f"dcn mesh {tuple(dcn)} does not fit the {granules} {kind} of this "
+                         "run") from None
+    if len(devices) % granules:
+        raise InputError(f"{len(devices)} devices do not split evenly over {granules} {kind}")
+    inner = mesh_shape(requested, len(devices) // granules)
+    grid = mesh_utils.create_hybrid_device_mesh(inner, dcn_shape, devices,
+                                                process_is_granule=not by_slice)
+    return jax.sharding.Mesh(grid, MESH_AXES, axis_types=axis_types)
 
 
 def batch_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
@@ -107,17 +133,19 @@ def initialize_distributed(
     coordinator_address: str | None = None,
     num_processes: int | None = None,
     process_id: int | None = None,
+    multihost: bool = False,
 ) -> bool:
     """Joins this process to a multi-process run (jax.distributed.initialize); True if it did.
 
-    With explicit arguments they are used as given. Without them, the cluster is detected from
-    the environment (Cloud TPU multi-host slices, SLURM with more than one task, or
-    JAX_COORDINATOR_ADDRESS); a single process does nothing.
+    With explicit arguments they are used as given. Without them, `multihost` lets jax find the
+    cluster itself (a Cloud TPU VM slice keeps its workers in the VM metadata, not in the
+    environment); otherwise the cluster is detected from the environment (SLURM with more than
+    one task, GKE TPU slices, or JAX_COORDINATOR_ADDRESS) and a single process does nothing.
     """
     if coordinator_address or num_processes or process_id is not None:
         jax.distributed.initialize(coordinator_address, num_processes, process_id)
         return True
-    detected = (int(os.environ.get("SLURM_NTASKS", "1")) > 1
+    detected = (multihost or int(os.environ.get("SLURM_NTASKS", "1")) > 1
                 or "JAX_COORDINATOR_ADDRESS" in os.environ
                 or "," in os.environ.get("TPU_WORKER_HOSTNAMES", ""))
     if detected:

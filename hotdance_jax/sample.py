@@ -46,7 +46,7 @@ from flax import nnx
 from hotdance_jax import cli, flow, render
 from hotdance_jax.audio import beat_times, load_audio, music_features, require_duration, tempo_bpm
 from hotdance_jax.errors import InputError
-from hotdance_jax.io import save_npz, staged_directory
+from hotdance_jax.io import run_path, save_npz, staged_directory
 from hotdance_jax.models import DiT
 from hotdance_jax.pose import OPENPOSE_18, jit_decode, reference_images, reference_mask
 from hotdance_jax.pose.shape import shape_pose
@@ -312,7 +312,7 @@ def _read_config(workdir: Path) -> ml_collections.ConfigDict:
 def _restore_ema(workdir: Path, checkpoint: Path | None, config, model_config
                  ) -> tuple[DiT, int]:
     """The EMA DiT of a run's checkpoint (default: the latest) and its step."""
-    directory = (workdir / "checkpoints").resolve()
+    directory = run_path(workdir / "checkpoints")
     with ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True)
                                ) as manager:
         step = int(checkpoint.name) if checkpoint else manager.latest_step()
@@ -371,7 +371,8 @@ def save_openpose(directory: Path, dance: Dance, name: str) -> None:
 
 def define_flags() -> None:
     """The command's flags; defined only when it runs, so modules import side-effect free."""
-    flags.DEFINE_string("workdir", None, "Training run folder (python -m hotdance_jax.train).")
+    flags.DEFINE_string("workdir", None, "Training run folder (python -m hotdance_jax.train), "
+                        "local or gs://bucket/path.")
     flags.DEFINE_string("checkpoint", None, "A checkpoint step folder, WORKDIR/checkpoints/STEP.")
     flags.DEFINE_string("vae-weights", None, "Autoencoder weights; default: the run's.")
     flags.DEFINE_string("music", None, "An audio file.")
@@ -427,8 +428,8 @@ def main(argv: list[str]) -> None:
         raise InputError("give --workdir DIR or --checkpoint DIR/checkpoints/STEP")
     if not flag("out"):
         raise InputError("--out is required (FILE.npz, or a folder for several dances)")
-    checkpoint = Path(flag("checkpoint")) if flag("checkpoint") else None
-    workdir = Path(flag("workdir")) if flag("workdir") else checkpoint.parent.parent
+    checkpoint = run_path(flag("checkpoint")) if flag("checkpoint") else None
+    workdir = run_path(flag("workdir")) if flag("workdir") else checkpoint.parent.parent
     files, num_samples = music_files(), flag("num-samples")
     start = time.perf_counter()
     generator = DanceGenerator.load(workdir, checkpoint, flag("vae-weights"))

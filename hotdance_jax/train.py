@@ -12,16 +12,19 @@ config.train.music_dropout, the flow loss of flow.flow_loss (logit-normal t, shi
 warmup and cosine decay after gradient clipping, and an EMA of the weights (the weights the
 sampler uses).
 
-The run folder WORKDIR holds config.json, latent_cache.json (what the sampler needs of the cache:
-its normalisation statistics, the autoencoder and the mean dancer), checkpoints/ (Orbax: model,
-optimizer, EMA, RNG key and the loader's position; the latest config.train.keep_checkpoints and the
-best by validation loss) and tensorboard/ (event files). Every log step prints step, loss,
-seconds/step, examples/s, TFLOP/s per device and MFU (the step's FLOPs from XLA's cost analysis
-over the device's peak; on CPU the peak is measured by a matmul at start-up). Every eval step it
-logs the EMA weights' validation loss. SIGTERM (preemption) saves a checkpoint and exits 0; a
-non-finite loss stops the run with the last good checkpoint kept. Launched as several processes
-(--coordinator_address, or a cluster jax.distributed detects), each process reads its own share of
-the data.
+The run folder WORKDIR (a local folder or a gs://bucket/path URI) holds config.json,
+latent_cache.json (what the sampler needs of the cache: its normalisation statistics, the
+autoencoder and the mean dancer), checkpoints/ (Orbax: model, optimizer, EMA, RNG key and the
+loader's position; the latest config.train.keep_checkpoints and the best by validation loss) and
+tensorboard/ (event files). Every log step prints step, loss, seconds/step, examples/s, TFLOP/s
+per device and MFU (the step's FLOPs from XLA's cost analysis over the device's peak; on CPU the
+peak is measured by a matmul at start-up). Every eval step it logs the EMA weights' validation
+loss. SIGTERM (preemption) saves a checkpoint and exits 0; a non-finite loss stops the run with
+the last good checkpoint kept. Launched as several processes (--coordinator_address,
+--num_processes and --process_id; --multihost on a Cloud TPU VM slice; or a cluster detected
+from the environment such as SLURM), each process reads its own share of the data; a run resumes
+only with as many processes as saved its checkpoint (each saves its loader's position), though
+on any mesh.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ import optax
 import orbax.checkpoint as ocp
 import tqdm
 from absl import flags
+from etils import epath
 from flax import nnx
 from tensorboardX import SummaryWriter
 
@@ -173,22 +177,28 @@ def train_step(graphdef: nnx.GraphDef, settings: StepSettings, state: nnx.State,
 
 def eval_loss(graphdef: nnx.GraphDef, settings: StepSettings, state: nnx.State, batch: dict,
               key: jax.Array) -> jax.Array:
-    """The EMA weights' flow loss on a batch, music kept, for a given key (a fixed t and noise)."""
+    """The EMA weights' flow loss on a batch, music kept, for a given key (a fixed t and noise);
+    each example's draws come from `key` folded with its stream position (batch["example"]), so
+    they do not depend on where the example sits in the batch (or on the process count)."""
     ema = nnx.merge(graphdef, state).ema
     keep = jnp.zeros(batch["latent"].shape[:1], bool)
-    return velocity_loss(ema, batch, keep, key, settings)
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(batch["example"])
+    return velocity_loss(ema, batch, keep, keys, settings)
 
 
 class Trainer:
     """The sharded train state and its compiled steps on a mesh.
 
-    Attributes: graphdef, state (nnx.State, sharded by `shardings`), mesh, flops_per_step (per
-    device, XLA's cost analysis of the compiled step; None until the first step).
+    Attributes: graphdef, state (nnx.State, sharded by `shardings`; None when built with
+    allocate=False, for `compile` alone), abstract (the state's shapes, dtypes and shardings),
+    mesh, flops_per_step (per device, XLA's cost analysis of the compiled step; None until the
+    first step).
     """
 
     def __init__(self, config: ml_collections.ConfigDict, model_config: DiTConfig,
-                 mesh: jax.sharding.Mesh):
+                 mesh: jax.sharding.Mesh, allocate: bool = True):
         self.mesh = mesh
+        model_config = dataclasses.replace(model_config, remat=config.train.remat)
         self.settings = StepSettings.of(config, model_config)
         optimizer = OptimizerSettings.of(config.train)
 
@@ -200,7 +210,8 @@ class Trainer:
         self.abstract = jax.tree.map(
             lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
             abstract, self.shardings)
-        self.state = jax.jit(lambda: nnx.state(create()), out_shardings=self.shardings)()
+        self.state = (jax.jit(lambda: nnx.state(create()), out_shardings=self.shardings)()
+                      if allocate else None)
         batch_sharding = parallel.batch_sharding(mesh)
         self._step = jax.jit(functools.partial(train_step, self.graphdef, self.settings),
                              in_shardings=(self.shardings, batch_sharding),
@@ -213,10 +224,15 @@ class Trainer:
     def step(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
         """Advances the state by one step on a global batch; returns its metrics (on device)."""
         if self._compiled is None:
-            self._compiled = self._step.lower(self.state, batch).compile()
+            self._compiled = self.compile(batch)
             self.flops_per_step = _flops(self._compiled)
         self.state, metrics = self._compiled(self.state, batch)
         return metrics
+
+    def compile(self, batch: dict) -> jax.stages.Compiled:
+        """The train step compiled for the state's shardings and a global batch of `batch`'s
+        shapes (arrays or jax.ShapeDtypeStruct); nothing is allocated."""
+        return self._step.lower(self.abstract, batch).compile()
 
     def eval_loss(self, batch: dict[str, jax.Array], key: jax.Array) -> jax.Array:
         return self._eval(self.state, batch, key)
@@ -291,6 +307,19 @@ def check_batch_size(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh)
     return global_batch // jax.process_count()
 
 
+def check_process_count(manager: ocp.CheckpointManager, step: int) -> None:
+    """InputError unless checkpoint `step` holds this process's loader position, i.e. unless it
+    was saved by as many processes as this run has (grain writes one file per process)."""
+    data = epath.Path(manager.directory) / str(step) / "data"
+    count = jax.process_count()
+    if not (data / f"process_{jax.process_index()}-of-{count}.json").exists():
+        saved = sorted({p.name.split("-of-")[-1].removesuffix(".json")
+                        for p in data.glob("process_*-of-*.json")})
+        raise InputError(f"{manager.directory}: checkpoint {step} was saved by "
+                         f"{' or '.join(saved) or 'an unknown number of'} process(es), this run "
+                         f"has {count}; resume it with as many processes")
+
+
 def validation_set(config: ml_collections.ConfigDict, local_batch: int,
                    mesh: jax.sharding.Mesh) -> list[dict] | None:
     """config.train.eval_batches global batches on the mesh, of the val split (each process
@@ -306,7 +335,7 @@ def validation_set(config: ml_collections.ConfigDict, local_batch: int,
     return [parallel.global_batch(batch, mesh) for batch in batches]
 
 
-def train(config: ml_collections.ConfigDict, workdir: Path, stop_at: int | None = None
+def train(config: ml_collections.ConfigDict, workdir: epath.Path | Path, stop_at: int | None = None
           ) -> dict[str, float]:
     """Trains (or resumes) to config.train.steps; returns the last logged metrics (and the last
     validation loss, "val_loss"). `stop_at` ends this run at that step with a checkpoint, as a
@@ -318,18 +347,19 @@ def train(config: ml_collections.ConfigDict, workdir: Path, stop_at: int | None 
     manifest = latents.read_manifest(train_config.latents)
     latents.check_settings(train_config.latents, manifest, config)
     model_config = dit_config(config, manifest)
-    mesh = parallel.make_mesh(train_config.mesh)
+    mesh = parallel.make_mesh(train_config.mesh, dcn=train_config.dcn_mesh)
     local_batch = check_batch_size(config, mesh)
     lead = jax.process_index() == 0
     check_workdir(workdir, config, ("model", "pose", "vae.name", "latents.reference_frames"),
                   write=lead)
     if lead:
-        with io.atomic_path(workdir / CACHE_INFO_FILE) as tmp:
-            tmp.write_text(json.dumps(cache_info(manifest), indent=1))
+        io.write_text(workdir / CACHE_INFO_FILE, json.dumps(cache_info(manifest), indent=1))
 
+    manager = checkpoint_manager(workdir, train_config.keep_checkpoints, keep_best=True)
+    if manager.latest_step() is not None:
+        check_process_count(manager, manager.latest_step())
     trainer = Trainer(config, model_config, mesh)
     data = iter(loader.train_dataset(train_config.latents, config, local_batch))
-    manager = checkpoint_manager(workdir, train_config.keep_checkpoints, keep_best=True)
     if manager.latest_step() is not None:
         restored = manager.restore(manager.latest_step(), args=ocp.args.Composite(
             state=ocp.args.StandardRestore(trainer.abstract),
@@ -404,8 +434,8 @@ def evaluate(trainer: Trainer, validation: list[dict], seed: int) -> float:
 class TrainLog:
     """The log lines, the progress bar and the TensorBoard events of the lead process."""
 
-    def __init__(self, workdir: Path, train: ml_collections.ConfigDict, start_step: int,
-                 enabled: bool):
+    def __init__(self, workdir: epath.Path | Path, train: ml_collections.ConfigDict,
+                 start_step: int, enabled: bool):
         self.enabled, self.batch_size = enabled, train.batch_size
         self.last_step, self.last_time = start_step, time.perf_counter()
         if not enabled:
@@ -465,6 +495,9 @@ def define_flags() -> None:
                         "from the cluster environment, or a single process).")
     flags.DEFINE_integer("num_processes", None, "Processes of a multi-process run.")
     flags.DEFINE_integer("process_id", None, "This process's index in a multi-process run.")
+    flags.DEFINE_bool("multihost", False,
+                      "Join a multi-process run that jax.distributed finds by itself (a Cloud TPU "
+                      "VM slice, whose workers are in the VM metadata).")
 
 
 def main(argv: list[str]) -> None:
@@ -473,8 +506,8 @@ def main(argv: list[str]) -> None:
     if not FLAGS.workdir:
         raise InputError("--workdir is required")
     parallel.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,
-                                    FLAGS.process_id)
-    train(FLAGS.config, Path(FLAGS.workdir))
+                                    FLAGS.process_id, FLAGS.multihost)
+    train(FLAGS.config, io.run_path(FLAGS.workdir))
 
 
 if __name__ == "__main__":

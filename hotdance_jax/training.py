@@ -1,10 +1,10 @@
 """What the two trainers share (python -m hotdance_jax.train and python -m hotdance_jax.vae.train):
 the optimizer, the run folder's config check, and the Orbax checkpoint manager.
 
-A run folder (workdir) holds config.json, the config it was started with, and checkpoints/. A
-later run in the same folder resumes from its latest checkpoint; it must agree with config.json
-on the sections that fix the shapes of what is saved, else it is refused before anything is
-restored or written.
+A run folder (workdir: a local path or a gs:// URI, io.run_path) holds config.json, the config it
+was started with, and checkpoints/. A later run in the same folder resumes from its latest
+checkpoint; it must agree with config.json on the sections that fix the shapes of what is saved,
+else it is refused before anything is restored or written.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import ml_collections
 import optax
 import orbax.checkpoint as ocp
+from etils import epath
 
 from hotdance_jax import io
 from hotdance_jax.errors import InputError
@@ -53,8 +54,8 @@ class OptimizerSettings:
                            optax.adamw(schedule, b2=self.b2, weight_decay=self.weight_decay))
 
 
-def check_workdir(workdir: Path, config: ml_collections.ConfigDict, fixed: Sequence[str],
-                  write: bool = True) -> None:
+def check_workdir(workdir: epath.Path | Path, config: ml_collections.ConfigDict,
+                  fixed: Sequence[str], write: bool = True) -> None:
     """Refuses a workdir whose config.json differs from `config` in a `fixed` section (dotted
     names, e.g. "model" or "vae.arch"); then (write) records `config` there, atomically."""
     saved = workdir / CONFIG_FILE
@@ -70,8 +71,7 @@ def check_workdir(workdir: Path, config: ml_collections.ConfigDict, fixed: Seque
                                  f"{', '.join(changed)} differ); use a new --workdir")
     if write:
         workdir.mkdir(parents=True, exist_ok=True)
-        with io.atomic_path(saved) as tmp:
-            tmp.write_text(config.to_json(sort_keys=True, indent=2))
+        io.write_text(saved, config.to_json(sort_keys=True, indent=2))
 
 
 def _section(tree: dict, dotted: str):
@@ -80,7 +80,8 @@ def _section(tree: dict, dotted: str):
     return tree
 
 
-def checkpoint_manager(workdir: Path, keep: int, keep_best: bool = False) -> ocp.CheckpointManager:
+def checkpoint_manager(workdir: epath.Path | Path, keep: int, keep_best: bool = False
+                       ) -> ocp.CheckpointManager:
     """Orbax manager of WORKDIR/checkpoints (async saves) keeping the latest `keep` checkpoints
     and, with keep_best, also the one with the lowest metrics[BEST_METRIC] among those saved
     with metrics."""
@@ -91,4 +92,4 @@ def checkpoint_manager(workdir: Path, keep: int, keep_best: bool = False) -> ocp
             keep_checkpoints_without_metrics=False))
     options = ocp.CheckpointManagerOptions(
         preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies))
-    return ocp.CheckpointManager((workdir / "checkpoints").resolve(), options=options)
+    return ocp.CheckpointManager(io.run_path(workdir / "checkpoints"), options=options)

@@ -63,3 +63,23 @@ def test_ablation_configs_change_only_their_ablation(name):
     model = train.dit_config(config, train.cache_shapes(config))
     expected = (1, 32, 432) if name == "dwm_raw" else (32, 32, 16)
     assert (model.latent_bins, model.latent_frames, model.latent_channels) == expected
+
+
+# Devices of the slice each pod config is written for (bench/pod_memory.py measures them there).
+POD_SLICES = {"pod_tpu_v5p": 32, "pod_tpu_v5e": 16, "pod_gpu_8xh100": 8}
+
+
+@pytest.mark.parametrize(("name", "devices"), POD_SLICES.items())
+def test_pod_configs_span_their_slice(name, devices):
+    """The mesh covers every chip of the slice, the global batch splits evenly over its data x
+    fsdp devices, and the docstring states the per-device batch and remat policy it chose."""
+    config = sibling_config(REPO / "configs" / f"{name}.py", name)
+    data, fsdp, tensor = parallel.mesh_shape(config.train.mesh, devices)
+    assert data * fsdp * tensor == devices
+    per_device, remainder = divmod(config.train.batch_size, data * fsdp)
+    assert remainder == 0
+    assert per_device >= 1
+    doc = " ".join((REPO / "configs" / f"{name}.py").read_text().split('"""')[1].split())
+    assert f"{per_device} examples per device" in doc
+    assert f'remat "{config.train.remat}"' in doc
+    assert tuple(config.train.dcn_mesh) == (1, 1, 1)  # one slice; train_tpu.sh --slices sets it

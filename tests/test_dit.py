@@ -212,6 +212,35 @@ def test_bfloat16_compute_tracks_float32(model):
     assert error < 0.05, error
 
 
+@pytest.mark.parametrize(("remat", "attention"), [("full", "joint"), ("dots_no_batch", "cross")])
+def test_remat_gives_the_same_loss_and_gradients(model, remat, attention):
+    """Rematerialised blocks compute the same values (the program holds one remat per block,
+    which the backward pass recomputes)."""
+    batch = inputs(TINY)
+
+    def loss_and_grads(config):
+        graphdef, _ = nnx.split(nnx.eval_shape(lambda: DiT(config, rngs=nnx.Rngs(0))))
+        state = nnx.state(randomized(DiT(dataclasses.replace(config, remat="none"),
+                                         rngs=nnx.Rngs(0)), seed=4, scale=0.1))
+
+        def loss(state):
+            return jnp.mean(nnx.merge(graphdef, state)(**batch) ** 2)
+
+        program = str(jax.make_jaxpr(loss)(state))
+        value, grads = jax.jit(jax.value_and_grad(loss))(state)
+        return float(value), jax.tree.leaves(grads), program.count("remat2[")
+
+    plain = dataclasses.replace(TINY, attention=attention)
+    loss, grads, checkpoints = loss_and_grads(plain)
+    loss_remat, grads_remat, checkpoints_remat = loss_and_grads(
+        dataclasses.replace(plain, remat=remat))
+    assert (checkpoints, checkpoints_remat) == (0, TINY.depth)
+    assert loss > 0
+    np.testing.assert_allclose(loss_remat, loss, rtol=1e-6)
+    for g, g_remat in zip(grads, grads_remat, strict=True):
+        np.testing.assert_allclose(g_remat, g, rtol=1e-5, atol=1e-7)
+
+
 def test_gelu_mlp():
     config = dataclasses.replace(TINY, mlp="gelu")
     mlp = MLP(config, nnx.Rngs(0))
@@ -231,6 +260,8 @@ def test_bad_shapes_and_configs_raise_input_error(model):
         dataclasses.replace(TINY, patch=(3, 1))
     with pytest.raises(InputError, match="attention"):
         dataclasses.replace(TINY, attention="sparse")
+    with pytest.raises(InputError, match="remat 'some' not none/full/dots/dots_no_batch"):
+        dataclasses.replace(TINY, remat="some")
 
 
 # ---------------------------------------------------------------- sharding and size

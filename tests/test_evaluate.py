@@ -229,10 +229,10 @@ def test_ground_truth_of_the_real_dwm_test_performances():
     assert other != truth["bas"]
     assert 0 < truth["jitter"] < 100  # 6.23 body lengths per s^2
     assert 0.8 < truth["seam_ratio"] < 1.5  # 1.11: real dances have no seams
-    print(evaluate.markdown_table(scores))
+    print(evaluate.markdown_table(evaluate.labelled_rows(scores)))
     fast = evaluate.DanceSet(root, [dataclasses.replace(  # every other frame, the same fps
         p, keypoints=p.keypoints[::2], confidence=p.confidence[::2]) for p in test])
     doubled = evaluate.score(reference, fast, 5.0)
-    print(evaluate.markdown_table(doubled))
+    print(evaluate.markdown_table(evaluate.labelled_rows(doubled)))
     assert doubled["rows"]["generated"]["fid_k"] > 10 * truth["fid_k"]  # 740 when written
     assert doubled["rows"]["generated"]["jitter"] > 3 * truth["jitter"]  # 22.9: acceleration x 4

@@ -56,6 +56,13 @@ LOGICAL_AXES = ("embed", "mlp", "heads", "norm")
 ATTENTION_KINDS = ("joint", "cross")
 TEMPORAL_INDEX = ("shared", "sequential", "none")
 MLP_KINDS = ("swiglu", "gelu")
+# config.remat -> what a block keeps for the backward pass (jax.checkpoint_policies); the rest is
+# recomputed. "none": no rematerialisation, everything kept.
+REMAT_POLICIES = {
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.dots_saveable,
+    "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
 MUSIC_BIN = -1.0  # the music tokens' position on the bin axis (pose bins are 0 .. nb - 1)
 TIME_FEATURES = 256  # sinusoidal features of the flow time
 
@@ -74,6 +81,8 @@ class DiTConfig:
     reference: whether the pose tokens see the reference latent and mask (False: the paper's
     no-reference ablation).
     rope_theta: rotary base. dtype: compute dtype, "float32" or "bfloat16"; params stay float32.
+    remat: "none" or a key of REMAT_POLICIES: what each block recomputes in the backward pass
+    (less memory, more FLOPs; the same values).
     """
 
     latent_bins: int = 64
@@ -92,6 +101,7 @@ class DiTConfig:
     reference: bool = True
     rope_theta: float = 10000.0
     dtype: str = "float32"
+    remat: str = "none"
 
     def __post_init__(self):
         object.__setattr__(self, "patch", tuple(self.patch))
@@ -102,6 +112,8 @@ class DiTConfig:
             f"attention {self.attention!r} not in {ATTENTION_KINDS}":
                 self.attention in ATTENTION_KINDS,
             f"dtype {self.dtype!r} not float32/bfloat16": self.dtype in ("float32", "bfloat16"),
+            f"remat {self.remat!r} not none/{'/'.join(REMAT_POLICIES)}":
+                self.remat == "none" or self.remat in REMAT_POLICIES,
             f"patch {self.patch} does not tile latents {self.latent_bins} x {self.latent_frames}":
                 len(self.patch) == 2 and self.latent_bins % self.patch[0] == 0
                 and self.latent_frames % self.patch[1] == 0,
@@ -373,23 +385,35 @@ class DiT(nnx.Module):
         music_tokens = self.music_encoder(music, drop_music)
         music_positions, pose_positions = token_positions(config)
         c = self.time_embed(t)
+        run = _rematerialised(config.remat)
         if config.attention == "joint":
             tokens = jnp.concatenate([music_tokens, pose], axis=1)
             cos, sin = self._rope(np.concatenate([music_positions, pose_positions]))
             for block in self.blocks:
-                tokens = block(tokens, c, cos, sin)
+                tokens = run(block, tokens, c, cos, sin)
             pose = tokens[:, config.latent_frames:]
         else:
             cos, sin = self._rope(pose_positions)
             music_rope = self._rope(music_positions)
             for block in self.blocks:
-                pose = block(pose, c, cos, sin, music_tokens, music_rope)
+                pose = run(block, pose, c, cos, sin, music_tokens, music_rope)
         out = self.final(pose, c)
         return unpatchify(out, config.patch, config.grid).astype(jnp.float32)
 
     def _rope(self, positions: np.ndarray) -> tuple[jax.Array, jax.Array]:
         return rope_frequencies(jnp.asarray(positions), self.config.rope_dims,
                                 self.config.rope_theta)
+
+
+def _call_block(block: Block, *args) -> jax.Array:
+    return block(*args)
+
+
+def _rematerialised(remat: str):
+    """_call_block, under nnx.remat with REMAT_POLICIES[remat] unless remat is "none"."""
+    if remat == "none":
+        return _call_block
+    return nnx.remat(_call_block, policy=REMAT_POLICIES[remat])
 
 
 def _check_shapes(config: DiTConfig, x_t, t, reference, mask, music, drop_music) -> None:

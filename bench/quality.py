@@ -1,0 +1,108 @@
+"""The quality table: the full model, its ablations and the ground truth, scored side by side.
+
+  python bench/quality.py --config configs/dwm.py --segments data/dwm \
+      --latents data/dwm_latents --workdir runs/quality [--steps 3000] [--seeds 2] \
+      [--seconds 30] [--variants full sequential no_reference raw_coords]
+
+Every variant trains with hotdance_jax.train from the same seed, data order and steps
+(WORKDIR/NAME, reused or resumed when there), then dances with its EMA weights to the music of
+every performance of the segment build's --split (--seeds samples each, the first --seconds of
+the song, the training data's mean dancer), and the dances are scored by hotdance_jax.evaluate
+against that split's real performances. Variants (VARIANTS): the full model; "sequential"
+temporal indexing (music indices after the pose's); "no_reference" (the DiT sees no reference
+latent: segments join only by the overlap's cross-fade); "raw_coords" (the same DiT on
+normalised keypoint coordinates, a latent cache of the raw-coords autoencoder built from the
+same segments into WORKDIR/raw_coords_latents). Prints one markdown table (ground truth, a real
+dance with another dance's music, then one row per variant) and writes it as JSON to
+WORKDIR/quality.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+from pathlib import Path
+
+from data_pipeline.precompute import precompute
+from hotdance_jax import evaluate, sample, train
+from hotdance_jax.config_utils import sibling_config
+from hotdance_jax.pose import OPENPOSE_18
+from hotdance_jax.vae import load_autoencoder
+
+VARIANTS = {  # name: config overrides
+    "full": {},
+    "sequential": {"model.temporal_index": "sequential"},
+    "no_reference": {"model.reference": False},
+    "raw_coords": {"vae.name": "raw-coords", "model.patch": (1, 1)},
+}
+
+
+def variant_latents(config, name: str, args: argparse.Namespace) -> str:
+    """The latent cache a variant trains on: --latents, or for raw_coords its own cache."""
+    if config.vae.name != "raw-coords":
+        return args.latents
+    out = args.workdir / f"{name}_latents"
+    autoencoder = load_autoencoder("raw-coords", "", 2 * OPENPOSE_18.num_joints,
+                                   bins=config.pose.bins)
+    precompute(args.segments, autoencoder, out, config)
+    return str(out)
+
+
+def dance_to_songs(generator: sample.DanceGenerator, reference: evaluate.DanceSet,
+                   args: argparse.Namespace, out: Path) -> evaluate.DanceSet:
+    """Dances to the first --seconds of every reference performance's song, saved in `out`."""
+    songs = [sample.load_song(Path(d.audio_path), generator.config, d.fps, d.audio_offset,
+                              args.seconds) for d in reference.dances]
+    width, height = generator.info["mean_dancer"]["frame"]
+    dances = generator.generate(songs, generator.mean_dancer(width, height), width=width,
+                                height=height, num_samples=args.seeds, seed=0)
+    for i, dance in enumerate(dances):
+        sample.save_dance(out / f"{i // args.seeds:03d}_{dance.sample}.npz", dance)
+    return evaluate.read_dance_set(out, args.split)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--segments", required=True, type=Path)
+    parser.add_argument("--latents", required=True)
+    parser.add_argument("--workdir", required=True, type=Path)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--window-seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    base = sibling_config(args.config, Path(args.config).stem)
+    if args.steps:
+        base.train.steps = args.steps
+    reference = evaluate.read_dance_set(args.segments, args.split)
+    rows, scores = {}, {}
+    for name in args.variants:
+        config = base.copy_and_resolve_references()
+        config.update_from_flattened_dict(VARIANTS[name])
+        config.train.latents = variant_latents(config, name, args)
+        train.train(config, args.workdir / name)
+        out = args.workdir / name / "dances"
+        out.mkdir(exist_ok=True)
+        for stale in out.glob("*.npz"):
+            stale.unlink()
+        generated = dance_to_songs(sample.DanceGenerator.load(args.workdir / name), reference,
+                                   args, out)
+        scores[name] = evaluate.score(reference, generated, args.window_seconds)
+        if not rows:
+            rows = {label: row for label, row in evaluate.labelled_rows(scores[name]).items()
+                    if label != evaluate.ROWS["generated"]}
+        rows[name] = scores[name]["rows"]["generated"]
+    table = evaluate.markdown_table(rows)
+    print(f"\n{args.config}, {base.train.steps} steps, {args.split} split of {args.segments}, "
+          f"{args.seeds} seeds x first {args.seconds:g} s, "
+          f"{datetime.date.today().isoformat()}\n\n{table}")
+    evaluate.write_json(args.workdir / "quality.json",
+                        {"args": {k: str(v) for k, v in vars(args).items()},
+                         "steps": base.train.steps, "scores": scores})
+
+
+if __name__ == "__main__":
+    main()
