@@ -24,9 +24,9 @@ import jax.numpy as jnp
 
 from hotdance_jax.errors import InputError
 from hotdance_jax.pose import onehot
+from hotdance_jax.vae import RAW_COORDS
 from hotdance_jax.vae.base import Autoencoder
 
-NAME = "raw-coords"
 FRAMES_PER_COLUMN = 8
 LAYOUT = ("raw-coords v1: per frame 2u-1 of the 2K codec-decoded coordinates, then K "
           "visibilities; 8 frames per latent column, frame-major; one latent row of {bins} bins")
@@ -73,6 +73,6 @@ def raw_coords_autoencoder(image_channels: int, bins: int) -> Autoencoder:
         return decode_raw(latents, bins, image_channels)
 
     identity = hashlib.sha256(LAYOUT.format(bins=bins).encode()).hexdigest()
-    return Autoencoder(NAME, (bins, FRAMES_PER_COLUMN), image_channels,
+    return Autoencoder(RAW_COORDS, (bins, FRAMES_PER_COLUMN), image_channels,
                        FRAMES_PER_COLUMN * features_per_frame(image_channels), identity,
                        jax.jit(encode), jax.jit(decode))
