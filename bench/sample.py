@@ -5,10 +5,11 @@
 
 For each config, in its own child process (so each peak memory is its own): a DanceGenerator of
 randomly initialised weights at the config's shapes (the DiT of config.model; the onehot-kl of
-config.vae.arch, written to a temporary file) dances to --seconds of a synthesised drum track,
---batch songs at once. The first call compiles; the second is timed. Prints the real-time factor
-with and without compilation, the sampler's seconds per segment, and the process's peak resident
-memory (ru_maxrss; on an accelerator also the device's peak bytes in use when it reports them).
+config.vae.arch, written to a temporary file, or raw-coords when config.vae.name names it)
+dances to --seconds of a synthesised drum track, --batch songs at once. The first call
+compiles; the second is timed. Prints the real-time factor with and without compilation, the
+sampler's seconds per segment, and the process's peak resident memory (ru_maxrss; on an
+accelerator also the device's peak bytes in use when it reports them).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from hotdance_jax.config_utils import sibling_config
 from hotdance_jax.io import save_wav
 from hotdance_jax.models import DiT
 from hotdance_jax.pose import OPENPOSE_18
-from hotdance_jax.vae import load_autoencoder
+from hotdance_jax.vae import RAW_COORDS, load_autoencoder
 from hotdance_jax.vae.kl import save_onehot_kl
 from hotdance_jax.vae.train import create_model, kl_config
 
@@ -39,18 +40,23 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def random_generator(config, folder: Path) -> sample.DanceGenerator:
-    """A DanceGenerator of random weights at the config's shapes (speed does not depend on them)."""
+    """A DanceGenerator of random weights at the config's shapes (speed does not depend on them):
+    raw-coords when the config names it, else onehot-kl."""
     info = train.cache_shapes(config)
-    channels = config.vae.latent_channels
+    channels = info["latent_shape"][-1]
     info.update(scale=[1.0] * channels, shift=[0.0] * channels,
                 music_scale=[1.0] * info["music_features"],
                 music_shift=[0.0] * info["music_features"],
                 mean_dancer={"keypoints": [[0.5, 0.2 + 0.03 * k] for k in range(18)],
                              "confidence": [1.0] * 18, "frame": [512, 512]})
-    arch = kl_config(config)
-    save_onehot_kl(folder / "vae.msgpack", create_model(arch, 0), arch)
-    autoencoder = load_autoencoder("onehot-kl", str(folder / "vae.msgpack"),
-                                   2 * OPENPOSE_18.num_joints)
+    if config.vae.name == RAW_COORDS:
+        name, weights = RAW_COORDS, ""
+    else:
+        arch = kl_config(config)
+        name, weights = "onehot-kl", str(folder / "vae.msgpack")
+        save_onehot_kl(weights, create_model(arch, 0), arch)
+    autoencoder = load_autoencoder(name, weights, 2 * OPENPOSE_18.num_joints,
+                                   bins=config.pose.bins)
     model = DiT(train.dit_config(config, info), rngs=nnx.Rngs(0))
     return sample.DanceGenerator(config, info, model, autoencoder)
 

@@ -32,9 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 def random_batch(config: ml_collections.ConfigDict, batch_size: int, seed: int = 0) -> dict:
     """A loader-shaped batch (data_pipeline/loader.py) of random values."""
     rng = np.random.default_rng(seed)
-    bins, frames, channels = train.cache_shapes(config)["latent_shape"]
-    stride = config.vae.stride
-    features = train.cache_shapes(config)["music_features"]
+    shapes = train.cache_shapes(config)
+    bins, frames, channels = shapes["latent_shape"]
+    stride, features = shapes["vae"]["stride"][1], shapes["music_features"]
     return {
         "latent": rng.standard_normal((batch_size, bins, frames, channels), np.float32),
         "reference": rng.standard_normal((batch_size, bins, frames, channels), np.float32),

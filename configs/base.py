@@ -62,10 +62,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.wild.max_fps = 60.0
 
     config.vae = ml_collections.ConfigDict()
-    config.vae.name = "onehot-kl"  # onehot-kl (trained here), taef2, diffusers-kl
+    config.vae.name = "onehot-kl"  # onehot-kl (trained here), taef2, diffusers-kl, raw-coords
     config.vae.weights = ""  # path of the frozen weights file; set by the precompute command
-    config.vae.stride = 8  # downsampling in both axes: a latent column covers 8 frames
-    config.vae.latent_channels = 16  # onehot-kl only; taef2 and diffusers-kl fix their own
+    config.vae.stride = 8  # downsampling in both axes (raw-coords: B and 8): a column is 8 frames
+    config.vae.latent_channels = 16  # onehot-kl only; the other autoencoders fix their own
 
     # The onehot-kl architecture (diffusers AutoencoderKL layout); stride = 2 ** (levels - 1).
     config.vae.arch = ml_collections.ConfigDict()
@@ -116,6 +116,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.mlp = "swiglu"  # swiglu or gelu
     config.model.temporal_index = "shared"  # shared, sequential (ablation) or none
     config.model.attention = "joint"  # joint (one sequence of music and pose) or cross
+    config.model.reference = True  # condition on the reference latent and mask; False: ablation
     config.model.rope_theta = 10000.0
     config.model.dtype = "auto"  # compute dtype: auto (bfloat16 on GPU/TPU, float32 on CPU),
     #                              float32 or bfloat16; parameters are always float32

@@ -10,7 +10,8 @@ N in config.latents.reference_frames are made on the devices and encoded by the 
 autoencoder, config.latents.batch_size segments per device at a time. data_pipeline/latents.py
 describes the records and the manifest. The cache is written beside --out and swapped in whole;
 re-running with the same segments, weights and settings is a no-op, anything else rebuilds it.
---vae and --vae-weights default to config.vae.name and config.vae.weights.
+--vae and --vae-weights default to config.vae.name and config.vae.weights; `--vae raw-coords`
+(the raw-coordinate ablation) takes no weights.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from hotdance_jax import cli
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import files_sha256, staged_directory
 from hotdance_jax.pose import OPENPOSE_18, flip_horizontal, reference_images
-from hotdance_jax.vae import Autoencoder, load_autoencoder
+from hotdance_jax.vae import RAW_COORDS, Autoencoder, load_autoencoder
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "base.py"
 FLAGS = flags.FLAGS
@@ -290,7 +291,8 @@ def define_flags() -> None:
     cli.define_config(str(DEFAULT_CONFIG))
     flags.DEFINE_string("segments", None, "Segment build folder (python -m data_pipeline.build).")
     flags.DEFINE_string("vae", None, "Autoencoder name; default config.vae.name.")
-    flags.DEFINE_string("vae-weights", None, "Frozen weights; default config.vae.weights.")
+    flags.DEFINE_string("vae-weights", None, "Frozen weights; default config.vae.weights "
+                        "(none for raw-coords).")
     flags.DEFINE_string("out", None, "Output folder for the latent cache and its manifest.")
 
 
@@ -298,11 +300,12 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = FLAGS.config
+    name = FLAGS.vae or config.vae.name
     weights = FLAGS["vae-weights"].value or config.vae.weights
-    if not FLAGS.segments or not FLAGS.out or not weights:
+    if not FLAGS.segments or not FLAGS.out or not (weights or name == RAW_COORDS):
         raise InputError("--segments, --out and --vae-weights (or config.vae.weights) are required")
-    autoencoder = load_autoencoder(FLAGS.vae or config.vae.name, weights,
-                                   2 * OPENPOSE_18.num_joints)
+    autoencoder = load_autoencoder(name, weights, 2 * OPENPOSE_18.num_joints,
+                                   bins=config.pose.bins)
     manifest = precompute(Path(FLAGS.segments), autoencoder, Path(FLAGS.out), config)
     print(f"{FLAGS.out}: {manifest['counts']} records of latents {manifest['latent_shape']} "
           f"({autoencoder.name}, reference frames {manifest['settings']['reference_frames']})")

@@ -3,7 +3,8 @@
   python -m hotdance_jax.demo --config configs/tiny_cpu.py --out demo_out [--seconds 30]
 
 1. Builds the synthetic dataset (procedural drum music with a dancer on its beats).
-2. Trains the config's onehot-kl autoencoder on it, then encodes the latent cache.
+2. Trains the config's onehot-kl autoencoder on it (none with --config.vae.name=raw-coords),
+   then encodes the latent cache.
 3. Trains the config's DiT on the cache.
 4. Samples a dance for a real song: librosa's example 'choice' (from LIBROSA_DATA_DIR,
    $HOTDANCE_SHARED/data/music, or librosa's download when the network allows), else a
@@ -31,7 +32,7 @@ from hotdance_jax import cli, render, sample, train
 from hotdance_jax.io import save_wav
 from hotdance_jax.metrics import beat_align_score
 from hotdance_jax.pose import OPENPOSE_18
-from hotdance_jax.vae import load_autoencoder
+from hotdance_jax.vae import RAW_COORDS, load_autoencoder
 from hotdance_jax.vae import train as vae_train
 
 FLAGS = flags.FLAGS
@@ -71,11 +72,16 @@ def prepare(config: ml_collections.ConfigDict, work: Path) -> Path:
     """Stages 1-3 (cached in `work`); returns the trained run folder."""
     stage(1, "synthetic dataset")
     build.build("synthetic", work / "raw", work / "segments", config)
-    stage(2, f"onehot-kl autoencoder ({config.vae.train.steps} steps), then the latent cache")
-    config.vae.train.segments = str(work / "segments")
-    vae_train.train(config, work / "vae")
-    weights = work / "vae" / vae_train.WEIGHTS_FILE
-    autoencoder = load_autoencoder(config.vae.name, str(weights), 2 * OPENPOSE_18.num_joints)
+    if config.vae.name == RAW_COORDS:
+        stage(2, "the latent cache of raw coordinates (no autoencoder to train)")
+        weights = ""
+    else:
+        stage(2, f"onehot-kl autoencoder ({config.vae.train.steps} steps), then the latent cache")
+        config.vae.train.segments = str(work / "segments")
+        vae_train.train(config, work / "vae")
+        weights = str(work / "vae" / vae_train.WEIGHTS_FILE)
+    autoencoder = load_autoencoder(config.vae.name, weights, 2 * OPENPOSE_18.num_joints,
+                                   bins=config.pose.bins)
     precompute.precompute(work / "segments", autoencoder, work / "latents", config)
     stage(3, f"DiT ({config.train.steps} steps)")
     config.train.latents = str(work / "latents")

@@ -14,7 +14,9 @@ T - 16 frames. The first segment's reference is shape-only: the --reference danc
 OpenPose JSON, an npz with keypoints and confidence, or a JSON list of [x, y(, c)], 18 OpenPose
 or 25 BODY_25 keypoints, in pixels of the output frame), or the training data's mean dancer. Each
 next segment takes the last 16 generated frames as its pose-aware reference (N = 16) and the
-16-frame overlap is cross-faded linearly. All songs and samples run as one batch through one
+16-frame overlap is cross-faded (a raised cosine). A run of the no-reference ablation
+(config.model.reference = False) ignores references: its segments join by the cross-fade alone,
+and it refuses --reference. All songs and samples run as one batch through one
 jit-compiled sampler per segment, compiled once per batch shape.
 
 Writes, atomically: the dance as npz (DESIGN.md section 3) per song and sample; with
@@ -51,8 +53,7 @@ from hotdance_jax.pose.shape import shape_pose
 from hotdance_jax.pose.skeletons import to_openpose18
 from hotdance_jax.train import CACHE_INFO_FILE, StepSettings, TrainState, dit_config
 from hotdance_jax.training import CONFIG_FILE, OptimizerSettings
-from hotdance_jax.vae import Autoencoder, load_autoencoder
-from hotdance_jax.vae.base import file_sha256
+from hotdance_jax.vae import RAW_COORDS, Autoencoder, load_autoencoder
 
 FLAGS = flags.FLAGS
 OVERLAP = 16  # frames shared by consecutive segments: the next one's pose-aware reference
@@ -244,18 +245,19 @@ class DanceGenerator:
     def _segment(self, keypoints, confidence, shape_keypoints, shape_confidence, n, music, jobs,
                  k, seed, steps, sampler, guidance, width, height) -> np.ndarray:
         """Sampled latents (b, B', T', c), unnormalised, of segment k."""
-        bins = self.config.pose.bins
-        images = reference_images(keypoints, confidence, shape_keypoints, shape_confidence,
-                                  width, height, n, bins=bins)
-        reference = (np.asarray(self.autoencoder.encode(images)) - self.shift) * self.scale
         latent_bins, latent_frames, channels = self.model_config.latent_bins, \
             self.model_config.latent_frames, self.model_config.latent_channels
-        mask = np.broadcast_to(np.asarray(reference_mask(n, latent_bins, latent_frames,
-                                                         self.stride)),
-                               (len(jobs), latent_bins, latent_frames, self.stride))
         noise = np.stack([_noise(seed, song.path.name, sample, k,
                                  (latent_bins, latent_frames, channels))
                           for song, sample in jobs])
+        mask = np.broadcast_to(np.asarray(reference_mask(n, latent_bins, latent_frames,
+                                                         self.stride)),
+                               (len(jobs), latent_bins, latent_frames, self.stride))
+        reference = np.zeros_like(noise)  # the no-reference ablation's DiT ignores it
+        if self.model_config.reference:
+            images = reference_images(keypoints, confidence, shape_keypoints, shape_confidence,
+                                      width, height, n, bins=self.config.pose.bins)
+            reference = (np.asarray(self.autoencoder.encode(images)) - self.shift) * self.scale
         latents = _sample_latents(self.graphdef, self.state, noise, reference, mask, music,
                                   num_steps=steps, sampler=sampler, shift=self.time_shift,
                                   guidance=float(guidance))
@@ -328,14 +330,18 @@ def _restore_ema(workdir: Path, checkpoint: Path | None, config, model_config
 
 
 def _autoencoder(info: dict, weights: str | None):
-    """The run's frozen autoencoder; InputError unless its file is the one the cache used."""
-    path = weights or info["vae_weights"]
-    if not path or not Path(path).exists():
+    """The run's frozen autoencoder; InputError unless it is the one the cache was made with
+    (the same weights_sha256: of its weights, or of raw-coords' layout)."""
+    name, path = info["vae"]["name"], weights or info["vae_weights"]
+    if name != RAW_COORDS and not (path and Path(path).exists()):
         raise InputError(f"autoencoder weights {path!r} not found; pass --vae-weights (the "
-                         f"{info['vae']['name']} file the latent cache was made with)")
-    if file_sha256(path) != info["vae"]["weights_sha256"]:
-        raise InputError(f"{path}: not the autoencoder the run was trained with (sha256 differs)")
-    return load_autoencoder(info["vae"]["name"], path, 2 * OPENPOSE_18.num_joints)
+                         f"{name} file the latent cache was made with)")
+    autoencoder = load_autoencoder(name, path, 2 * OPENPOSE_18.num_joints,
+                                   bins=info["settings"]["bins"])
+    if autoencoder.weights_sha256 != info["vae"]["weights_sha256"]:
+        raise InputError(f"{path or name}: not the autoencoder the run was trained with (sha256 "
+                         "differs)")
+    return autoencoder
 
 
 # ---------------------------------------------------------------- outputs
@@ -430,6 +436,9 @@ def main(argv: list[str]) -> None:
     fps = generator.config.pose.fps
     if flag("fps") is not None and abs(flag("fps") - fps) > 1e-6:
         raise InputError(f"--fps {flag('fps'):g}: the run was trained at {fps:g} fps")
+    if flag("reference") and not generator.model_config.reference:
+        raise InputError(f"--reference {flag('reference')}: this run's DiT takes no reference "
+                         "(config.model.reference = False)")
     frame = generator.info["mean_dancer"]["frame"]
     width, height = flag("width") or frame[0], flag("height") or frame[1]
     shape = (shape_pose(*(x[None] for x in read_reference(Path(flag("reference")))))

@@ -56,12 +56,14 @@ from hotdance_jax import cli, flow, io, parallel
 from hotdance_jax.audio.features import NUM_BASELINE_FEATURES
 from hotdance_jax.errors import InputError
 from hotdance_jax.models import DiT, DiTConfig
+from hotdance_jax.pose import OPENPOSE_18
 from hotdance_jax.training import (
     BEST_METRIC,
     OptimizerSettings,
     check_workdir,
     checkpoint_manager,
 )
+from hotdance_jax.vae import RAW_COORDS, load_autoencoder
 
 FLAGS = flags.FLAGS
 CACHE_INFO_FILE = "latent_cache.json"
@@ -81,19 +83,24 @@ def dit_config(config: ml_collections.ConfigDict, manifest: dict) -> DiTConfig:
         music_features=manifest["music_features"], frames_per_token=manifest["vae"]["stride"][1],
         patch=tuple(model.patch), width=model.width, depth=model.depth, heads=model.heads,
         mlp_ratio=model.mlp_ratio, mlp=model.mlp, temporal_index=model.temporal_index,
-        attention=model.attention,
+        attention=model.attention, reference=model.get("reference", True),  # runs before it: True
         rope_theta=model.rope_theta, dtype=compute_dtype(model.dtype),
     )
 
 
 def cache_shapes(config: ml_collections.ConfigDict) -> dict:
-    """The latent cache fields dit_config reads, as a cache made with `config` (and an
-    autoencoder of config.vae.stride and config.vae.latent_channels) holds them."""
-    stride = config.vae.stride
-    return {"latent_shape": [config.pose.bins // stride, config.pose.segment_frames // stride,
-                             config.vae.latent_channels],
+    """The latent cache fields dit_config reads, as a cache made with `config` holds them: an
+    autoencoder of config.vae.stride and config.vae.latent_channels, or raw-coords, whose
+    stride (B, 8) and channels follow from the bins and the skeleton."""
+    bins, frames = config.pose.bins, config.pose.segment_frames
+    if config.vae.name == RAW_COORDS:
+        raw = load_autoencoder(RAW_COORDS, "", 2 * OPENPOSE_18.num_joints, bins=bins)
+        stride, channels = raw.stride, raw.latent_channels
+    else:
+        stride, channels = (config.vae.stride,) * 2, config.vae.latent_channels
+    return {"latent_shape": [bins // stride[0], frames // stride[1], channels],
             "music_features": NUM_BASELINE_FEATURES + config.audio.log_mel_bands,
-            "vae": {"stride": [stride, stride]}}
+            "vae": {"stride": list(stride)}}
 
 
 def compute_dtype(name: str) -> str:

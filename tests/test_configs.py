@@ -35,6 +35,36 @@ def test_base_has_the_paper_shapes():
     assert (model.latent_bins, model.latent_frames) == (64, 32)
 
 
+ABLATIONS = {
+    "dwm_raw": {"vae.name": "raw-coords", "model.patch": (1, 1)},
+    "dwm_noref": {"model.reference": False},
+    "dwm_sequential": {"model.temporal_index": "sequential"},
+}
+
+
+def flat(tree: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    items = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            items.update(flat(value, f"{prefix}{key}."))
+        else:
+            items[prefix + key] = value
+    return items
+
+
+@pytest.mark.parametrize("name", sorted(ABLATIONS))
+def test_ablation_configs_change_only_their_ablation(name):
+    dwm = flat(sibling_config(REPO / "configs" / "dwm.py", "dwm").to_dict())
+    config = sibling_config(REPO / "configs" / f"{name}.py", name)
+    ablation = flat(config.to_dict())
+    assert ablation.keys() == dwm.keys()
+    assert {k: v for k, v in ablation.items() if v != dwm[k]} == ABLATIONS[name]
+    model = train.dit_config(config, train.cache_shapes(config))
+    expected = (1, 32, 432) if name == "dwm_raw" else (32, 32, 16)
+    assert (model.latent_bins, model.latent_frames, model.latent_channels) == expected
+
+
 # Devices of the slice each pod config is written for (bench/pod_memory.py measures them there).
 POD_SLICES = {"pod_tpu_v5p": 32, "pod_tpu_v5e": 16, "pod_gpu_8xh100": 8}
 

@@ -182,6 +182,23 @@ def test_cross_attention_variant_uses_music_and_its_time_index():
     assert jnp.abs(forward(sequential, **batch) - velocity).max() > 1e-3
 
 
+def test_reference_and_mask_reach_the_output_only_with_config_reference(model):
+    batch = inputs(TINY)
+    other = {**batch, "reference": batch["reference"] * -2.0 + 1.0, "mask": 1.0 - batch["mask"]}
+    trained = randomized(model, seed=6)
+    velocity = forward(trained, **batch)
+    for name in ("reference", "mask"):
+        changed = forward(trained, **{**batch, name: other[name]})
+        assert jnp.abs(changed - velocity).max() > 1e-3, name
+    blind = randomized(DiT(dataclasses.replace(TINY, reference=False), rngs=nnx.Rngs(0)), seed=6)
+    assert blind.pose_embed.kernel.shape == (2 * 2 * 4, 64)  # 2 x 2 patches of x_t (c = 4) alone
+    velocity = forward(blind, **batch)
+    assert jnp.abs(velocity).max() > 1e-3
+    np.testing.assert_array_equal(forward(blind, **other), velocity)
+    np.testing.assert_array_equal(forward(blind, **{**batch, "reference": None, "mask": None}),
+                                  velocity)
+
+
 def test_bfloat16_compute_tracks_float32(model):
     trained = randomized(model, seed=3, scale=0.1)
     config = dataclasses.replace(TINY, dtype="bfloat16")

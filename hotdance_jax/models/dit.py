@@ -2,10 +2,12 @@
 
 Tokens. The noisy latent x_t, the reference latent (both (b, B', T', c)) and the reference mask
 (b, B', T', 8) are concatenated on channels and cut into (p_bins, p_time) patches: nb x nt pose
-tokens, bin-major (token i_bin * nt + j_time). The music frame features (b, T, D), T = 8 T', are
-grouped 8 frames per latent column (`music_tokens`) and encoded (LayerNorm, MLP) into T' music
-tokens; for the examples with drop_music they are all replaced by one learned null token
-(classifier-free guidance). The sequence is [music tokens; pose tokens].
+tokens, bin-major (token i_bin * nt + j_time); with config.reference False (the paper's
+no-reference ablation) x_t alone is cut, and the reference and mask inputs are ignored. The
+music frame features (b, T, D), T = 8 T', are grouped 8 frames per latent column
+(`music_tokens`) and encoded (LayerNorm, MLP) into T' music tokens; for the examples with
+drop_music they are all replaced by one learned null token (classifier-free guidance). The
+sequence is [music tokens; pose tokens].
 
 Attention (config.attention). "joint" (the default): every block is single-stream joint attention
 over the whole sequence (music and pose tokens share the weights, as FLUX's single-stream blocks),
@@ -76,6 +78,8 @@ class DiTConfig:
     rounded up to a multiple of 64, to match "gelu"'s parameter count).
     temporal_index: "shared", "sequential" or "none" (see the module docstring).
     attention: "joint" or "cross" (see the module docstring).
+    reference: whether the pose tokens see the reference latent and mask (False: the paper's
+    no-reference ablation).
     rope_theta: rotary base. dtype: compute dtype, "float32" or "bfloat16"; params stay float32.
     remat: "none" or a key of REMAT_POLICIES: what each block recomputes in the backward pass
     (less memory, more FLOPs; the same values).
@@ -94,6 +98,7 @@ class DiTConfig:
     mlp: str = "swiglu"
     temporal_index: str = "shared"
     attention: str = "joint"
+    reference: bool = True
     rope_theta: float = 10000.0
     dtype: str = "float32"
     remat: str = "none"
@@ -351,8 +356,8 @@ class DiT(nnx.Module):
 
     def __init__(self, config: DiTConfig, *, rngs: nnx.Rngs):
         self.config = config
-        in_features = config.patch[0] * config.patch[1] * (
-            2 * config.latent_channels + config.frames_per_token)
+        conditioning = config.latent_channels + config.frames_per_token if config.reference else 0
+        in_features = config.patch[0] * config.patch[1] * (config.latent_channels + conditioning)
         self.pose_embed = _linear(in_features, config.width, (None, "embed"), config, rngs)
         self.music_encoder = MusicEncoder(config, rngs)
         self.time_embed = TimeEmbedding(config, rngs)
@@ -360,8 +365,8 @@ class DiT(nnx.Module):
         self.final = FinalLayer(config, rngs)
 
     def __call__(
-        self, x_t: jax.Array, t: jax.Array, reference: jax.Array, mask: jax.Array,
-        music: jax.Array, drop_music: jax.Array,
+        self, x_t: jax.Array, t: jax.Array, reference: jax.Array | None,
+        mask: jax.Array | None, music: jax.Array, drop_music: jax.Array,
     ) -> jax.Array:
         """Velocity (b, B', T', c) float32.
 
@@ -369,12 +374,14 @@ class DiT(nnx.Module):
           x_t, reference: (b, B', T', c) noisy and reference latents.
           t: (b,) flow times in [0, 1].
           mask: (b, B', T', frames_per_token) reference phase mask (`reference_mask`).
+            reference and mask are ignored (may be None) when config.reference is False.
           music: (b, T' * frames_per_token, D) music frame features.
           drop_music: (b,) bool, True replaces that example's music by the null token.
         """
         config = self.config
         _check_shapes(config, x_t, t, reference, mask, music, drop_music)
-        pose = self.pose_embed(patchify(jnp.concatenate([x_t, reference, mask], -1), config.patch))
+        pose_inputs = [x_t, reference, mask] if config.reference else [x_t]
+        pose = self.pose_embed(patchify(jnp.concatenate(pose_inputs, -1), config.patch))
         music_tokens = self.music_encoder(music, drop_music)
         music_positions, pose_positions = token_positions(config)
         c = self.time_embed(t)
@@ -410,18 +417,20 @@ def _rematerialised(remat: str):
 
 
 def _check_shapes(config: DiTConfig, x_t, t, reference, mask, music, drop_music) -> None:
-    """Raises InputError naming the first input whose shape does not fit `config`."""
+    """Raises InputError naming the first input whose shape does not fit `config` (reference
+    and mask only when the model uses them)."""
     b = x_t.shape[0]
     latent = (b, config.latent_bins, config.latent_frames)
     expected = {
         "x_t": (x_t, (*latent, config.latent_channels)),
         "t": (t, (b,)),
-        "reference": (reference, (*latent, config.latent_channels)),
-        "mask": (mask, (*latent, config.frames_per_token)),
         "music": (music, (b, config.latent_frames * config.frames_per_token,
                           config.music_features)),
         "drop_music": (drop_music, (b,)),
     }
+    if config.reference:
+        expected["reference"] = (reference, (*latent, config.latent_channels))
+        expected["mask"] = (mask, (*latent, config.frames_per_token))
     for name, (array, shape) in expected.items():
         if tuple(array.shape) != shape:
             raise InputError(f"DiT input {name}: expected shape {shape}, got {tuple(array.shape)}")

@@ -4,6 +4,8 @@
                 (python -m hotdance_jax.vae.train); the default
   taef2         the pretrained tiny FLUX.2 autoencoder, over the channels in RGB groups
   diffusers-kl  diffusers AutoencoderKL weights (SD 1.x/SDXL, SD3/FLUX), in RGB groups
+  raw-coords    no network: the codec-decoded keypoint coordinates and visibilities, 8 frames
+                per latent column (the paper's raw-coordinate ablation; no weights)
 """
 
 from __future__ import annotations
@@ -14,14 +16,26 @@ from pathlib import Path
 from hotdance_jax.errors import InputError
 from hotdance_jax.vae.base import Autoencoder
 
-AUTOENCODERS = ("onehot-kl", "taef2", "diffusers-kl")
+RAW_COORDS = "raw-coords"
+AUTOENCODERS = ("onehot-kl", "taef2", "diffusers-kl", RAW_COORDS)
 
 
-def load_autoencoder(name: str, weights: str, image_channels: int) -> Autoencoder:
+def load_autoencoder(name: str, weights: str, image_channels: int,
+                     bins: int | None = None) -> Autoencoder:
     """The frozen autoencoder `name` with its weights from the local path `weights`.
 
-    weights: the onehot-kl .msgpack file, the taef2 folder, or the diffusers folder/.safetensors.
+    weights: the onehot-kl .msgpack file, the taef2 folder, or the diffusers folder/.safetensors;
+    "" for raw-coords, which has none. bins: B of the one-hot images, needed only by raw-coords
+    (its one latent row stands for all B bins, which decode renders again).
     """
+    if name == RAW_COORDS:
+        from hotdance_jax.vae.raw_coords import raw_coords_autoencoder
+
+        if weights:
+            raise InputError(f"{RAW_COORDS} has no weights; got {weights!r}, expected ''")
+        if bins is None:
+            raise InputError(f"{RAW_COORDS} needs bins (the one-hot images' B), got None")
+        return raw_coords_autoencoder(image_channels, bins)
     if name == "onehot-kl":
         from hotdance_jax.vae.onehot_kl import onehot_kl_autoencoder as load
     elif name == "taef2":
@@ -33,4 +47,4 @@ def load_autoencoder(name: str, weights: str, image_channels: int) -> Autoencode
     return dataclasses.replace(load(weights, image_channels), weights=str(Path(weights).resolve()))
 
 
-__all__ = ["AUTOENCODERS", "Autoencoder", "load_autoencoder"]
+__all__ = ["AUTOENCODERS", "RAW_COORDS", "Autoencoder", "load_autoencoder"]

@@ -29,8 +29,9 @@ ArrayFn = Callable[[jax.Array], jax.Array]
 class Autoencoder:
     """A frozen autoencoder: jitted encode/decode sharded over the batch on all devices.
 
-    name: "onehot-kl", "taef2" or "diffusers-kl"; weights_sha256 identifies its weights file,
-    weights is its path when it was loaded from one (load_autoencoder).
+    name: "onehot-kl", "taef2", "diffusers-kl" or "raw-coords"; weights_sha256 identifies its
+    weights (raw-coords: its layout), weights is their path when it was loaded from a file
+    (load_autoencoder; "" for raw-coords).
     stride: (bins, frames) downsampling; latent_channels: c; image_channels: C.
     """
 
