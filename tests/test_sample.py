@@ -103,6 +103,16 @@ def test_a_song_is_sampled_alike_whatever_is_batched_with_it(run, generator, tmp
     assert np.abs(np.nan_to_num(batched[1].keypoints - batched[0].keypoints)).max() > 1.0
 
 
+def test_songs_of_one_file_name_get_their_own_noise(generator, tmp_path):
+    """Noise is keyed by the audio, not the file name (every dwm song is audio.mp3)."""
+    songs = [sample.load_song(song_file(tmp_path / name / "audio.wav", 3.0, seed=seed),
+                              generator.config, 30.0)
+             for name, seed in (("a", 1), ("b", 2), ("c", 1))]
+    noise = [sample._noise(3, song.digest, 0, 0, (2, 2, 4)) for song in songs]
+    assert np.abs(noise[0] - noise[1]).max() > 0.1
+    np.testing.assert_array_equal(noise[0], noise[2])  # the same audio elsewhere: the same noise
+
+
 def test_the_command_writes_npz_openpose_json_and_video(run, tmp_path):
     song = song_file(tmp_path / "song.wav", 6.0)
     result = subprocess.run(
