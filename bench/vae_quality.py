@@ -6,7 +6,8 @@ r"""How well each autoencoder keeps the keypoints: encode + decode held-out segm
 
 Per autoencoder (and the bare one-hot codec as the floor): mean and 99th-percentile keypoint
 error after decoding, in bins and in % of the frame width, visibility accuracy (decoded visible
-== truly visible, over all keypoints and frames), latent shape, and encode throughput in
+== truly visible, over all keypoints and frames), the decoded dances' jitter (mean keypoint
+acceleration, body lengths/s^2, beside the real segments'), latent shape, and encode throughput in
 segments/s, all measured in this one run. The issue's bar for the default: mean <= 1 bin,
 p99 <= 3 bins, visibility >= 99%.
 """
@@ -20,6 +21,7 @@ import jax
 import numpy as np
 
 from data_pipeline.segments import SegmentStore
+from hotdance_jax.metrics import body_frame, jitter
 from hotdance_jax.pose import encode, jit_decode
 from hotdance_jax.vae import load_autoencoder
 
@@ -34,14 +36,22 @@ def load_segments(directory: str, split: str, num: int, frames: int) -> dict[str
         "keypoints": np.stack([np.nan_to_num(r["keypoints"][:frames]) for r in records]),
         "confidence": np.stack([r["confidence"][:frames] for r in records]),
         "size": np.array([[r["width"], r["height"]] for r in records], np.float32),
+        "fps": float(records[0]["fps"]),
     }
 
 
+def mean_jitter(keypoints: np.ndarray, confidence: np.ndarray, fps: float) -> float:
+    """Mean keypoint acceleration (body lengths / s^2) of segments (N, T, K, 2) px, (N, T, K)."""
+    return float(np.mean([jitter(*body_frame(k, c), fps) for k, c in zip(keypoints, confidence,
+                                                                         strict=True)]))
+
+
 def keypoint_errors(images: jax.Array, data: dict, bins: int) -> dict[str, float]:
-    """Error and visibility figures of decoded images against the true keypoints."""
+    """Error, visibility and jitter figures of decoded images against the true keypoints."""
     size = data["size"]
     kp, conf = jit_decode(images, size[:, 0], size[:, 1])
     kp, decoded_visible = np.asarray(kp), np.asarray(conf) > 0
+    decoded_jitter = mean_jitter(kp, np.asarray(conf), data["fps"])
     visible = data["confidence"] > 0
     both = visible & decoded_visible
     delta = np.abs(kp - data["keypoints"])[both]  # (n, 2) pixels
@@ -55,6 +65,7 @@ def keypoint_errors(images: jax.Array, data: dict, bins: int) -> dict[str, float
         "mean_pct_width": float(percent_width.mean()) if both.any() else nan,
         "p99_pct_width": float(np.percentile(percent_width, 99)) if both.any() else nan,
         "visibility_accuracy": float((decoded_visible == visible).mean()),
+        "jitter": decoded_jitter,
     }
 
 
@@ -96,14 +107,16 @@ def main() -> None:
             rows[name] = measure(load_autoencoder(name, weights, channels), images, data,
                                  args.bins)
     print(f"{len(images)} {args.split} segments of {args.frames} frames, B = {args.bins} bins, "
-          f"{jax.devices()[0].platform}")
+          f"{jax.devices()[0].platform}; the real segments' jitter "
+          f"{mean_jitter(data['keypoints'], data['confidence'], data['fps']):.2f} L/s^2")
     print("| autoencoder | mean err (bins) | p99 err (bins) | mean err (% width) | "
-          "p99 err (% width) | visibility acc. | latent shape | encode segments/s |")
-    print("|---|---|---|---|---|---|---|---|")
+          "p99 err (% width) | visibility acc. | jitter (L/s^2) | latent shape | "
+          "encode segments/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
         print(f"| {name} | {r['mean_bins']:.3f} | {r['p99_bins']:.3f} | "
               f"{r['mean_pct_width']:.3f} | {r['p99_pct_width']:.3f} | "
-              f"{100 * r['visibility_accuracy']:.2f}% | {r['latent_shape']} | "
+              f"{100 * r['visibility_accuracy']:.2f}% | {r['jitter']:.2f} | {r['latent_shape']} | "
               f"{r['segments_per_s']:.2f} |")
 
 
