@@ -58,11 +58,12 @@ def onehot_kl_loss(
     hot = images.max(axis=-3)  # (N, T, C): the column's confidence, 0 if invisible
     visible = hot > 0
     target = images / jnp.maximum(images.sum(axis=-3, keepdims=True), 1e-12)
-    cross_entropy = -(target * jax.nn.log_softmax(position, axis=-3)).sum(axis=-3)
+    log_probability = jax.nn.log_softmax(position, axis=-3)
+    cross_entropy = -(target * log_probability).sum(axis=-3)
     count = jnp.maximum(visible.sum(), 1)
     position_loss = jnp.where(visible, cross_entropy, 0.0).sum() / count
     bins = jnp.arange(images.shape[-3], dtype=jnp.float32)[:, None, None]
-    expected = (jax.nn.softmax(position, axis=-3) * bins).sum(axis=-3)
+    expected = (jnp.exp(log_probability) * bins).sum(axis=-3)
     centre = jnp.where(visible, jnp.abs(expected - (target * bins).sum(axis=-3)), 0.0).sum() / count
     visibility_loss = optax.sigmoid_binary_cross_entropy(visibility, hot).mean()
     kl = 0.5 * (mean**2 + jnp.exp(logvar) - 1.0 - logvar).mean()
