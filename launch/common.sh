@@ -34,6 +34,13 @@ need() {
   [[ -n $2 ]] || fail "$1 is required (see --help)"
 }
 
+# need_training_args: fails unless CONFIG (an existing file), WORKDIR and LATENTS are set, as
+# every launcher's --config, --workdir and --latents set them.
+need_training_args() {
+  need --config "$CONFIG"; need --workdir "$WORKDIR"; need --latents "$LATENTS"
+  [[ -f $CONFIG ]] || fail "--config $CONFIG: no such file (run from the repository root)"
+}
+
 # usage FILE: prints FILE's leading comment block (its help), without the '#'.
 usage() {
   sed -n '2,/^[^#]/{/^#/!q;s/^# \{0,1\}//;p}' "$1"

@@ -43,8 +43,7 @@ while [[ $# -gt 0 ]]; do
     *) fail "unknown option $1 (see --help)" ;;
   esac
 done
-need --config "$CONFIG"; need --workdir "$WORKDIR"; need --latents "$LATENTS"
-[[ -f $CONFIG ]] || fail "--config $CONFIG: no such file (run from the repository root)"
+need_training_args
 for n in "$NODES" "$GPUS"; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || fail "--nodes and --gpus-per-node must be positive integers"
 done

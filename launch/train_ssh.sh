@@ -37,8 +37,7 @@ while [[ $# -gt 0 ]]; do
     *) fail "unknown option $1 (see --help)" ;;
   esac
 done
-need --hosts "$HOSTS"; need --config "$CONFIG"; need --workdir "$WORKDIR"; need --latents "$LATENTS"
-[[ -f $CONFIG ]] || fail "--config $CONFIG: no such file (run from the repository root)"
+need --hosts "$HOSTS"; need_training_args
 [[ $GPUS =~ ^[1-9][0-9]*$ ]] || fail "--gpus-per-host must be a positive integer, not $GPUS"
 IFS=, read -r -a HOST_LIST <<< "$HOSTS"
 PER=$GPUS

@@ -58,9 +58,8 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 need --name "$NAME"; need --zone "$ZONE"; need --accelerator "$ACCELERATOR"
-need --config "$CONFIG"; need --workdir "$WORKDIR"; need --latents "$LATENTS"
+need_training_args
 [[ $WORKDIR == gs://* ]] || fail "--workdir must be a gs:// URI (every worker writes there), not $WORKDIR"
-[[ -f $CONFIG ]] || fail "--config $CONFIG: no such file (run from the repository root)"
 [[ $SLICES =~ ^[1-9][0-9]*$ ]] || fail "--slices must be a positive integer, not $SLICES"
 [[ $SLICES == 1 || $QUEUED == 1 ]] || fail "--slices $SLICES needs --queued (multi-slice is a queued resource)"
 ACCELERATOR=${ACCELERATOR/#v5e-/v5litepod-}
