@@ -26,6 +26,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.pose.segment_frames = 256  # T: frames per training segment (one-hot image width)
     config.pose.decode_radius = 2  # soft-argmax window: peak bin +- this many bins
     config.pose.visibility_threshold = 0.1  # a decoded column with less window mass is invisible
+    config.pose.decode_jump_cost = 1.0  # nats per bin a decoded path moves per frame (0: peaks)
+    config.pose.decode_jump_cap = 16.0  # nats, the most one jump of the decoded path costs
+    config.pose.decode_free_motion = 4  # bins per frame the decoded path moves at no cost
 
     config.audio = ml_collections.ConfigDict()
     config.audio.sample_rate = 22050  # Hz, audio is resampled to it on load

@@ -49,7 +49,13 @@ from hotdance_jax.audio import beat_times, load_audio, music_features, require_d
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import run_path, save_npz, staged_directory
 from hotdance_jax.models import DiT
-from hotdance_jax.pose import OPENPOSE_18, jit_decode, reference_images, reference_mask
+from hotdance_jax.pose import (
+    OPENPOSE_18,
+    decode_settings,
+    jit_decode,
+    reference_images,
+    reference_mask,
+)
 from hotdance_jax.pose.shape import shape_pose
 from hotdance_jax.pose.skeletons import to_openpose18
 from hotdance_jax.train import CACHE_INFO_FILE, StepSettings, TrainState, dit_config
@@ -274,8 +280,7 @@ class DanceGenerator:
         """Latents (b, B', T', c) -> keypoints (b, T, K, 2) pixels, confidence (b, T, K)."""
         images = self.autoencoder.decode(jnp.asarray(latents))
         keypoints, confidence = jit_decode(images, width, height,
-                                        radius=self.config.pose.decode_radius,
-                                        threshold=self.config.pose.visibility_threshold)
+                                        **decode_settings(self.config.pose))
         return np.asarray(keypoints), np.asarray(confidence)
 
 

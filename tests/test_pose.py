@@ -6,6 +6,7 @@ import gzip
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter1d
@@ -24,6 +25,7 @@ from hotdance_jax.pose import (
     reference_pose,
     to_openpose18,
 )
+from hotdance_jax.pose.onehot import track
 from tests.conftest import shared_file
 
 DWM_DANCES = (
@@ -256,11 +258,78 @@ def test_visibility_is_the_window_mass_against_the_threshold():
     spread = np.array([0.05, 0.06, 0.07, 0.06, 0.05], np.float32)[:, None]
     img[8:13, 2, :] = spread  # frame 2: peak 0.07 but window mass 0.29
     img[20, 2, :] = 0.08  # a higher but isolated peak elsewhere: the window is around it
-    _, conf = decode(img, 32, 32, radius=2, threshold=0.1)
+    _, conf = decode(img, 32, 32, radius=2, threshold=0.1, jump_cost=0.0)  # per-frame peaks
     np.testing.assert_allclose(np.asarray(conf)[:, 0], [0.0, 0.5, 0.0], atol=1e-6)
-    img[20, 2, :] = 0.0
-    _, conf = decode(img, 32, 32, radius=2, threshold=0.1)
+    _, conf = decode(img, 32, 32, radius=2, threshold=0.1)  # the path stays at bin 10
     np.testing.assert_allclose(np.asarray(conf)[:, 0], [0.0, 0.5, 0.29], atol=1e-6)
+    img[20, 2, :] = 0.0
+    _, conf = decode(img, 32, 32, radius=2, threshold=0.1, jump_cost=0.0)
+    np.testing.assert_allclose(np.asarray(conf)[:, 0], [0.0, 0.5, 0.29], atol=1e-6)
+
+
+def two_mode_columns(frames: int, bins: int, modes) -> np.ndarray:
+    """(bins, frames, 1) image: for each (bin per frame (frames,), mass per frame (frames,)) a
+    Gaussian bump (sigma 1 bin) of that mass centred on that bin."""
+    grid = np.arange(bins)[:, None]
+    image = np.zeros((bins, frames), np.float32)
+    for centre, mass in modes:
+        bump = np.exp(-0.5 * (grid - np.asarray(centre)[None]) ** 2)
+        image += np.asarray(mass)[None] * bump / bump.sum(axis=0, keepdims=True)
+    return image[..., None]
+
+
+def test_track_ignores_a_brief_flip_to_another_mode():
+    """A dancer's wrist at bin 40 with a ghost at bin 100 that outweighs it for 2 frames: peaks
+    jump 60 bins there and back, the tracked path does not; where the ghost wins for 30 frames
+    the path moves to it (the evidence, about 30 x 1.4 nats, outweighs two jumps of 16), and back
+    when the wrist wins again for long enough (36 x 0.85 nats > 16)."""
+    frames, bins = 96, 128
+    ghost = np.full(frames, 0.3)
+    ghost[10:12] = 0.7
+    ghost[30:60] = 0.8
+    image = two_mode_columns(frames, bins, [(np.full(frames, 40.0), 1 - ghost),
+                                            (np.full(frames, 100.0), ghost)])
+    peaks = np.asarray(track(np.moveaxis(image, 0, -1), 0.1, 0.0, 16.0, 0))  # jump cost 0: peaks
+    tracked = np.asarray(track(np.moveaxis(image, 0, -1), 0.1, 1.0, 16.0, 4))[:, 0]
+    np.testing.assert_array_equal(peaks[:10, 0], 40)
+    np.testing.assert_array_equal(peaks[10:12, 0], 100)
+    np.testing.assert_array_equal(tracked[:30], 40)
+    np.testing.assert_array_equal(tracked[30:60], 100)
+    np.testing.assert_array_equal(tracked[60:], 40)
+
+
+def test_track_follows_a_moving_keypoint_past_a_still_distractor():
+    """A keypoint sweeping 3 bins per frame (within the free motion) across a still distractor
+    of 0.9 its mass."""
+    frames, bins = 40, 160
+    moving = 20.0 + 3.0 * np.arange(frames)
+    image = two_mode_columns(frames, bins, [(moving, np.full(frames, 0.52)),
+                                            (np.full(frames, 70.0), np.full(frames, 0.48))])
+    still_y = two_mode_columns(frames, bins, [(np.full(frames, 10.0), np.ones(frames))])
+    keypoints, _ = decode(np.concatenate([image, still_y], axis=-1), bins, bins)  # 1 bin = 1 px
+    apart = np.abs(moving - 70.0) > 6  # where the two bumps overlap their mean is in between
+    np.testing.assert_allclose(np.asarray(keypoints)[apart, 0, 0], moving[apart] + 0.5, atol=0.05)
+    # Were all motion paid for, the still distractor would be the cheaper path.
+    still, _ = decode(np.concatenate([image, still_y], axis=-1), bins, bins, free_motion=0)
+    assert np.abs(np.asarray(still)[:, 0, 0] - moving - 0.5).max() > 40
+
+
+def test_track_finds_the_cheapest_path():
+    """Against an exhaustive dynamic programme over every (bin, bin) pair on random columns."""
+    rng = np.random.default_rng(7)
+    frames, bins, cost, cap, free = 9, 12, 0.7, 2.5, 1
+    columns = rng.dirichlet(np.full(bins, 0.3), size=(frames, 5)).astype(np.float32)
+    unary = -np.log(columns.astype(np.float64) + 1e-20)
+    distance = np.abs(np.arange(bins)[:, None] - np.arange(bins)[None])
+    jump = np.minimum(cost * np.maximum(distance - free, 0), cap)
+    path = np.asarray(track(jnp.asarray(columns), 0.1, cost, cap, free))  # (frames, 5)
+    for c in range(5):
+        best = unary[0, c]
+        for t in range(1, frames):
+            best = (best[:, None] + jump).min(axis=0) + unary[t, c]
+        found = unary[np.arange(frames), c, path[:, c]].sum() + jump[path[:-1, c],
+                                                                     path[1:, c]].sum()
+        np.testing.assert_allclose(found, best.min(), rtol=1e-5)
 
 
 # --- reference masks and frames --------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Skeleton layouts, the one-hot pose image codec, and reference-pose conditioning."""
 
-from hotdance_jax.pose.onehot import decode, encode, jit_decode
+from hotdance_jax.pose.onehot import decode, decode_settings, encode, jit_decode
 from hotdance_jax.pose.reference import reference_images, reference_mask, reference_pose
 from hotdance_jax.pose.skeletons import (
     BODY_25,
@@ -21,6 +21,7 @@ __all__ = [
     "SKELETONS",
     "Skeleton",
     "decode",
+    "decode_settings",
     "encode",
     "flip_horizontal",
     "jit_decode",

@@ -40,7 +40,7 @@ def features_per_frame(image_channels: int) -> int:
 def encode_raw(images: jax.Array) -> jax.Array:
     """One-hot images (N, B, T, C) -> latents (N, 1, T / 8, 8 F) (module docstring)."""
     n, _, t, _ = images.shape
-    keypoints, confidence = onehot.decode(images, 1.0, 1.0)  # (N, T, K, 2) in [0, 1), (N, T, K)
+    keypoints, confidence = onehot.decode(images, 1.0, 1.0, jump_cost=0.0)  # (N,T,K,2), (N,T,K)
     coords = jnp.where(confidence[..., None] > 0, 2.0 * keypoints - 1.0, 0.0)
     features = jnp.concatenate([coords.reshape(n, t, -1), confidence], axis=-1)  # (N, T, F)
     return features.reshape(n, 1, t // FRAMES_PER_COLUMN, -1)

@@ -29,7 +29,13 @@ from flax import nnx
 from data_pipeline.segments import SegmentStore
 from hotdance_jax import cli
 from hotdance_jax.errors import InputError
-from hotdance_jax.pose import OPENPOSE_18, encode, flip_horizontal, jit_decode
+from hotdance_jax.pose import (
+    OPENPOSE_18,
+    decode_settings,
+    encode,
+    flip_horizontal,
+    jit_decode,
+)
 from hotdance_jax.training import OptimizerSettings, check_workdir, checkpoint_manager
 from hotdance_jax.vae.kl import AutoencoderKL, KLConfig, save_onehot_kl
 from hotdance_jax.vae.onehot_kl import image_from_outputs, onehot_kl_loss
@@ -118,8 +124,7 @@ def evaluate(model: AutoencoderKL, config: ml_collections.ConfigDict) -> dict[st
     batch = {k: np.asarray(v, np.float32) for k, v in batch.items()}
     reconstruction = _reconstruct(model, images_of(batch, config.pose.bins))
     kp, conf = jit_decode(reconstruction, batch["size"][:, 0], batch["size"][:, 1],
-                       radius=config.pose.decode_radius,
-                       threshold=config.pose.visibility_threshold)
+                       **decode_settings(config.pose))
     truth_visible = batch["confidence"] > 0
     error = np.abs(np.asarray(kp) - batch["keypoints"]) / batch["size"][:, None, None, :]
     error = error[truth_visible & (np.asarray(conf) > 0)] * config.pose.bins
