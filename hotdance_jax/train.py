@@ -59,6 +59,7 @@ from hotdance_jax.models import DiT, DiTConfig
 from hotdance_jax.pose import OPENPOSE_18
 from hotdance_jax.training import (
     BEST_METRIC,
+    POSE_DATA,
     OptimizerSettings,
     check_workdir,
     checkpoint_manager,
@@ -350,7 +351,7 @@ def train(config: ml_collections.ConfigDict, workdir: epath.Path | Path, stop_at
     mesh = parallel.make_mesh(train_config.mesh, dcn=train_config.dcn_mesh)
     local_batch = check_batch_size(config, mesh)
     lead = jax.process_index() == 0
-    check_workdir(workdir, config, ("model", "pose", "vae.name", "latents.reference_frames"),
+    check_workdir(workdir, config, ("model", *POSE_DATA, "vae.name", "latents.reference_frames"),
                   write=lead)
     if lead:
         io.write_text(workdir / CACHE_INFO_FILE, json.dumps(cache_info(manifest), indent=1))

@@ -54,6 +54,11 @@ class OptimizerSettings:
                            optax.adamw(schedule, b2=self.b2, weight_decay=self.weight_decay))
 
 
+# The pose settings that define what a model is trained on; the rest of config.pose (how decoded
+# images are read) may change between runs of one workdir.
+POSE_DATA = ("pose.skeleton", "pose.bins", "pose.fps", "pose.segment_frames")
+
+
 def check_workdir(workdir: epath.Path | Path, config: ml_collections.ConfigDict,
                   fixed: Sequence[str], write: bool = True) -> None:
     """Refuses a workdir whose config.json differs from `config` in a `fixed` section (dotted

@@ -120,6 +120,9 @@ def test_a_workdir_of_another_model_is_refused(cache, tmp_path):  # noqa: F811
     with pytest.raises(InputError, match=r"another config \(model: width differ\)"):
         train.train(train_config(cache, model__width=32, train__steps=4), tmp_path)
     assert params_of(tmp_path)[1] == 2
+    # How decoded images are read is not part of what was trained: the run resumes.
+    train.train(train_config(cache, pose__decode_jump_cost=0.0, train__steps=3), tmp_path)
+    assert params_of(tmp_path)[1] == 3
 
 
 def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(cache, tmp_path):  # noqa: F811

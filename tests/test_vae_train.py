@@ -118,6 +118,14 @@ def test_workdir_of_another_config_is_refused(segments, tmp_path):
     other.vae.arch.block_out_channels = (8, 16, 16, 32)
     with pytest.raises(InputError, match=r"another config \(vae.arch: block_out_channels differ\)"):
         vae_train.train(other, tmp_path)
+    other = micro_config(segments)
+    other.pose.bins *= 2
+    with pytest.raises(InputError, match=r"another config \(pose.bins: pose.bins differ\)"):
+        vae_train.train(other, tmp_path)
+    # How decoded images are read is not part of what was trained: the run resumes.
+    other = micro_config(segments)
+    other.pose.decode_jump_cost = 0.0
+    vae_train.train(other, tmp_path, stop_at=2)
 
 
 def test_fits_one_batch_to_the_codecs_floor(segments):

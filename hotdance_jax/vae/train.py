@@ -36,7 +36,12 @@ from hotdance_jax.pose import (
     flip_horizontal,
     jit_decode,
 )
-from hotdance_jax.training import OptimizerSettings, check_workdir, checkpoint_manager
+from hotdance_jax.training import (
+    POSE_DATA,
+    OptimizerSettings,
+    check_workdir,
+    checkpoint_manager,
+)
 from hotdance_jax.vae.kl import AutoencoderKL, KLConfig, save_onehot_kl
 from hotdance_jax.vae.onehot_kl import image_from_outputs, onehot_kl_loss
 
@@ -156,7 +161,7 @@ def train(
     optimizer = nnx.Optimizer(model, OptimizerSettings.of(train_config).transform(),
                               wrt=nnx.Param)
     data = iter(training_data(config))
-    check_workdir(workdir, config, ("vae.arch", "pose"))
+    check_workdir(workdir, config, ("vae.arch", *POSE_DATA))
     manager = checkpoint_manager(workdir, train_config.keep_checkpoints)
     step = 0
     if manager.latest_step() is not None:
