@@ -24,6 +24,7 @@ import jax
 import numpy as np
 
 from data_pipeline.segments import SegmentStore
+from hotdance_jax.errors import InputError
 from hotdance_jax.metrics import body_frame, jitter
 from hotdance_jax.pose import encode, jit_decode
 from hotdance_jax.pose.onehot import DEFAULT_FREE_MOTION, DEFAULT_JUMP_CAP, DEFAULT_JUMP_COST
@@ -45,9 +46,15 @@ def load_segments(directory: str, split: str, num: int, frames: int) -> dict[str
 
 
 def mean_jitter(keypoints: np.ndarray, confidence: np.ndarray, fps: float) -> float:
-    """Mean keypoint acceleration (body lengths / s^2) of segments (N, T, K, 2) px, (N, T, K)."""
-    return float(np.mean([jitter(*body_frame(k, c), fps) for k, c in zip(keypoints, confidence,
-                                                                         strict=True)]))
+    """Mean keypoint acceleration (body lengths / s^2) of segments (N, T, K, 2) px, (N, T, K),
+    over the segments that show a body length (a poor reconstruction may lose the torso)."""
+    values = []
+    for k, c in zip(keypoints, confidence, strict=True):
+        try:
+            values.append(jitter(*body_frame(k, c), fps))
+        except InputError:
+            continue
+    return float(np.mean(values)) if values else float("nan")
 
 
 def keypoint_errors(images: jax.Array, data: dict, bins: int, decoding: dict) -> dict[str, float]:
