@@ -16,15 +16,14 @@ Reaches: 18 performances -> 538 segments (395 train, 23 val, 120 test) at 30 fps
 error 0.81 bins, p99 7.0 bins, visibility 99.90% (bench/vae_quality.py, tracked decode): the
 bar's mean and visibility, not its p99 (<= 3); validation p99 flat near 9.5 from step 2500.
 The DiT: 32 x 32 x 16 latents in 2 x 2 patches (256 pose + 32 music tokens), 7.7 M parameters,
-1.12 s/step at batch 16 on this CPU (MFU 32%). Run on 2026-11-25 with the step-800 VAE, stopped
-by SIGTERM at step 1426 of 3000 (about 40 min of training): validation loss (EMA) 0.428, 0.332,
-0.273, 0.236, 0.218 at steps 250 to 1250. Its dances to 20 s of the 4 test songs (2 seeds each)
-score BAS 0.524 +- 0.053 against 0.205 for the real dances, but they jitter: one of them has
-4.9 motion beats/s and 15,157 px/s^2 mean acceleration, three real test segments 1.88 and 1,590,
-and the jitter's many speed minima are what lift the BAS (on dwm even the real dances' BAS is
-at chance). Of its jitter (213 body lengths/s^2, real dances 6.3) the one-hot codec at B = 256
-accounts for 48 and the VAE's reconstructions for 68 in all; the rest is the DiT's, which
-needs more training. This run does not yet dance to the beat.
+1.12 s/step at batch 16 on this CPU (MFU 32-48%). Run on 2026-11-25 for all 3000 steps on the
+6000-step VAE's latents (bench/quality.py --variants full --steps 3000, about 60 min with other
+jobs on the CPU): validation loss (EMA) 0.555, 0.391, 0.356, 0.339, 0.332, 0.330 at steps 250,
+1000, 1500, 2000, 2500, 3000 (flat from 2500). Its dances to the first 30 s of the 4 test songs
+(2 seeds): FID_k 137,085 (ground-truth floor 17.9), FID_g 43.2 (floor 9.5), BAS 0.510 (real
+dances 0.222, at chance on dwm), jitter 115 body lengths/s^2 (real 6.3), speed change at seams
+3.3x that inside segments (real 1.1). It does not yet dance like the real dancers: it jitters
+18x as much, and on dwm BAS cannot show beat alignment.
 """
 
 import ml_collections
