@@ -153,8 +153,9 @@ def track(columns: jax.Array, threshold: float, jump_cost: float, jump_cap: floa
         cost = cost - cost.min(axis=-1, keepdims=True)
         return cost, cost
 
-    _, costs = jax.lax.scan(forward, unary[0], unary[1:])
-    costs = jnp.concatenate([unary[:1] - unary[:1].min(axis=-1, keepdims=True), costs])
+    first = unary[0] - unary[0].min(axis=-1, keepdims=True)
+    _, costs = jax.lax.scan(forward, first, unary[1:])
+    costs = jnp.concatenate([first[None], costs])
 
     def backward(next_bin, cost):
         distance = jnp.abs(bins - next_bin[..., None])
