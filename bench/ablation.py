@@ -15,7 +15,6 @@ songs' beats, with the real dances' BAS of the same songs as the reference row.
 from __future__ import annotations
 
 import argparse
-import ast
 import time
 from pathlib import Path
 
@@ -24,22 +23,8 @@ import numpy as np
 
 from data_pipeline import latents, segments
 from hotdance_jax import sample, train
-from hotdance_jax.config_utils import sibling_config
+from hotdance_jax.config_utils import apply_overrides, sibling_config
 from hotdance_jax.metrics import beat_align_score
-
-
-def apply_overrides(config, overrides: str) -> None:
-    """key=value[,key=value...] onto a ConfigDict; values are Python literals or strings."""
-    for item in filter(None, overrides.split(",")):
-        key, value = item.split("=", 1)
-        *path, name = key.split(".")
-        section = config
-        for part in path:
-            section = section[part]
-        try:
-            section[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            section[name] = value
 
 
 def split_songs(cache: str, count: int, split: str = "val") -> list[tuple[Path, float]]:

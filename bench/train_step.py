@@ -3,11 +3,16 @@
   python bench/train_step.py [--configs configs/tiny_cpu.py configs/base.py]
       [--batch-sizes 32 4] [--steps 10] [--mesh 1 -1 1] [--profile DIR]
 
+Each --configs entry is a config file, optionally with overrides after a colon, e.g.
+`configs/base.py:model.attention_implementation=xla,model.dtype=float32`.
+
 For each config: the Trainer of hotdance_jax/train.py (the same jitted, sharded, donated step the
 training command runs) on random batches of the config's shapes (latents B/8 x T/8 x
 vae.latent_channels, 35 music features per frame), timed over --steps steps after a warm-up step
-that compiles. FLOPs per step come from XLA's cost analysis of the compiled step; the peak from
-the device's data sheet, or on CPU from a timed matmul (train.peak_flops_per_device). Each
+that compiles. FLOPs per step are model FLOPs (Trainer.model_flops: XLA's cost analysis of the
+step as lowered, attention counted as XLA's, so cuBLAS and cuDNN calls on a GPU are counted too);
+the peak from the device's data sheet, or on CPU from a timed matmul
+(train.peak_flops_per_device). Each
 config's figures are measured side by side in one run. --profile writes a jax.profiler trace of
 the timed steps of the last config to DIR (open it with TensorBoard's profile plugin or Perfetto).
 """
@@ -24,7 +29,7 @@ import ml_collections
 import numpy as np
 
 from hotdance_jax import parallel, train
-from hotdance_jax.config_utils import sibling_config
+from hotdance_jax.config_utils import apply_overrides, sibling_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,6 +72,7 @@ def measure(config: ml_collections.ConfigDict, batch_size: int, steps: int,
     return {"seconds_per_step": seconds, "examples_per_second": batch_size / seconds,
             "tflops_per_device": flops / seconds / 1e12, "gflop_per_step": flops / 1e9,
             "parameters_m": params / 1e6,
+            "compute": f"{model_config.dtype}, {model_config.attention_implementation}",
             "tokens": model_config.grid[0] * model_config.grid[1] + model_config.latent_frames}
 
 
@@ -85,15 +91,18 @@ def main() -> None:
     peak, source = train.peak_flops_per_device()
     print(f"{jax.device_count()} x {jax.devices()[0].device_kind}; peak "
           f"{peak / 1e12:.2f} TFLOP/s per device ({source})")
-    print("| config | params (M) | tokens | batch | s/step | examples/s | GFLOP/step/device "
-          "| TFLOP/s/device | MFU |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for i, (path, batch_size) in enumerate(zip(args.configs, args.batch_sizes, strict=True)):
+    print("| config | compute, attention | params (M) | tokens | batch | s/step | examples/s "
+          "| GFLOP/step/device | TFLOP/s/device | MFU |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for i, (spec, batch_size) in enumerate(zip(args.configs, args.batch_sizes, strict=True)):
+        path, _, overrides = spec.partition(":")
         config = sibling_config(path, Path(path).stem)
+        apply_overrides(config, overrides)
         profile = args.profile if i == len(args.configs) - 1 else None
         m = measure(config, batch_size, args.steps, tuple(args.mesh), profile)
-        print(f"| {Path(path).stem} | {m['parameters_m']:.1f} | {m['tokens']} | {batch_size} | "
-              f"{m['seconds_per_step']:.3f} | {m['examples_per_second']:.1f} | "
+        label = Path(path).stem + (f" ({overrides})" if overrides else "")
+        print(f"| {label} | {m['compute']} | {m['parameters_m']:.1f} | {m['tokens']} | "
+              f"{batch_size} | {m['seconds_per_step']:.3f} | {m['examples_per_second']:.1f} | "
               f"{m['gflop_per_step']:.1f} | {m['tflops_per_device']:.3f} | "
               f"{100 * m['tflops_per_device'] * 1e12 / peak:.1f}% |", flush=True)
 

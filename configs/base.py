@@ -123,6 +123,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.rope_theta = 10000.0
     config.model.dtype = "auto"  # compute dtype: auto (bfloat16 on GPU/TPU, float32 on CPU),
     #                              float32 or bfloat16; parameters are always float32
+    config.model.attention_implementation = "auto"  # jax.nn.dot_product_attention backend: auto
+    #   (cuDNN flash attention on a GPU in bfloat16, else XLA), "xla" or "cudnn"
 
     # python -m hotdance_jax.train: rectified flow on the latent cache.
     config.train = ml_collections.ConfigDict()

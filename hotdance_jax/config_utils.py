@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 from pathlib import Path
 
@@ -15,3 +16,17 @@ def sibling_config(config_file: str, name: str) -> ml_collections.ConfigDict:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.get_config()
+
+
+def apply_overrides(config, overrides: str) -> None:
+    """key=value[,key=value...] onto a ConfigDict; values are Python literals or strings."""
+    for item in filter(None, overrides.split(",")):
+        key, value = item.split("=", 1)
+        *path, name = key.split(".")
+        section = config
+        for part in path:
+            section = section[part]
+        try:
+            section[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            section[name] = value

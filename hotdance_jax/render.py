@@ -12,7 +12,6 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import imageio_ffmpeg
 import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image, ImageDraw
@@ -153,6 +152,8 @@ def save_video(
         if audio is not None:
             music = Path(tmp) / "music.wav"
             save_wav(music, audio, sample_rate)
+        import imageio_ffmpeg  # here, not at the top: the metrics import this module
+
         writer = imageio_ffmpeg.write_frames(
             str(out), size, fps=fps, macro_block_size=2, ffmpeg_log_level="error",
             audio_path=str(music) if music else None, audio_codec="aac" if music else None,

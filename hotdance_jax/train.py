@@ -79,13 +79,16 @@ def dit_config(config: ml_collections.ConfigDict, manifest: dict) -> DiTConfig:
     """The DiT of config.model at the latent cache's shapes."""
     model = config.model
     bins, frames, channels = manifest["latent_shape"]
+    dtype = compute_dtype(model.dtype)
     return DiTConfig(
         latent_bins=bins, latent_frames=frames, latent_channels=channels,
         music_features=manifest["music_features"], frames_per_token=manifest["vae"]["stride"][1],
         patch=tuple(model.patch), width=model.width, depth=model.depth, heads=model.heads,
         mlp_ratio=model.mlp_ratio, mlp=model.mlp, temporal_index=model.temporal_index,
         attention=model.attention, reference=model.get("reference", True),  # runs before it: True
-        rope_theta=model.rope_theta, dtype=compute_dtype(model.dtype),
+        rope_theta=model.rope_theta, dtype=dtype,
+        attention_implementation=attention_implementation(
+            model.get("attention_implementation", "auto"), dtype, model.width // model.heads),
     )
 
 
@@ -109,6 +112,17 @@ def compute_dtype(name: str) -> str:
     if name == "auto":
         return "float32" if jax.default_backend() == "cpu" else "bfloat16"
     return name
+
+
+def attention_implementation(name: str, dtype: str, head_dim: int) -> str:
+    """config.model.attention_implementation -> "xla" or "cudnn"; "auto" is cuDNN flash
+    attention where it applies (a GPU, bfloat16, head_dim a multiple of 8 up to 128), else XLA
+    (jax.nn.dot_product_attention's own default, which never picks cuDNN by itself)."""
+    if name != "auto":
+        return name
+    cudnn = (jax.default_backend() == "gpu" and dtype == "bfloat16"
+             and head_dim % 8 == 0 and head_dim <= 128)
+    return "cudnn" if cudnn else "xla"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,7 +206,7 @@ class Trainer:
 
     Attributes: graphdef, state (nnx.State, sharded by `shardings`; None when built with
     allocate=False, for `compile` alone), abstract (the state's shapes, dtypes and shardings),
-    mesh, flops_per_step (per device, XLA's cost analysis of the compiled step; None until the
+    mesh, flops_per_step (model FLOPs per device of one step, `model_flops`; None until the
     first step).
     """
 
@@ -200,11 +214,13 @@ class Trainer:
                  mesh: jax.sharding.Mesh, allocate: bool = True):
         self.mesh = mesh
         model_config = dataclasses.replace(model_config, remat=config.train.remat)
+        self.model_config = model_config
         self.settings = StepSettings.of(config, model_config)
         optimizer = OptimizerSettings.of(config.train)
+        self._new_state = lambda model: TrainState(model, optimizer, config.seed)
 
         def create():
-            return TrainState(model_config, optimizer, config.seed)
+            return self._new_state(model_config)
 
         self.graphdef, abstract = nnx.split(nnx.eval_shape(create))
         self.shardings = parallel.state_shardings(abstract, mesh)
@@ -226,7 +242,7 @@ class Trainer:
         """Advances the state by one step on a global batch; returns its metrics (on device)."""
         if self._compiled is None:
             self._compiled = self.compile(batch)
-            self.flops_per_step = _flops(self._compiled)
+            self.flops_per_step = self.model_flops(batch)
         self.state, metrics = self._compiled(self.state, batch)
         return metrics
 
@@ -234,6 +250,17 @@ class Trainer:
         """The train step compiled for the state's shardings and a global batch of `batch`'s
         shapes (arrays or jax.ShapeDtypeStruct); nothing is allocated."""
         return self._step.lower(self.abstract, batch).compile()
+
+    def model_flops(self, batch: dict) -> float | None:
+        """FLOPs per device of one train step on a global batch of `batch`'s shapes: XLA's cost
+        analysis of the step as lowered, over the mesh's devices. Lowered, before compilation
+        turns matmuls into cuBLAS calls whose FLOPs it does not count on GPU, and with XLA
+        attention, since a cuDNN attention call is not counted either."""
+        counted = dataclasses.replace(self.model_config, attention_implementation="xla")
+        graphdef, _ = nnx.split(nnx.eval_shape(lambda: self._new_state(counted)))
+        step = jax.jit(functools.partial(train_step, graphdef, self.settings))
+        flops = (step.lower(self.abstract, batch).cost_analysis() or {}).get("flops")
+        return float(flops) / self.mesh.size if flops and flops > 0 else None
 
     def eval_loss(self, batch: dict[str, jax.Array], key: jax.Array) -> jax.Array:
         return self._eval(self.state, batch, key)
@@ -244,15 +271,6 @@ class Trainer:
 
     def ema_model(self) -> DiT:
         return nnx.merge(self.graphdef, self.state).ema
-
-
-def _flops(compiled) -> float | None:
-    """FLOPs per device of a compiled computation, from XLA's cost analysis (None if absent)."""
-    analysis = compiled.cost_analysis()
-    if isinstance(analysis, list):
-        analysis = analysis[0] if analysis else {}
-    flops = (analysis or {}).get("flops")
-    return float(flops) if flops and flops > 0 else None
 
 
 def peak_flops_per_device() -> tuple[float, str]:
@@ -371,7 +389,8 @@ def train(config: ml_collections.ConfigDict, workdir: epath.Path | Path, stop_at
         params = sum(x.size for x in jax.tree.leaves(nnx.state(trainer.ema_model(), nnx.Param)))
         print(f"{'resumed at' if step else 'starting at'} step {step}: DiT {params / 1e6:.1f} M "
               f"parameters, {model_config.grid[0] * model_config.grid[1]} pose + "
-              f"{model_config.latent_frames} music tokens, {model_config.dtype}; mesh "
+              f"{model_config.latent_frames} music tokens, {model_config.dtype}, "
+              f"{model_config.attention_implementation} attention; mesh "
               f"{dict(mesh.shape)} over {jax.device_count()} {jax.devices()[0].platform} devices, "
               f"{jax.process_count()} process(es); global batch {train_config.batch_size}",
               flush=True)

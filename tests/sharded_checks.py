@@ -49,6 +49,8 @@ def main(cache_root: str) -> None:
         "update_max_error": max(float(np.abs(a - b).max())
                                 for a, b in zip(updates_single, updates_sharded, strict=True)),
         "update_max": max(float(np.abs(a).max()) for a in updates_single),
+        "flops_per_device_single": single.flops_per_step,
+        "flops_per_device_sharded": sharded.flops_per_step,
         "param_bytes_total": sum(x.nbytes for x in params),
         "param_bytes_per_device": sum(x.addressable_shards[0].data.nbytes for x in params),
         "optimizer_bytes_total": sum(x.nbytes for x in jax.tree.leaves(sharded.state["optimizer"])),

@@ -35,6 +35,20 @@ def test_base_has_the_paper_shapes():
     assert (model.latent_bins, model.latent_frames) == (64, 32)
 
 
+def test_attention_implementation_is_cudnn_only_where_it_applies(monkeypatch):
+    assert train.attention_implementation("auto", "float32", 64) == "xla"  # this CPU
+    assert train.attention_implementation("auto", "bfloat16", 64) == "xla"
+    assert train.attention_implementation("cudnn", "float32", 64) == "cudnn"  # asked for
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert train.attention_implementation("auto", "bfloat16", 64) == "cudnn"
+    assert train.attention_implementation("auto", "float32", 64) == "xla"
+    assert train.attention_implementation("auto", "bfloat16", 256) == "xla"
+    assert train.attention_implementation("xla", "bfloat16", 64) == "xla"
+    config = sibling_config(REPO / "configs" / "base.py", "base")
+    config.model.dtype = "bfloat16"
+    assert train.dit_config(config, train.cache_shapes(config)).attention_implementation == "cudnn"
+
+
 ABLATIONS = {
     "dwm_raw": {"vae.name": "raw-coords", "model.patch": (1, 1)},
     "dwm_noref": {"model.reference": False},

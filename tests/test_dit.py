@@ -260,6 +260,8 @@ def test_bad_shapes_and_configs_raise_input_error(model):
         dataclasses.replace(TINY, patch=(3, 1))
     with pytest.raises(InputError, match="attention"):
         dataclasses.replace(TINY, attention="sparse")
+    with pytest.raises(InputError, match="attention_implementation 'flash' not xla/cudnn"):
+        dataclasses.replace(TINY, attention_implementation="flash")
     with pytest.raises(InputError, match="remat 'some' not none/full/dots/dots_no_batch"):
         dataclasses.replace(TINY, remat="some")
 

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.test_build import REPO
 from tests.test_latents import cache  # noqa: F401 (the fixture)
 
@@ -21,6 +23,9 @@ def test_a_sharded_step_equals_a_one_device_step_and_shards_the_weights(cache): 
     assert figures["devices"] == 8
     assert abs(figures["loss_single"] - figures["loss_sharded"]) < 1e-5 * figures["loss_single"]
     assert figures["update_max_error"] < 1e-4 * figures["update_max"]
+    # the same step's FLOPs, split over the 8 devices (MFU is per device)
+    assert figures["flops_per_device_sharded"] == pytest.approx(
+        figures["flops_per_device_single"] / 8, rel=1e-3)
     # fsdp = 4 splits every weight matrix; tensor = 2 splits the heads and MLP hidden units too.
     fsdp = 4
     assert figures["param_bytes_per_device"] < 1.1 * figures["param_bytes_total"] / fsdp

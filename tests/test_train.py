@@ -80,7 +80,10 @@ def test_training_lowers_the_validation_loss(cache):  # noqa: F811
     assert trainer.step_count == 60
     assert np.isfinite(losses).all()
     assert val_loss() < 0.9 * before  # 1.86 -> 1.54 when written
-    assert trainer.flops_per_step > 0
+    # On CPU, where matmuls stay XLA dots, the compiled step's count is the same within 5%.
+    compiled = trainer.compile(validation[0]).cost_analysis()
+    compiled = compiled[0] if isinstance(compiled, list) else compiled
+    assert trainer.flops_per_step == pytest.approx(compiled["flops"], rel=0.05)
 
 
 def test_resume_gives_the_same_parameters_as_one_run(cache, tmp_path):  # noqa: F811

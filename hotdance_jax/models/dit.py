@@ -28,7 +28,8 @@ moment share the time index) and at the reserved bin MUSIC_BIN, outside the pose
 Conditioning. adaLN-Zero (facebookresearch/DiT) on the flow time: a sinusoidal embedding of 1000 t
 through an MLP gives shift, scale and gate for attention and MLP in every block; the modulation
 and the final projection start at zero, so the untrained model outputs exactly 0. QK-norm (RMSNorm
-per head), SwiGLU or GELU MLP, `jax.nn.dot_product_attention`.
+per head), SwiGLU or GELU MLP, `jax.nn.dot_product_attention` (its cuDNN flash attention where
+DiTConfig.attention_implementation asks for it).
 
 Sharding. Parameters carry logical axis names (LOGICAL_AXES): "embed" the model width, "mlp" MLP
 and modulation hidden units, "heads" the attention projections' heads x head_dim units (head-major,
@@ -81,6 +82,8 @@ class DiTConfig:
     reference: whether the pose tokens see the reference latent and mask (False: the paper's
     no-reference ablation).
     rope_theta: rotary base. dtype: compute dtype, "float32" or "bfloat16"; params stay float32.
+    attention_implementation: `jax.nn.dot_product_attention`'s backend, "xla" or "cudnn" (cuDNN
+    flash attention: NVIDIA GPUs, bfloat16, head_dim a multiple of 8 up to 128).
     remat: "none" or a key of REMAT_POLICIES: what each block recomputes in the backward pass
     (less memory, more FLOPs; the same values).
     """
@@ -101,6 +104,7 @@ class DiTConfig:
     reference: bool = True
     rope_theta: float = 10000.0
     dtype: str = "float32"
+    attention_implementation: str = "xla"
     remat: str = "none"
 
     def __post_init__(self):
@@ -112,6 +116,8 @@ class DiTConfig:
             f"attention {self.attention!r} not in {ATTENTION_KINDS}":
                 self.attention in ATTENTION_KINDS,
             f"dtype {self.dtype!r} not float32/bfloat16": self.dtype in ("float32", "bfloat16"),
+            f"attention_implementation {self.attention_implementation!r} not xla/cudnn":
+                self.attention_implementation in ("xla", "cudnn"),
             f"remat {self.remat!r} not none/{'/'.join(REMAT_POLICIES)}":
                 self.remat == "none" or self.remat in REMAT_POLICIES,
             f"patch {self.patch} does not tile latents {self.latent_bins} x {self.latent_frames}":
@@ -268,6 +274,7 @@ class Attention(nnx.Module):
         self.query_norm = _rms_norm(config.head_dim, config, rngs)
         self.key_norm = _rms_norm(config.head_dim, config, rngs)
         self.out = _linear(width, width, ("heads", "embed"), config, rngs)
+        self.implementation = config.attention_implementation
 
     def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array,
                  context: jax.Array | None = None,
@@ -281,7 +288,8 @@ class Attention(nnx.Module):
 
         q = apply_rope(self.query_norm(split(self.query(x))), cos, sin)
         k = apply_rope(self.key_norm(split(self.key(context))), context_cos, context_sin)
-        y = jax.nn.dot_product_attention(q, k, split(self.value(context)))
+        y = jax.nn.dot_product_attention(q, k, split(self.value(context)),
+                                         implementation=self.implementation)
         return self.out(y.reshape(b, n, width))
 
 
