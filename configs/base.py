@@ -84,6 +84,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.vae.train.batch_size = 16
     config.vae.train.crop_frames = 64  # train on random crops of this many frames
     config.vae.train.flip = 0.5  # probability of mirroring a crop
+    config.vae.train.augment_speed = 1.0  # play crops up to this many times faster or slower
+    config.vae.train.augment_scale = 1.0  # scale the dancer in the frame by up to this factor
+    config.vae.train.augment_shift = False  # move the dancer to a random place in the frame
     config.vae.train.steps = 20000
     config.vae.train.learning_rate = 2e-4
     config.vae.train.warmup_steps = 500
@@ -151,6 +154,13 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.log_every = 50
     config.train.eval_every = 1000  # validation loss of the EMA weights
     config.train.eval_batches = 8  # validation batches (of batch_size) per evaluation
+    # Dances of the EMA weights scored every dance_eval_every steps (0: never; single process):
+    # BAS, FID_k, FID_g and jitter against the real dances of a segment build's split.
+    config.train.dance_eval_every = 0
+    config.train.dance_eval_segments = ""  # segment build (python -m data_pipeline.build)
+    config.train.dance_eval_split = "val"
+    config.train.dance_eval_seconds = 10.0  # of each song danced to
+    config.train.dance_eval_sampling_steps = 20
     config.train.checkpoint_every = 1000
     config.train.keep_checkpoints = 3  # the latest ones; the best by validation loss is also kept
     return config

@@ -9,7 +9,7 @@ The whole pipeline on this 2-core CPU, one config for every stage:
   python -m data_pipeline.precompute --segments data/dwm --vae onehot-kl \\
       --vae-weights runs/vae_dwm/onehot_kl.msgpack --out data/dwm_latents --config configs/dwm.py
   python -m hotdance_jax.train --config configs/dwm.py --workdir runs/dwm \\
-      --config.train.latents=data/dwm_latents
+      --config.train.latents=data/dwm_latents --config.train.dance_eval_segments=data/dwm
 
 Reaches: 18 performances -> 538 segments (395 train, 23 val, 120 test) at 30 fps. The VAE
 (2026-11-25, 6000 steps, about 0.9 s/step, 90 min): on 24 test segments of 256 frames mean
@@ -60,5 +60,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.log_every = 25
     config.train.eval_every = 250
     config.train.eval_batches = 2
+    config.train.dance_eval_every = 500  # with --config.train.dance_eval_segments=data/dwm
     config.train.checkpoint_every = 250
     return config

@@ -44,7 +44,7 @@ import tqdm
 from absl import flags
 from flax import nnx
 
-from hotdance_jax import cli, flow, render
+from hotdance_jax import cli, evaluate, flow, render
 from hotdance_jax.audio import beat_times, load_audio, music_features, require_duration, tempo_bpm
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import run_path, save_npz, staged_directory
@@ -355,6 +355,40 @@ def _autoencoder(info: dict, weights: str | None):
         raise InputError(f"{path or name}: not the autoencoder the run was trained with (sha256 "
                          "differs)")
     return autoencoder
+
+
+class DanceCheck:
+    """The dances of a training run's EMA weights, scored as `python -m hotdance_jax.evaluate`
+    scores them: one dance (the mean dancer, seed 0) to the first config.train.dance_eval_seconds
+    of the song of every performance in split config.train.dance_eval_split of the segment build
+    config.train.dance_eval_segments, against that split's real dances. `info` is the run's latent
+    cache info (train.cache_info)."""
+
+    def __init__(self, config: ml_collections.ConfigDict, info: dict):
+        train = config.train
+        self.config, self.info = config, info
+        self.reference = evaluate.read_dance_set(Path(train.dance_eval_segments),
+                                                 train.dance_eval_split)
+        if self.reference.fps != config.pose.fps:
+            raise InputError(f"{train.dance_eval_segments}: {self.reference.fps:g} fps; the run "
+                             f"is at {config.pose.fps:g} (config.train.dance_eval_segments)")
+        self.songs = [load_song(Path(d.audio_path), config, d.fps, d.audio_offset,
+                                train.dance_eval_seconds) for d in self.reference.dances]
+        self.autoencoder = _autoencoder(info, None)
+
+    def __call__(self, model: DiT, step: int, out: Path) -> dict[str, float]:
+        """Dances `model` to the songs, saved as npz in `out`; returns their dance_bas,
+        dance_fid_k, dance_fid_g and dance_jitter."""
+        generator = DanceGenerator(self.config, self.info, model, self.autoencoder, step)
+        width, height = self.info["mean_dancer"]["frame"]
+        dances = generator.generate(self.songs, generator.mean_dancer(width, height),
+                                    width=width, height=height,
+                                    steps=self.config.train.dance_eval_sampling_steps)
+        for i, dance in enumerate(dances):
+            save_dance(out / f"{i:03d}_{dance.song.path.parent.name}.npz", dance)
+        window = min(5.0, self.config.train.dance_eval_seconds / 2)
+        row = evaluate.score(self.reference, evaluate.read_dance_set(out, ""), window)["rows"]
+        return {f"dance_{k}": row["generated"][k] for k in ("bas", "fid_k", "fid_g", "jitter")}
 
 
 # ---------------------------------------------------------------- outputs

@@ -34,6 +34,7 @@ import functools
 import json
 import math
 import signal
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -395,6 +396,7 @@ def train(config: ml_collections.ConfigDict, workdir: epath.Path | Path, stop_at
               f"{jax.process_count()} process(es); global batch {train_config.batch_size}",
               flush=True)
     validation = validation_set(config, local_batch, mesh)
+    dance_check = make_dance_check(config, manifest)
     last = train_config.steps if stop_at is None else min(stop_at, train_config.steps)
     log = TrainLog(workdir, train_config, start_step=step, enabled=lead)
     preemption = Preemption()
@@ -427,6 +429,12 @@ def train(config: ml_collections.ConfigDict, workdir: epath.Path | Path, stop_at
                 evaluation = {BEST_METRIC: evaluate(trainer, validation, config.seed)}
                 log.scalars(step, evaluation)
                 metrics = {**metrics, **evaluation}
+            if dance_check and (step % train_config.dance_eval_every == 0
+                                or step == train_config.steps):
+                scores = dance_check(trainer.ema_model(), step, dances_folder(workdir, step))
+                log.scalars(step, scores)
+                metrics = {**metrics, **scores}
+                log.restart_clock(step)
             if checkpoint or evaluation:
                 save(step, evaluation)
                 log.restart_clock(step)
@@ -441,6 +449,30 @@ def train(config: ml_collections.ConfigDict, workdir: epath.Path | Path, stop_at
         if close:
             close()
     return metrics
+
+
+def make_dance_check(config: ml_collections.ConfigDict, manifest: dict):
+    """sample.DanceCheck when config.train.dance_eval_every and dance_eval_segments ask for one
+    and this is a single process (the EMA weights of several would need gathering), else None."""
+    train_config = config.train
+    if not (train_config.dance_eval_every and train_config.dance_eval_segments):
+        return None
+    if jax.process_count() > 1:
+        if jax.process_index() == 0:
+            print("dance evaluation skipped: it runs in single-process training only", flush=True)
+        return None
+    from hotdance_jax.sample import DanceCheck  # here, not at the top: sample imports this module
+
+    return DanceCheck(config, cache_info(manifest))
+
+
+def dances_folder(workdir: epath.Path | Path, step: int) -> Path:
+    """Where the dance check of `step` saves its dances: WORKDIR/dances/step_N, or a new local
+    temporary folder when the workdir is in cloud storage."""
+    out = (Path(tempfile.mkdtemp(prefix="hotdance-dances-")) if io.is_remote(workdir)
+           else Path(workdir) / "dances" / f"step_{step:07d}")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def evaluate(trainer: Trainer, validation: list[dict], seed: int) -> float:
@@ -496,8 +528,8 @@ class TrainLog:
             return
         for name, value in values.items():
             self.writer.add_scalar(f"train/{name}" if name != BEST_METRIC else name, value, step)
-        if BEST_METRIC in values:
-            self.bar.write(f"step {step} {BEST_METRIC} {values[BEST_METRIC]:.4f} (EMA weights)")
+        self.bar.write(f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in values.items())
+                       + " (EMA weights)")
         self.writer.flush()
 
     def close(self) -> None:

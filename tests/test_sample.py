@@ -14,12 +14,13 @@ import soundfile
 
 from data_pipeline import build, precompute
 from data_pipeline.sources.synthetic import synthesize_performance
-from hotdance_jax import sample, train
+from hotdance_jax import evaluate, sample, train
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import save_wav
 from hotdance_jax.vae import load_autoencoder
 from hotdance_jax.vae import train as vae_train
 from tests.test_build import REPO, tiny_config
+from tests.test_train import read_events
 
 STEPS = 4
 
@@ -207,3 +208,26 @@ def test_a_run_without_checkpoints_is_refused(run, tmp_path):
         (tmp_path / "run" / name).write_text((run[0] / "run" / name).read_text())
     with pytest.raises(InputError, match="no checkpoint; train first"):
         sample.DanceGenerator.load(tmp_path / "run")
+
+
+def test_dances_of_the_ema_weights_are_scored_during_training(run, tmp_path, capsys):
+    root, config = run
+    config = config.copy_and_resolve_references()
+    config.train.update(steps=4, log_every=2, eval_every=4, checkpoint_every=4,
+                        dance_eval_every=2, dance_eval_segments=str(root / "segments"),
+                        dance_eval_seconds=4.0, dance_eval_sampling_steps=2)
+    metrics = train.train(config, tmp_path)
+    names = {"dance_bas", "dance_fid_k", "dance_fid_g", "dance_jitter"}
+    assert names <= metrics.keys()
+    assert np.isfinite([metrics[n] for n in names]).all()
+    assert 0 <= metrics["dance_bas"] <= 1
+    reference = evaluate.read_dance_set(root / "segments", "val")
+    for step in (2, 4):
+        saved = evaluate.read_dance_set(tmp_path / "dances" / f"step_{step:07d}", "")
+        assert len(saved.dances) == len(reference.dances)
+        assert saved.dances[0].keypoints.shape[0] == round(4.0 * config.pose.fps)
+    assert "step 4 dance_bas " in capsys.readouterr().out
+    events = [e for path in sorted((tmp_path / "tensorboard").iterdir())
+              for e in read_events(path)]
+    logged = {(v.tag, e.step) for e in events for v in e.summary.value}
+    assert {("train/dance_fid_k", 2), ("train/dance_bas", 4)} <= logged

@@ -118,6 +118,14 @@ def read_events(path):
     return events
 
 
+def test_a_dance_check_at_another_fps_is_refused(cache, tmp_path):  # noqa: F811
+    config = train_config(cache, train__dance_eval_every=2,
+                          train__dance_eval_segments=str(cache[0] / "segments"))
+    config.pose.fps *= 2
+    with pytest.raises(InputError, match=r"segments: \d+ fps; the run is at \d+"):
+        train.make_dance_check(config, latents.read_manifest(config.train.latents))
+
+
 def test_a_workdir_of_another_model_is_refused(cache, tmp_path):  # noqa: F811
     train.train(train_config(cache, train__steps=2), tmp_path)
     with pytest.raises(InputError, match=r"another config \(model: width differ\)"):

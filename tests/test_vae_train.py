@@ -86,7 +86,8 @@ def test_centre_term_is_the_distance_of_the_expected_bin():
 
 
 def test_training_lowers_the_loss_and_resumes_exactly(segments, tmp_path):
-    config = micro_config(segments)
+    config = micro_config(segments)  # with every augmentation: its draws resume exactly too
+    config.vae.train.update(augment_speed=1.5, augment_scale=1.25, augment_shift=True)
     straight = tmp_path / "straight"
     vae_train.train(config, straight)
     interrupted = tmp_path / "interrupted"
@@ -102,6 +103,60 @@ def test_training_lowers_the_loss_and_resumes_exactly(segments, tmp_path):
     latents = autoencoder.encode(jnp.zeros((2, 32, 16, 36)))
     assert latents.shape == (2, 4, 2, 4)
     assert autoencoder.decode(latents).shape == (2, 32, 16, 36)
+
+
+def test_resample_frames_interpolates_only_between_visible_frames():
+    keypoints = np.arange(4 * 2 * 2, dtype=np.float32).reshape(4, 2, 2)
+    confidence = np.ones((4, 2), np.float32)
+    confidence[2, 1] = 0
+    kp, conf = vae_train.resample_frames(keypoints, confidence, np.array([0.0, 1.0, 1.25, 2.5]))
+    np.testing.assert_allclose(kp[:2], keypoints[:2])
+    np.testing.assert_allclose(kp[2, 0], 0.75 * keypoints[1, 0] + 0.25 * keypoints[2, 0])
+    np.testing.assert_allclose(kp[2, 1], keypoints[1, 1])  # hidden in frame 2: nearest, frame 1
+    np.testing.assert_allclose(kp[3, 0], 0.5 * (keypoints[2, 0] + keypoints[3, 0]))
+    np.testing.assert_allclose(kp[3, 1], keypoints[2, 1])  # nearest: frame 2 (rint(2.5) = 2)
+    np.testing.assert_array_equal(conf[:, 1], [1, 1, 1, 0])
+
+
+def test_place_in_frame_scales_uniformly_and_stays_inside():
+    rng = np.random.default_rng(0)
+    size = np.array([640.0, 360.0], np.float32)
+    keypoints = rng.uniform([500, 200], [630, 350], (8, 18, 2)).astype(np.float32)  # near a corner
+    confidence = (rng.random((8, 18)) > 0.2).astype(np.float32)
+    visible = confidence > 0
+    keypoints[~visible] = np.nan
+    assert vae_train.place_in_frame(keypoints, confidence, size, rng, 1.0, False) is keypoints
+    spread = np.ptp(keypoints[visible], axis=0)
+    scales = []
+    for _ in range(50):
+        placed = vae_train.place_in_frame(keypoints, confidence, size, rng, 1.5, True)
+        assert (placed[visible] >= 0).all()
+        assert (placed[visible] <= size - 1 + 1e-3).all()
+        ratio = np.ptp(placed[visible], axis=0) / spread
+        np.testing.assert_allclose(ratio[0], ratio[1], rtol=1e-4)  # one factor on both axes
+        scales.append(ratio[0])
+    assert 1 / 1.5 - 1e-4 <= min(scales) < 0.9
+    assert 1.1 < max(scales) <= 1.5 + 1e-4
+    grown = vae_train.place_in_frame(keypoints, confidence, size, rng, 1.5, False)
+    assert (grown[visible] >= 0).all()
+    assert (grown[visible] <= size - 1 + 1e-3).all()
+
+
+def test_speed_augmentation_plays_crops_faster_and_slower():
+    frames = np.arange(64, dtype=np.float32)
+    record = {"keypoints": np.stack([frames, frames], -1)[:, None, :].repeat(18, 1),
+              "confidence": np.ones((64, 18), np.float32), "width": 640.0, "height": 360.0}
+    train = micro_config().vae.train
+    train.update(crop_frames=16, flip=0.0, augment_speed=2.0)
+    rng = np.random.default_rng(0)
+    speeds = [np.diff(vae_train.augmented_crop(record, rng, train)["keypoints"][:, 0, 0]).mean()
+              for _ in range(100)]
+    assert 0.5 - 1e-5 <= min(speeds) < 0.7
+    assert 1.4 < max(speeds) <= 2.0 + 1e-5
+    train.augment_speed = 1.0
+    crop = vae_train.augmented_crop(record, rng, train)["keypoints"][:, 0, 0]
+    np.testing.assert_array_equal(np.diff(crop), 1.0)
+    assert crop[0] == int(crop[0])  # whole frames, as without augmentation
 
 
 def test_loss_falls(segments, tmp_path, capsys):

@@ -3,8 +3,9 @@ r"""Train the onehot-kl autoencoder on segments, once per skeleton and bin count
   python -m hotdance_jax.vae.train --config configs/dwm.py --workdir runs/vae_dwm \
       [--config.vae.train.segments=data/dwm] [--config.vae.train.steps=4000]
 
-Reads the train split of a segment build (python -m data_pipeline.build), makes one-hot images
-of random crops (mirrored at random) inside the jitted step, and fits them with
+Reads the train split of a segment build (python -m data_pipeline.build), takes random crops
+(played faster or slower, scaled and moved in the frame, as config.vae.train.augment_* asks;
+mirrored at random), makes their one-hot images inside the jitted step, and fits them with
 `onehot_kl.onehot_kl_loss` (AdamW, warmup + cosine). Checkpoints (model, optimizer, step, data
 iterator) go to WORKDIR/checkpoints with Orbax; the same command resumes from the latest. Every
 eval_every steps it reports the decoded keypoint error on the validation split. At the end it
@@ -69,15 +70,57 @@ def kl_config(config: ml_collections.ConfigDict) -> KLConfig:
     )
 
 
-def crop_and_flip(record: dict, rng: np.random.Generator, crop: int, flip_p: float) -> dict:
-    """A random `crop`-frame window of a segment, mirrored with probability flip_p."""
-    start = int(rng.integers(0, record["keypoints"].shape[0] - crop + 1))
-    kp = record["keypoints"][start:start + crop]
-    conf = record["confidence"][start:start + crop]
-    if rng.random() < flip_p:
+def augmented_crop(record: dict, rng: np.random.Generator,
+                   train: ml_collections.ConfigDict) -> dict:
+    """A random `train.crop_frames`-frame window of a segment, played up to `train.augment_speed`
+    times faster or slower, scaled in the frame by up to `train.augment_scale` and moved to a
+    random place in it (`train.augment_shift`), mirrored with probability `train.flip`."""
+    crop, frames = train.crop_frames, record["keypoints"].shape[0]
+    if train.augment_speed > 1.0:
+        speed = np.exp(rng.uniform(-1, 1) * np.log(train.augment_speed))
+        speed = min(speed, (frames - 1) / max(crop - 1, 1))
+        start = rng.uniform(0, frames - 1 - (crop - 1) * speed)
+    else:
+        speed, start = 1.0, int(rng.integers(0, frames - crop + 1))
+    kp, conf = resample_frames(record["keypoints"], record["confidence"],
+                               start + np.arange(crop) * speed)
+    size = np.array([record["width"], record["height"]], np.float32)
+    kp = place_in_frame(kp, conf, size, rng, train.augment_scale, train.augment_shift)
+    if rng.random() < train.flip:
         kp, conf = flip_horizontal(kp, conf, float(record["width"]))
-    return {"keypoints": np.nan_to_num(kp), "confidence": conf,
-            "size": np.array([record["width"], record["height"]], np.float32)}
+    return {"keypoints": np.nan_to_num(kp), "confidence": conf, "size": size}
+
+
+def resample_frames(keypoints: np.ndarray, confidence: np.ndarray,
+                    times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints (T, J, 2) and confidence (T, J) at fractional frame `times` (n,): linear between
+    the two neighbouring frames where the keypoint is visible in both, else the nearest frame."""
+    lo = np.floor(times).astype(int)
+    hi = np.minimum(lo + 1, len(keypoints) - 1)
+    nearest = np.rint(times).astype(int)
+    w = (times - lo)[:, None, None]
+    both = (confidence[lo] > 0) & (confidence[hi] > 0)
+    blend = keypoints[lo] * (1 - w) + keypoints[hi] * w
+    return (np.where(both[..., None], blend, keypoints[nearest]).astype(np.float32),
+            confidence[nearest])
+
+
+def place_in_frame(keypoints: np.ndarray, confidence: np.ndarray, size: np.ndarray,
+                   rng: np.random.Generator, max_scale: float, shift: bool) -> np.ndarray:
+    """Keypoints (T, J, 2) pixels scaled about the centre of their visible box by a factor drawn
+    log-uniformly in [1/max_scale, max_scale] (smaller if the box would not fit the frame `size`
+    (2,) pixels), then, with `shift`, moved by a uniform offset that keeps the box inside."""
+    visible = confidence > 0
+    if not visible.any() or (max_scale <= 1.0 and not shift):
+        return keypoints
+    low, high = keypoints[visible].min(0), keypoints[visible].max(0)
+    centre, extent = (low + high) / 2, np.maximum(high - low, 1e-6)
+    scale = np.exp(rng.uniform(-1, 1) * np.log(max(max_scale, 1.0)))
+    scale = min(scale, float(((size - 1) / extent).min()))
+    low, high = centre - extent * scale / 2, centre + extent * scale / 2
+    offset = (rng.uniform(-low, size - 1 - high) if shift
+              else np.clip(np.zeros(2), -low, size - 1 - high))  # back inside, if scaled out
+    return (centre + (keypoints - centre) * scale + offset).astype(np.float32)
 
 
 def training_data(config: ml_collections.ConfigDict) -> grain.MapDataset:
@@ -89,7 +132,7 @@ def training_data(config: ml_collections.ConfigDict) -> grain.MapDataset:
         raise InputError(f"config.vae.train.crop_frames={train.crop_frames} must divide by "
                          f"{config.vae.stride} and fit the segments' {frames} frames")
     return (grain.MapDataset.source(store).seed(train.seed).shuffle().repeat(None)
-            .random_map(lambda r, rng: crop_and_flip(r, rng, train.crop_frames, train.flip))
+            .random_map(lambda r, rng: augmented_crop(r, rng, train))
             .batch(train.batch_size, drop_remainder=True))
 
 
