@@ -427,12 +427,12 @@ def train(config: ml_collections.ConfigDict, workdir: epath.Path | Path, stop_at
             evaluation = None
             if validation and (step % train_config.eval_every == 0 or step == train_config.steps):
                 evaluation = {BEST_METRIC: evaluate(trainer, validation, config.seed)}
-                log.scalars(step, evaluation)
+                log.evaluation(step, evaluation)
                 metrics = {**metrics, **evaluation}
             if dance_check and (step % train_config.dance_eval_every == 0
                                 or step == train_config.steps):
                 scores = dance_check(trainer.ema_model(), step, dances_folder(workdir, step))
-                log.scalars(step, scores)
+                log.evaluation(step, scores)
                 metrics = {**metrics, **scores}
                 log.restart_clock(step)
             if checkpoint or evaluation:
@@ -528,9 +528,14 @@ class TrainLog:
             return
         for name, value in values.items():
             self.writer.add_scalar(f"train/{name}" if name != BEST_METRIC else name, value, step)
-        self.bar.write(f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in values.items())
-                       + " (EMA weights)")
         self.writer.flush()
+
+    def evaluation(self, step: int, values: dict[str, float]) -> None:
+        """Figures of the EMA weights: a log line and TensorBoard scalars."""
+        if self.enabled:
+            self.bar.write(f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in values.items())
+                           + " (EMA weights)")
+        self.scalars(step, values)
 
     def close(self) -> None:
         if self.enabled:

@@ -226,7 +226,11 @@ def test_dances_of_the_ema_weights_are_scored_during_training(run, tmp_path, cap
         saved = evaluate.read_dance_set(tmp_path / "dances" / f"step_{step:07d}", "")
         assert len(saved.dances) == len(reference.dances)
         assert saved.dances[0].keypoints.shape[0] == round(4.0 * config.pose.fps)
-    assert "step 4 dance_bas " in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("step 4 dance_bas ") for line in lines)
+    ema_lines = [line for line in lines if line.endswith("(EMA weights)")]
+    assert len(ema_lines) == 3  # val_loss at 4, the dances at 2 and 4; no training metrics
+    assert not any("grad_norm" in line for line in ema_lines)
     events = [e for path in sorted((tmp_path / "tensorboard").iterdir())
               for e in read_events(path)]
     logged = {(v.tag, e.step) for e in events for v in e.summary.value}
