@@ -12,9 +12,9 @@ vae.latent_channels, 35 music features per frame), timed over --steps steps afte
 that compiles. FLOPs per step are model FLOPs (Trainer.model_flops: XLA's cost analysis of the
 step as lowered, attention counted as XLA's, so cuBLAS and cuDNN calls on a GPU are counted too);
 the peak from the device's data sheet, or on CPU from a timed matmul
-(train.peak_flops_per_device). Each
-config's figures are measured side by side in one run. --profile writes a jax.profiler trace of
-the timed steps of the last config to DIR (open it with TensorBoard's profile plugin or Perfetto).
+(train.peak_flops_per_device). Each config's figures are measured side by side in one run.
+--profile writes a jax.profiler trace of the timed steps of the last config to DIR (open it with
+TensorBoard's profile plugin or Perfetto).
 """
 
 from __future__ import annotations

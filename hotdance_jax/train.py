@@ -29,6 +29,7 @@ on any mesh.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -36,7 +37,7 @@ import math
 import signal
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grain
@@ -257,9 +258,11 @@ class Trainer:
         analysis of the step as lowered, over the mesh's devices. Lowered, before compilation
         turns matmuls into cuBLAS calls whose FLOPs it does not count on GPU, and with XLA
         attention, since a cuDNN attention call is not counted either."""
-        counted = dataclasses.replace(self.model_config, attention_implementation="xla")
-        graphdef, _ = nnx.split(nnx.eval_shape(lambda: self._new_state(counted)))
-        step = jax.jit(functools.partial(train_step, graphdef, self.settings))
+        step = self._step
+        if self.model_config.attention_implementation != "xla":
+            counted = dataclasses.replace(self.model_config, attention_implementation="xla")
+            graphdef, _ = nnx.split(nnx.eval_shape(lambda: self._new_state(counted)))
+            step = jax.jit(functools.partial(train_step, graphdef, self.settings))
         flops = (step.lower(self.abstract, batch).cost_analysis() or {}).get("flops")
         return float(flops) / self.mesh.size if flops and flops > 0 else None
 
@@ -431,7 +434,8 @@ def train(config: ml_collections.ConfigDict, workdir: epath.Path | Path, stop_at
                 metrics = {**metrics, **evaluation}
             if dance_check and (step % train_config.dance_eval_every == 0
                                 or step == train_config.steps):
-                scores = dance_check(trainer.ema_model(), step, dances_folder(workdir, step))
+                with dances_folder(workdir, step) as out:
+                    scores = dance_check(trainer.ema_model(), step, out)
                 log.evaluation(step, scores)
                 metrics = {**metrics, **scores}
                 log.restart_clock(step)
@@ -466,13 +470,17 @@ def make_dance_check(config: ml_collections.ConfigDict, manifest: dict):
     return DanceCheck(config, cache_info(manifest))
 
 
-def dances_folder(workdir: epath.Path | Path, step: int) -> Path:
-    """Where the dance check of `step` saves its dances: WORKDIR/dances/step_N, or a new local
-    temporary folder when the workdir is in cloud storage."""
-    out = (Path(tempfile.mkdtemp(prefix="hotdance-dances-")) if io.is_remote(workdir)
-           else Path(workdir) / "dances" / f"step_{step:07d}")
+@contextlib.contextmanager
+def dances_folder(workdir: epath.Path | Path, step: int) -> Iterator[Path]:
+    """Where the dance check of `step` saves its dances: WORKDIR/dances/step_N, or a local
+    temporary folder, removed afterwards, when the workdir is in cloud storage."""
+    if io.is_remote(workdir):
+        with tempfile.TemporaryDirectory(prefix="hotdance-dances-") as tmp:
+            yield Path(tmp)
+        return
+    out = Path(workdir) / "dances" / f"step_{step:07d}"
     out.mkdir(parents=True, exist_ok=True)
-    return out
+    yield out
 
 
 def evaluate(trainer: Trainer, validation: list[dict], seed: int) -> float:
