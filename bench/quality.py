@@ -13,8 +13,8 @@ temporal indexing (music indices after the pose's); "no_reference" (the DiT sees
 latent: segments join only by the overlap's cross-fade); "raw_coords" (the same DiT on
 normalised keypoint coordinates, a latent cache of the raw-coords autoencoder built from the
 same segments into WORKDIR/raw_coords_latents). Prints one markdown table (ground truth, a real
-dance with another dance's music, then one row per variant) and writes it as JSON to
-WORKDIR/quality.json.
+dance with another dance's music, then per variant its dances and their BAS with another
+dance's music) and writes it as JSON to WORKDIR/quality.json.
 """
 
 from __future__ import annotations
@@ -92,9 +92,10 @@ def main() -> None:
                                    args, out)
         scores[name] = evaluate.score(reference, generated, args.window_seconds)
         if not rows:
-            rows = {label: row for label, row in evaluate.labelled_rows(scores[name]).items()
-                    if label != evaluate.ROWS["generated"]}
+            rows = {evaluate.ROWS[key]: row for key, row in scores[name]["rows"].items()
+                    if key.startswith("ground_truth")}
         rows[name] = scores[name]["rows"]["generated"]
+        rows[f"{name}, another dance's music"] = scores[name]["rows"]["generated_other_music"]
     table = evaluate.markdown_table(rows)
     print(f"\n{args.config}, {base.train.steps} steps, {args.split} split of {args.segments}, "
           f"{args.seeds} seeds x first {args.seconds:g} s, "

@@ -29,6 +29,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.pose.decode_jump_cost = 1.0  # nats per bin a decoded path moves per frame (0: peaks)
     config.pose.decode_jump_cap = 16.0  # nats, the most one jump of the decoded path costs
     config.pose.decode_free_motion = 4  # bins per frame the decoded path moves at no cost
+    config.pose.smooth_window = 9  # frames of a Savitzky-Golay filter on decoded keypoints (0: off)
+    config.pose.smooth_order = 3  # its polynomial degree (hotdance_jax/pose/smoothing.py)
 
     config.audio = ml_collections.ConfigDict()
     config.audio.sample_rate = 22050  # Hz, audio is resampled to it on load
@@ -67,7 +69,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.vae = ml_collections.ConfigDict()
     config.vae.name = "onehot-kl"  # onehot-kl (trained here), taef2, diffusers-kl, raw-coords
     config.vae.weights = ""  # path of the frozen weights file; set by the precompute command
-    config.vae.stride = 8  # downsampling in both axes (raw-coords: B and 8): a column is 8 frames
+    config.vae.stride = 8  # downsampling along time (raw-coords: B and 8): a column is 8 frames
+    config.vae.bin_stride = 8  # onehot-kl: downsampling along the bins, a power of 2 <= stride
     config.vae.latent_channels = 16  # onehot-kl only; the other autoencoders fix their own
 
     # The onehot-kl architecture (diffusers AutoencoderKL layout); stride = 2 ** (levels - 1).

@@ -17,9 +17,10 @@ Prints a markdown table and writes the same figures as JSON (atomically):
     The ground-truth row's FID is the floor: the first half of every reference dance's windows
     against the second half.
   - Div_k, Div_g: mean pairwise distance of a set's standardised window features.
-  - BAS: beat align score, the mean over dances; the row "ground truth, another dance's music"
-    pairs every reference dance with the next one's music, the score of a dance that ignores
-    the beat.
+  - BAS: beat align score, the mean over dances. The rows "..., another dance's music" pair
+    every dance of a set with the music of the next dance of that set that has other music: the
+    score of a dance that ignores the beat. A set dances to its music's beat when its BAS is
+    above its BAS with another dance's music.
   - jitter: mean keypoint acceleration in body lengths per s^2, the mean over dances.
   - seam: mean speed change at the frames where sampled segments join over that elsewhere, the
     same frames in the reference dances for comparison (only when the generated npz record the
@@ -64,7 +65,8 @@ FLAGS = flags.FLAGS
 MUSIC_SAMPLE_RATE = 22050  # Hz, the configs' audio.sample_rate, for beat tracking
 NPZ_KEYS = ("keypoints", "confidence", "fps", "skeleton", "music_path", "music_offset")
 ROWS = {"ground_truth": "ground truth", "ground_truth_other_music":
-        "ground truth, another dance's music", "generated": "generated"}
+        "ground truth, another dance's music", "generated": "generated",
+        "generated_other_music": "generated, another dance's music"}
 COLUMNS = {"fid_k": "FID_k", "fid_g": "FID_g", "div_k": "Div_k", "div_g": "Div_g", "bas": "BAS",
            "jitter": "jitter (L/s^2)", "seam_ratio": "seam / inside"}
 
@@ -215,6 +217,20 @@ def mean_bas(dances: list[Performance], music: list[Performance]) -> float:
     return _nanmean(scores)
 
 
+def other_music_bas(dances: list[Performance]) -> float:
+    """Mean BAS of each dance against the music of the next dance (cyclically) whose music
+    (file and offset) differs from its own; NaN when all dances share one music."""
+    music = [(d.audio_path, d.audio_offset) for d in dances]
+    partners = []
+    for i, own in enumerate(music):
+        later = [j % len(dances) for j in range(i + 1, i + len(dances))]
+        others = [j for j in later if music[j] != own]
+        if not others:
+            return float("nan")
+        partners.append(dances[others[0]])
+    return mean_bas(dances, partners)
+
+
 def _nanmean(values) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return float(np.mean(finite)) if finite else float("nan")
@@ -263,13 +279,12 @@ def score(reference: DanceSet, generated: DanceSet, window_seconds: float) -> di
         if len(analysis.first_half) < 2:
             raise InputError(f"{dance_set.path}: {len(analysis.first_half)} window(s) of "
                              f"{window_seconds:g} s; need at least 2 (shorter --window-seconds)")
-    others = reference.dances[1:] + reference.dances[:1]
     rows = {
         "ground_truth": {**distribution_scores(real, None),
                          **dance_scores(reference.dances, real)},
-        "ground_truth_other_music": {"bas": mean_bas(reference.dances, others)
-                                     if len(others) > 1 else float("nan")},
+        "ground_truth_other_music": {"bas": other_music_bas(reference.dances)},
         "generated": {**distribution_scores(real, fake), **dance_scores(generated.dances, fake)},
+        "generated_other_music": {"bas": other_music_bas(generated.dances)},
     }
     sizes = {name: {"path": str(s.path), "dances": len(s.dances), "windows": len(a.first_half)}
              for name, s, a in (("reference", reference, real), ("generated", generated, fake))}

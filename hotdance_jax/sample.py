@@ -55,6 +55,8 @@ from hotdance_jax.pose import (
     jit_decode,
     reference_images,
     reference_mask,
+    smooth,
+    smooth_settings,
 )
 from hotdance_jax.pose.shape import shape_pose
 from hotdance_jax.pose.skeletons import to_openpose18
@@ -277,11 +279,13 @@ class DanceGenerator:
         return np.asarray(latents) / self.scale + self.shift
 
     def _poses(self, latents: np.ndarray, width: int, height: int):
-        """Latents (b, B', T', c) -> keypoints (b, T, K, 2) pixels, confidence (b, T, K)."""
+        """Latents (b, B', T', c) -> keypoints (b, T, K, 2) pixels, smoothed in time, and
+        confidence (b, T, K)."""
         images = self.autoencoder.decode(jnp.asarray(latents))
         keypoints, confidence = jit_decode(images, width, height,
                                         **decode_settings(self.config.pose))
-        return np.asarray(keypoints), np.asarray(confidence)
+        confidence = np.asarray(confidence)
+        return smooth(keypoints, confidence, **smooth_settings(self.config.pose)), confidence
 
 
 def _noise(seed: int, song: bytes, sample: int, segment: int, shape) -> np.ndarray:

@@ -96,14 +96,15 @@ def dit_config(config: ml_collections.ConfigDict, manifest: dict) -> DiTConfig:
 
 def cache_shapes(config: ml_collections.ConfigDict) -> dict:
     """The latent cache fields dit_config reads, as a cache made with `config` holds them: an
-    autoencoder of config.vae.stride and config.vae.latent_channels, or raw-coords, whose
-    stride (B, 8) and channels follow from the bins and the skeleton."""
+    autoencoder of config.vae.bin_stride, config.vae.stride and config.vae.latent_channels, or
+    raw-coords, whose stride (B, 8) and channels follow from the bins and the skeleton."""
     bins, frames = config.pose.bins, config.pose.segment_frames
     if config.vae.name == RAW_COORDS:
         raw = load_autoencoder(RAW_COORDS, "", 2 * OPENPOSE_18.num_joints, bins=bins)
         stride, channels = raw.stride, raw.latent_channels
     else:
-        stride, channels = (config.vae.stride,) * 2, config.vae.latent_channels
+        stride = (config.vae.bin_stride, config.vae.stride)
+        channels = config.vae.latent_channels
     return {"latent_shape": [bins // stride[0], frames // stride[1], channels],
             "music_features": NUM_BASELINE_FEATURES + config.audio.log_mel_bands,
             "vae": {"stride": list(stride)}}
@@ -194,13 +195,14 @@ def train_step(graphdef: nnx.GraphDef, settings: StepSettings, state: nnx.State,
 
 def eval_loss(graphdef: nnx.GraphDef, settings: StepSettings, state: nnx.State, batch: dict,
               key: jax.Array) -> jax.Array:
-    """The EMA weights' flow loss on a batch, music kept, for a given key (a fixed t and noise);
-    each example's draws come from `key` folded with its stream position (batch["example"]), so
-    they do not depend on where the example sits in the batch (or on the process count)."""
+    """The EMA weights' flow loss on a batch for a given key (a fixed t and noise), (2,): with
+    the music, and with every example's music replaced by the null token. Each example's draws
+    come from `key` folded with its stream position (batch["example"]), so they do not depend on
+    where the example sits in the batch (or on the process count)."""
     ema = nnx.merge(graphdef, state).ema
-    keep = jnp.zeros(batch["latent"].shape[:1], bool)
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(batch["example"])
-    return velocity_loss(ema, batch, keep, keys, settings)
+    return jnp.stack([velocity_loss(ema, batch, jnp.full(batch["latent"].shape[:1], drop),
+                                    keys, settings) for drop in (False, True)])
 
 
 class Trainer:
@@ -429,7 +431,7 @@ def train(config: ml_collections.ConfigDict, workdir: epath.Path | Path, stop_at
                         f"checkpoint (step {manager.latest_step()}) is kept in {workdir}")
             evaluation = None
             if validation and (step % train_config.eval_every == 0 or step == train_config.steps):
-                evaluation = {BEST_METRIC: evaluate(trainer, validation, config.seed)}
+                evaluation = evaluate(trainer, validation, config.seed)
                 log.evaluation(step, evaluation)
                 metrics = {**metrics, **evaluation}
             if dance_check and (step % train_config.dance_eval_every == 0
@@ -483,12 +485,14 @@ def dances_folder(workdir: epath.Path | Path, step: int) -> Iterator[Path]:
     yield out
 
 
-def evaluate(trainer: Trainer, validation: list[dict], seed: int) -> float:
-    """Mean validation flow loss of the EMA weights, with the same t and noise every time."""
+def evaluate(trainer: Trainer, validation: list[dict], seed: int) -> dict[str, float]:
+    """The EMA weights' mean validation flow loss (BEST_METRIC) and its music gain: the loss
+    with the null music token less that with the music, at the same t and noise every time
+    (> 0: the model uses the music; about 0: it dances the same to any song)."""
     key = jax.random.key(seed)
-    losses = [trainer.eval_loss(batch, jax.random.fold_in(key, i))
-              for i, batch in enumerate(validation)]
-    return float(np.mean([float(x) for x in losses]))
+    losses = np.mean([np.asarray(trainer.eval_loss(batch, jax.random.fold_in(key, i)))
+                      for i, batch in enumerate(validation)], axis=0)
+    return {BEST_METRIC: float(losses[0]), "val_music_gain": float(losses[1] - losses[0])}
 
 
 class TrainLog:

@@ -104,8 +104,21 @@ def test_the_command_scores_a_copy_of_the_reference_like_the_reference(sets, tmp
         assert generated[key] == pytest.approx(truth[key]), key
     assert truth["bas"] > 0.8  # the dances rest on their music's beats ...
     assert scores["rows"]["ground_truth_other_music"]["bas"] < truth["bas"] - 0.2  # ... not others'
+    assert scores["rows"]["generated_other_music"]["bas"] == pytest.approx(
+        scores["rows"]["ground_truth_other_music"]["bas"])
+    assert "| generated, another dance's music |  |  |  |  | 0." in result.stdout
     assert scores["sets"]["reference"] == {"path": str(sets / "reference"), "dances": 3,
                                            "windows": 12}
+
+
+def test_other_music_skips_dances_of_the_same_music(sets):
+    """Two samples of one song are paired with the next song's music, not with each other's."""
+    first, second, _ = evaluate.read_dance_set(sets / "reference", "test").dances
+    again = dataclasses.replace(first, sequence_id="again")
+    assert evaluate.other_music_bas([first, again, second]) == pytest.approx(
+        evaluate.mean_bas([first, again, second], [second, second, first]))
+    assert evaluate.other_music_bas([first, again, second]) < 0.5  # on beats it scores > 0.8
+    assert np.isnan(evaluate.other_music_bas([first, again]))
 
 
 def test_worse_dances_score_worse(sets, tmp_path):

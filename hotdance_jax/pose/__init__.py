@@ -1,4 +1,5 @@
-"""Skeleton layouts, the one-hot pose image codec, and reference-pose conditioning."""
+"""Skeleton layouts, the one-hot pose image codec, temporal smoothing of decoded keypoints, and
+reference-pose conditioning."""
 
 from hotdance_jax.pose.onehot import decode, decode_settings, encode, jit_decode
 from hotdance_jax.pose.reference import reference_images, reference_mask, reference_pose
@@ -12,6 +13,7 @@ from hotdance_jax.pose.skeletons import (
     flip_horizontal,
     to_openpose18,
 )
+from hotdance_jax.pose.smoothing import smooth, smooth_settings
 
 __all__ = [
     "BODY_25",
@@ -28,5 +30,7 @@ __all__ = [
     "reference_images",
     "reference_mask",
     "reference_pose",
+    "smooth",
+    "smooth_settings",
     "to_openpose18",
 ]

@@ -1,10 +1,12 @@
 """An SD-style KL autoencoder in Flax NNX, parameter for parameter diffusers' `AutoencoderKL`.
 
-Channels last throughout: images (N, H, W, C), latents (N, H / s, W / s, c) with s = 2 ** (levels
-- 1). Module and parameter paths mirror diffusers' state-dict keys ("encoder.down_blocks.0.resnets.1
-.conv1.kernel" is "encoder.down_blocks.0.resnets.1.conv1.weight"), so diffusers weights load by
-name: `load_diffusers`. `diffusers_kl_autoencoder` runs such an RGB model over the one-hot channels
-in groups of three; `save_onehot_kl`/`load_onehot_kl` keep the project's own onehot-kl weights.
+Channels last throughout: images (N, H, W, C), latents (N, H / s_H, W / s, c) with s = 2 **
+(levels - 1) and s_H = `height_stride` (s unless set lower: a one-hot image then keeps more rows
+of bins). Module and parameter paths mirror diffusers' state-dict keys
+("encoder.down_blocks.0.resnets.1.conv1.kernel" is "encoder.down_blocks.0.resnets.1.conv1.weight"),
+so diffusers weights load by name: `load_diffusers`. `diffusers_kl_autoencoder` runs such an RGB
+model over the one-hot channels in groups of three; `save_onehot_kl`/`load_onehot_kl` keep the
+project's own onehot-kl weights.
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ _LEGACY_ATTENTION = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn
 class KLConfig:
     """The architecture (diffusers' AutoencoderKL config keys); defaults are SD 1.x's VAE.
 
-    stride = 2 ** (len(block_out_channels) - 1). Latents are normalised for diffusion as
-    (mean - shift_factor) * scaling_factor. dtype: compute dtype ("float32" or "bfloat16");
-    params stay float32.
+    stride = 2 ** (len(block_out_channels) - 1). height_stride: the downsampling along H, a power
+    of 2 up to stride (None: stride, diffusers' only choice); the first log2(height_stride) levels
+    halve H, the rest keep it, and the decoder mirrors that; the parameters' shapes do not change.
+    Latents are normalised for diffusion as (mean - shift_factor) * scaling_factor. dtype: compute
+    dtype ("float32" or "bfloat16"); params stay float32.
     """
 
     in_channels: int = 3
@@ -54,10 +58,27 @@ class KLConfig:
     scaling_factor: float = 0.18215
     shift_factor: float | None = None
     dtype: str = "float32"
+    height_stride: int | None = None
+
+    def __post_init__(self):
+        hs = self.height_stride
+        if hs is not None and not (1 <= hs <= self.stride and hs & (hs - 1) == 0):
+            raise InputError(f"height_stride {hs}: expected a power of 2 from 1 to the stride "
+                             f"{self.stride}")
 
     @property
     def stride(self) -> int:
         return 2 ** (len(self.block_out_channels) - 1)
+
+    @property
+    def strides(self) -> tuple[int, int]:
+        """(along H, along W)."""
+        return (self.height_stride or self.stride, self.stride)
+
+    def halves_height(self, level: int) -> bool:
+        """Whether encoder level `level`'s downsampling (decoder: the mirror level's upsampling)
+        halves H as well as W."""
+        return 2 ** level < self.strides[0]
 
 
 # ---------------------------------------------------------------- layers
@@ -119,23 +140,27 @@ class Attention(nnx.Module):
 
 
 class Downsample2D(nnx.Module):
-    """Stride-2 3x3 conv after zero padding one row/column at the bottom/right: (H, W) -> /2."""
+    """Stride-2 3x3 conv after zero padding one row/column at the bottom/right: (H, W) -> /2.
+    Unless `halve_height`, H keeps its size (stride 1, one row of padding on each side)."""
 
-    def __init__(self, channels: int, config: KLConfig, rngs: nnx.Rngs):
-        self.conv = _conv(channels, channels, 3, config, rngs, strides=2, padding="VALID")
+    def __init__(self, channels: int, halve_height: bool, config: KLConfig, rngs: nnx.Rngs):
+        self.rows = (0, 1) if halve_height else (1, 1)
+        self.conv = _conv(channels, channels, 3, config, rngs, strides=(1 + halve_height, 2),
+                          padding="VALID")
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.conv(jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0))))
+        return self.conv(jnp.pad(x, ((0, 0), self.rows, (0, 1), (0, 0))))
 
 
 class Upsample2D(nnx.Module):
-    """Nearest-neighbour x2 then a 3x3 conv: (H, W) -> x2."""
+    """Nearest-neighbour x2 (along H only if `double_height`) then a 3x3 conv."""
 
-    def __init__(self, channels: int, config: KLConfig, rngs: nnx.Rngs):
+    def __init__(self, channels: int, double_height: bool, config: KLConfig, rngs: nnx.Rngs):
+        self.height_factor = 1 + double_height
         self.conv = _conv(channels, channels, 3, config, rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.conv(x.repeat(2, axis=1).repeat(2, axis=2))
+        return self.conv(x.repeat(self.height_factor, axis=1).repeat(2, axis=2))
 
 
 class UNetMidBlock2D(nnx.Module):
@@ -159,11 +184,13 @@ def _resnets(cin: int, cout: int, layers: int, config: KLConfig, rngs: nnx.Rngs)
 
 
 class DownEncoderBlock2D(nnx.Module):
-    """layers_per_block resnets, then a Downsample2D unless it is the last block."""
+    """layers_per_block resnets, then a Downsample2D unless it is the last block (level)."""
 
-    def __init__(self, cin: int, cout: int, downsample: bool, config: KLConfig, rngs: nnx.Rngs):
+    def __init__(self, cin: int, cout: int, level: int, config: KLConfig, rngs: nnx.Rngs):
         self.resnets = _resnets(cin, cout, config.layers_per_block, config, rngs)
-        self.downsamplers = nnx.List([Downsample2D(cout, config, rngs)] if downsample else [])
+        self.downsamplers = nnx.List(
+            [Downsample2D(cout, config.halves_height(level), config, rngs)]
+            if level < len(config.block_out_channels) - 1 else [])
 
     def __call__(self, x: jax.Array) -> jax.Array:
         for layer in [*self.resnets, *self.downsamplers]:
@@ -172,11 +199,14 @@ class DownEncoderBlock2D(nnx.Module):
 
 
 class UpDecoderBlock2D(nnx.Module):
-    """layers_per_block + 1 resnets, then an Upsample2D unless it is the last block."""
+    """layers_per_block + 1 resnets, then an Upsample2D unless it is the last block; up block i
+    mirrors encoder level (levels - 2 - i)."""
 
-    def __init__(self, cin: int, cout: int, upsample: bool, config: KLConfig, rngs: nnx.Rngs):
+    def __init__(self, cin: int, cout: int, index: int, config: KLConfig, rngs: nnx.Rngs):
         self.resnets = _resnets(cin, cout, config.layers_per_block + 1, config, rngs)
-        self.upsamplers = nnx.List([Upsample2D(cout, config, rngs)] if upsample else [])
+        mirror = len(config.block_out_channels) - 2 - index
+        self.upsamplers = nnx.List(
+            [Upsample2D(cout, config.halves_height(mirror), config, rngs)] if mirror >= 0 else [])
 
     def __call__(self, x: jax.Array) -> jax.Array:
         for layer in [*self.resnets, *self.upsamplers]:
@@ -185,13 +215,13 @@ class UpDecoderBlock2D(nnx.Module):
 
 
 class Encoder(nnx.Module):
-    """(N, H, W, in_channels) -> (N, H / s, W / s, 2 * latent_channels): mean and logvar."""
+    """(N, H, W, in_channels) -> (N, H / s_H, W / s, 2 * latent_channels): mean and logvar."""
 
     def __init__(self, config: KLConfig, rngs: nnx.Rngs):
         channels = config.block_out_channels
         self.conv_in = _conv(config.in_channels, channels[0], 3, config, rngs)
         self.down_blocks = nnx.List([
-            DownEncoderBlock2D(channels[max(i - 1, 0)], c, i < len(channels) - 1, config, rngs)
+            DownEncoderBlock2D(channels[max(i - 1, 0)], c, i, config, rngs)
             for i, c in enumerate(channels)])
         self.mid_block = UNetMidBlock2D(channels[-1], config, rngs)
         self.conv_norm_out = _norm(channels[-1], config, rngs)
@@ -205,14 +235,14 @@ class Encoder(nnx.Module):
 
 
 class Decoder(nnx.Module):
-    """(N, h, w, latent_channels) -> (N, h * s, w * s, out_channels)."""
+    """(N, h, w, latent_channels) -> (N, h * s_H, w * s, out_channels)."""
 
     def __init__(self, config: KLConfig, rngs: nnx.Rngs):
         channels = config.block_out_channels[::-1]
         self.conv_in = _conv(config.latent_channels, channels[0], 3, config, rngs)
         self.mid_block = UNetMidBlock2D(channels[0], config, rngs)
         self.up_blocks = nnx.List([
-            UpDecoderBlock2D(channels[max(i - 1, 0)], c, i < len(channels) - 1, config, rngs)
+            UpDecoderBlock2D(channels[max(i - 1, 0)], c, i, config, rngs)
             for i, c in enumerate(channels)])
         self.conv_norm_out = _norm(channels[-1], config, rngs)
         self.conv_out = _conv(channels[-1], config.out_channels, 3, config, rngs)
@@ -236,7 +266,7 @@ class AutoencoderKL(nnx.Module):
 
     def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(N, H, W, in_channels) -> posterior mean and logvar (clipped to [-30, 20]), each
-        (N, H / s, W / s, latent_channels)."""
+        (N, H / s_H, W / s, latent_channels)."""
         moments = self.encoder(x)
         if self.quant_conv:
             moments = self.quant_conv(moments)
@@ -244,7 +274,7 @@ class AutoencoderKL(nnx.Module):
         return mean, jnp.clip(logvar, -30.0, 20.0)
 
     def decode(self, z: jax.Array) -> jax.Array:
-        """(N, h, w, latent_channels) -> (N, h * s, w * s, out_channels)."""
+        """(N, h, w, latent_channels) -> (N, h * s_H, w * s, out_channels)."""
         if self.post_quant_conv:
             z = self.post_quant_conv(z)
         return self.decoder(z)
@@ -314,7 +344,7 @@ def _config_from_diffusers(source: Path) -> KLConfig:
                          "DownEncoderBlock2D/UpDecoderBlock2D per block_out_channels entry)")
     defaults = KLConfig()
     fields = {f.name: raw.get(f.name, getattr(defaults, f.name))
-              for f in dataclasses.fields(KLConfig) if f.name != "dtype"}
+              for f in dataclasses.fields(KLConfig) if f.name not in ("dtype", "height_stride")}
     fields["block_out_channels"] = tuple(fields["block_out_channels"])
     return KLConfig(**fields)
 

@@ -79,9 +79,8 @@ def onehot_kl_autoencoder(weights: str, image_channels: int) -> Autoencoder:
     if config.in_channels != image_channels:
         raise InputError(f"{weights}: onehot-kl for {config.in_channels} channels, "
                          f"the images have {image_channels}")
-    stride = 2 ** (len(config.block_out_channels) - 1)
     return Autoencoder(
-        "onehot-kl", (stride, stride), image_channels, config.latent_channels,
+        "onehot-kl", config.strides, image_channels, config.latent_channels,
         file_sha256(weights),
         with_weights(model, lambda m, x: m.encode(x)[0]),
         with_weights(model, lambda m, z: image_from_outputs(m.decode(z).astype(jnp.float32))),

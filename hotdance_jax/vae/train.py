@@ -36,6 +36,8 @@ from hotdance_jax.pose import (
     encode,
     flip_horizontal,
     jit_decode,
+    smooth,
+    smooth_settings,
 )
 from hotdance_jax.training import (
     POSE_DATA,
@@ -67,6 +69,7 @@ def kl_config(config: ml_collections.ConfigDict) -> KLConfig:
         mid_block_add_attention=arch.mid_block_add_attention,
         scaling_factor=1.0,
         shift_factor=None,
+        height_stride=config.vae.bin_stride,
     )
 
 
@@ -158,7 +161,8 @@ def train_step(model, optimizer, batch, key, *, bins, kl_weight, visibility_weig
 
 
 def evaluate(model: AutoencoderKL, config: ml_collections.ConfigDict) -> dict[str, float]:
-    """Decoded keypoint error (bins) and visibility accuracy on validation segments."""
+    """Decoded keypoint error (bins) and visibility accuracy on validation segments, decoded
+    (and smoothed in time) as the sampler decodes."""
     try:
         store = SegmentStore(config.vae.train.segments, "val")
     except InputError:
@@ -173,8 +177,10 @@ def evaluate(model: AutoencoderKL, config: ml_collections.ConfigDict) -> dict[st
     reconstruction = _reconstruct(model, images_of(batch, config.pose.bins))
     kp, conf = jit_decode(reconstruction, batch["size"][:, 0], batch["size"][:, 1],
                        **decode_settings(config.pose))
+    conf = np.asarray(conf)
+    kp = smooth(kp, conf, **smooth_settings(config.pose))
     truth_visible = batch["confidence"] > 0
-    error = np.abs(np.asarray(kp) - batch["keypoints"]) / batch["size"][:, None, None, :]
+    error = np.abs(kp - batch["keypoints"]) / batch["size"][:, None, None, :]
     error = error[truth_visible & (np.asarray(conf) > 0)] * config.pose.bins
     return {"val_error_bins_mean": float(error.mean()) if error.size else float("nan"),
             "val_error_bins_p99": float(np.percentile(error, 99)) if error.size else float("nan"),
