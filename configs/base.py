@@ -126,6 +126,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.temporal_index = "shared"  # shared, sequential (ablation) or none
     config.model.attention = "joint"  # joint (one sequence of music and pose) or cross
     config.model.reference = True  # condition on the reference latent and mask; False: ablation
+    config.model.aligned_music = False  # also add each moment's music to its pose tokens
     config.model.rope_theta = 10000.0
     config.model.dtype = "auto"  # compute dtype: auto (bfloat16 on GPU/TPU, float32 on CPU),
     #                              float32 or bfloat16; parameters are always float32

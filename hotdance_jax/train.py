@@ -88,6 +88,7 @@ def dit_config(config: ml_collections.ConfigDict, manifest: dict) -> DiTConfig:
         patch=tuple(model.patch), width=model.width, depth=model.depth, heads=model.heads,
         mlp_ratio=model.mlp_ratio, mlp=model.mlp, temporal_index=model.temporal_index,
         attention=model.attention, reference=model.get("reference", True),  # runs before it: True
+        aligned_music=model.get("aligned_music", False),  # runs before it: False
         rope_theta=model.rope_theta, dtype=dtype,
         attention_implementation=attention_implementation(
             model.get("attention_implementation", "auto"), dtype, model.width // model.heads),

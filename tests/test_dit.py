@@ -13,7 +13,14 @@ from jax.sharding import PartitionSpec as P
 
 from hotdance_jax.errors import InputError
 from hotdance_jax.models import DiT, DiTConfig, apply_rope, rope_frequencies, token_positions
-from hotdance_jax.models.dit import LOGICAL_AXES, MLP, MUSIC_BIN, patchify, unpatchify
+from hotdance_jax.models.dit import (
+    LOGICAL_AXES,
+    MLP,
+    MUSIC_BIN,
+    music_per_pose_token,
+    patchify,
+    unpatchify,
+)
 
 TINY = DiTConfig(latent_bins=8, latent_frames=4, latent_channels=4, music_features=3,
                  patch=(2, 2), width=64, depth=2, heads=4)
@@ -153,6 +160,27 @@ def test_dropped_music_is_ignored_and_kept_music_is_used(model):
     other = forward(trained, **{**batch, "music": batch["music"] * -2.0 + 1.0})
     np.testing.assert_array_equal(other[0], velocity[0])
     assert jnp.abs(other[1] - velocity[1]).max() > 1e-3
+
+
+def test_music_per_pose_token_by_hand():
+    music = jnp.arange(4.0)[None, :, None] * jnp.ones((1, 4, 3))  # token k holds k
+    aligned = np.asarray(music_per_pose_token(music, TINY))  # grid (4, 2), 2 columns a token
+    np.testing.assert_array_equal(aligned[0, :, 0], [0.5, 2.5] * 4)  # bin-major token order
+
+
+def test_aligned_music_reaches_only_the_pose_of_its_moment():
+    """Without blocks (depth 0) music can only come through the aligned path: changing the music
+    of the last latent column changes the velocity of the last token column alone, and only once
+    the zero-initialised map has weights."""
+    config = dataclasses.replace(TINY, depth=0, aligned_music=True)
+    untrained = DiT(config, rngs=nnx.Rngs(0))
+    trained = randomized(untrained, seed=5)
+    batch = {**inputs(config), "drop_music": jnp.array([False, False])}
+    late = batch["music"].at[:, -config.frames_per_token:].multiply(-2.0)
+    for model, changes in ((untrained, False), (trained, True)):
+        difference = np.abs(forward(model, **{**batch, "music": late}) - forward(model, **batch))
+        assert (difference[:, :, -2:].max() > 1e-3) == changes  # patch (2, 2): 2 columns a token
+        np.testing.assert_array_equal(difference[:, :, :-2], 0)
 
 
 @pytest.mark.parametrize("temporal_index", ["sequential", "none"])

@@ -14,8 +14,11 @@ over the whole sequence (music and pose tokens share the weights, as FLUX's sing
 so music tokens are refined layer by layer alongside the pose. "cross": the sequence is the pose
 tokens only; every block adds, after its self-attention, a cross-attention from the pose tokens to
 the (encoder-output, not refined) music tokens, with its own adaLN-Zero gate, as PixArt's and
-EDGE's blocks do. Either way music reaches the pose only through attention. The choice was made by
-an ablation (README, "Joint or cross attention").
+EDGE's blocks do. The choice was made by an ablation (README, "Joint or cross attention"). With
+config.aligned_music, each pose token also gets, through a zero-initialised linear map, the mean
+of the encoded music tokens of its own latent columns (the null token for dropped music) added to
+its embedding: a direct path from the music of a moment to the pose of that moment, beside the
+attention.
 
 Positions. Rotary embeddings on two axes, (time, bin), in `token_positions`. Pose token (i, j)
 sits at bin i and time j p_time + (p_time - 1) / 2, its patch centre in latent columns.
@@ -81,6 +84,7 @@ class DiTConfig:
     attention: "joint" or "cross" (see the module docstring).
     reference: whether the pose tokens see the reference latent and mask (False: the paper's
     no-reference ablation).
+    aligned_music: also add each pose token's own columns' music to it (module docstring).
     rope_theta: rotary base. dtype: compute dtype, "float32" or "bfloat16"; params stay float32.
     attention_implementation: `jax.nn.dot_product_attention`'s backend, "xla" or "cudnn" (cuDNN
     flash attention: NVIDIA GPUs, bfloat16, head_dim a multiple of 8 up to 128).
@@ -102,6 +106,7 @@ class DiTConfig:
     temporal_index: str = "shared"
     attention: str = "joint"
     reference: bool = True
+    aligned_music: bool = False
     rope_theta: float = 10000.0
     dtype: str = "float32"
     attention_implementation: str = "xla"
@@ -166,6 +171,15 @@ def token_positions(config: DiTConfig) -> tuple[np.ndarray, np.ndarray]:
     music = np.stack([music_time, music_bin], axis=-1).astype(np.float32)
     pose = np.stack([pose_time, bins.ravel()], axis=-1).astype(np.float32)
     return music, pose
+
+
+def music_per_pose_token(music: jax.Array, config: DiTConfig) -> jax.Array:
+    """Music tokens (b, T', w) -> (b, nb * nt, w) in pose-token order: for each pose token the
+    mean of the music tokens of its p_time latent columns."""
+    nb, nt = config.grid
+    b, _, width = music.shape
+    per_column = music.reshape(b, nt, config.patch[1], width).mean(axis=2)
+    return jnp.broadcast_to(per_column[:, None], (b, nb, nt, width)).reshape(b, nb * nt, width)
 
 
 def patchify(x: jax.Array, patch: tuple[int, int]) -> jax.Array:
@@ -368,6 +382,8 @@ class DiT(nnx.Module):
         in_features = config.patch[0] * config.patch[1] * (config.latent_channels + conditioning)
         self.pose_embed = _linear(in_features, config.width, (None, "embed"), config, rngs)
         self.music_encoder = MusicEncoder(config, rngs)
+        self.music_to_pose = (_linear(config.width, config.width, ("embed", "mlp"), config, rngs,
+                                      zero=True) if config.aligned_music else None)
         self.time_embed = TimeEmbedding(config, rngs)
         self.blocks = nnx.List([Block(config, rngs) for _ in range(config.depth)])
         self.final = FinalLayer(config, rngs)
@@ -391,6 +407,8 @@ class DiT(nnx.Module):
         pose_inputs = [x_t, reference, mask] if config.reference else [x_t]
         pose = self.pose_embed(patchify(jnp.concatenate(pose_inputs, -1), config.patch))
         music_tokens = self.music_encoder(music, drop_music)
+        if self.music_to_pose is not None:
+            pose = pose + self.music_to_pose(music_per_pose_token(music_tokens, config))
         music_positions, pose_positions = token_positions(config)
         c = self.time_embed(t)
         run = _rematerialised(config.remat)
