@@ -63,6 +63,7 @@ from hotdance_jax.training import (
     BEST_METRIC,
     POSE_DATA,
     OptimizerSettings,
+    added_settings,
     check_workdir,
     checkpoint_manager,
 )
@@ -78,20 +79,21 @@ PEAK_FLOPS = {
 
 
 def dit_config(config: ml_collections.ConfigDict, manifest: dict) -> DiTConfig:
-    """The DiT of config.model at the latent cache's shapes."""
-    model = config.model
+    """The DiT of config.model at the latent cache's shapes (a setting that a run's saved config
+    predates takes its training.ADDED_SETTINGS value)."""
+    model = {**added_settings("model"), **config.model}
     bins, frames, channels = manifest["latent_shape"]
-    dtype = compute_dtype(model.dtype)
+    dtype = compute_dtype(model["dtype"])
     return DiTConfig(
         latent_bins=bins, latent_frames=frames, latent_channels=channels,
         music_features=manifest["music_features"], frames_per_token=manifest["vae"]["stride"][1],
-        patch=tuple(model.patch), width=model.width, depth=model.depth, heads=model.heads,
-        mlp_ratio=model.mlp_ratio, mlp=model.mlp, temporal_index=model.temporal_index,
-        attention=model.attention, reference=model.get("reference", True),  # runs before it: True
-        aligned_music=model.get("aligned_music", False),  # runs before it: False
-        rope_theta=model.rope_theta, dtype=dtype,
+        patch=tuple(model["patch"]), width=model["width"], depth=model["depth"],
+        heads=model["heads"], mlp_ratio=model["mlp_ratio"], mlp=model["mlp"],
+        temporal_index=model["temporal_index"], attention=model["attention"],
+        reference=model["reference"], aligned_music=model["aligned_music"],
+        rope_theta=model["rope_theta"], dtype=dtype,
         attention_implementation=attention_implementation(
-            model.get("attention_implementation", "auto"), dtype, model.width // model.heads),
+            model["attention_implementation"], dtype, model["width"] // model["heads"]),
     )
 
 

@@ -15,7 +15,7 @@ import pytest
 from tensorboardX.proto import event_pb2
 
 from data_pipeline import latents, loader
-from hotdance_jax import parallel, train
+from hotdance_jax import parallel, train, training
 from hotdance_jax.errors import InputError
 from tests.test_build import REPO
 from tests.test_latents import cache  # noqa: F401 (the fixture)
@@ -138,6 +138,16 @@ def test_a_workdir_of_another_model_is_refused(cache, tmp_path):  # noqa: F811
     # How decoded images are read is not part of what was trained: the run resumes.
     train.train(train_config(cache, pose__decode_jump_cost=0.0, train__steps=3), tmp_path)
     assert params_of(tmp_path)[1] == 3
+    # A run saved before model.aligned_music existed ran without it: it resumes with it off.
+    older = tmp_path / "older"
+    train.train(train_config(cache, model__aligned_music=False, train__steps=2), older)
+    saved = json.loads((older / training.CONFIG_FILE).read_text())
+    del saved["model"]["aligned_music"]
+    (older / training.CONFIG_FILE).write_text(json.dumps(saved))
+    with pytest.raises(InputError, match=r"another config \(model: aligned_music differ\)"):
+        train.train(train_config(cache, model__aligned_music=True, train__steps=3), older)
+    train.train(train_config(cache, model__aligned_music=False, train__steps=3), older)
+    assert params_of(older)[1] == 3
 
 
 def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(cache, tmp_path):  # noqa: F811
