@@ -21,7 +21,8 @@ at batch 32, aligned music on): validation loss (EMA) 0.207 at 250, 0.145 at 500
 0.120 at 1000, val_music_gain 0.0016; its dances to the val and test songs score BAS 0.379 with
 their own music and 0.300 with another song's (guidance 2; 0.442 and 0.294 at guidance 4; the
 real dances 0.917 and 0.242), and 0.272 on 25 s of librosa's 'choice'. The whole demo: 10 to 11
-minutes.
+minutes. With --config.train.steps=3000 (validation loss 0.0975): 0.498 own against 0.274 other
+at guidance 2, 0.621 against 0.270 at 4, and 0.181 on 'choice'.
 """
 
 import ml_collections
