@@ -28,7 +28,7 @@ import numpy as np
 from data_pipeline.segments import SegmentStore
 from hotdance_jax.errors import InputError
 from hotdance_jax.metrics import body_frame, jitter
-from hotdance_jax.pose import encode, jit_decode, smooth
+from hotdance_jax.pose import decoded_poses, encode
 from hotdance_jax.pose.onehot import DEFAULT_FREE_MOTION, DEFAULT_JUMP_CAP, DEFAULT_JUMP_COST
 from hotdance_jax.pose.smoothing import DEFAULT_SMOOTH_ORDER, DEFAULT_SMOOTH_WINDOW
 from hotdance_jax.vae import load_autoencoder
@@ -60,15 +60,12 @@ def mean_jitter(keypoints: np.ndarray, confidence: np.ndarray, fps: float) -> fl
     return float(np.mean(values)) if values else float("nan")
 
 
-def keypoint_errors(images: jax.Array, data: dict, bins: int, decoding: dict,
-                    smoothing: dict) -> dict[str, float]:
-    """Error, visibility and jitter figures of images decoded with the `decoding` keyword
-    arguments of jit_decode and smoothed with the `smoothing` ones of smooth, against the true
-    keypoints."""
+def keypoint_errors(images: jax.Array, data: dict, bins: int, pose: dict) -> dict[str, float]:
+    """Error, visibility and jitter figures of images decoded and smoothed as the config `pose`
+    section (a dict of its decode_* and smooth_* keys) asks, against the true keypoints."""
     size = data["size"]
-    kp, conf = jit_decode(images, size[:, 0], size[:, 1], **decoding)
-    conf = np.asarray(conf)
-    kp, decoded_visible = smooth(kp, conf, **smoothing), conf > 0
+    kp, conf = decoded_poses(images, size[:, 0], size[:, 1], pose)
+    decoded_visible = conf > 0
     decoded_jitter = mean_jitter(kp, conf, data["fps"])
     visible = data["confidence"] > 0
     both = visible & decoded_visible
@@ -87,14 +84,13 @@ def keypoint_errors(images: jax.Array, data: dict, bins: int, decoding: dict,
     }
 
 
-def measure(autoencoder, images: jax.Array, data: dict, bins: int, decoding: dict,
-            smoothing: dict) -> dict:
+def measure(autoencoder, images: jax.Array, data: dict, bins: int, pose: dict) -> dict:
     """Figures of one autoencoder; encode throughput timed after a warm-up call."""
     jax.block_until_ready(autoencoder.encode(images[:1]))
     start = time.perf_counter()
     latents = jax.block_until_ready(autoencoder.encode(images))
     seconds = time.perf_counter() - start
-    figures = keypoint_errors(autoencoder.decode(latents), data, bins, decoding, smoothing)
+    figures = keypoint_errors(autoencoder.decode(latents), data, bins, pose)
     figures["latent_shape"] = tuple(latents.shape[1:])
     figures["segments_per_s"] = len(images) / seconds
     return figures
@@ -127,18 +123,17 @@ def main() -> None:
     images = _encode(data["keypoints"], data["confidence"], size[:, 0], size[:, 1],
                      bins=args.bins)
     channels = images.shape[-1]
-    decoding = {"jump_cost": args.jump_cost, "jump_cap": args.jump_cap,
-                "free_motion": args.free_motion}
-    smoothing = {"window": args.smooth_window, "order": args.smooth_order}
-    rows = {"one-hot codec only (floor)": {**keypoint_errors(images, data, args.bins, decoding,
-                                                             smoothing),
+    pose = {"decode_jump_cost": args.jump_cost, "decode_jump_cap": args.jump_cap,
+            "decode_free_motion": args.free_motion, "smooth_window": args.smooth_window,
+            "smooth_order": args.smooth_order}
+    rows = {"one-hot codec only (floor)": {**keypoint_errors(images, data, args.bins, pose),
                                            "latent_shape": tuple(images.shape[1:]),
                                            "segments_per_s": float("nan")}}
     for name, weights in (("onehot-kl", args.onehot_kl), ("taef2", args.taef2),
                           ("diffusers-kl", args.diffusers)):
         if weights:
             rows[name] = measure(load_autoencoder(name, weights, channels), images, data,
-                                 args.bins, decoding, smoothing)
+                                 args.bins, pose)
     print(f"{len(images)} {args.split} segments of {args.frames} frames, B = {args.bins} bins, "
           f"{jax.devices()[0].platform}; the real segments' jitter "
           f"{mean_jitter(data['keypoints'], data['confidence'], data['fps']):.2f} L/s^2")

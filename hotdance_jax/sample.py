@@ -51,12 +51,9 @@ from hotdance_jax.io import run_path, save_npz, staged_directory
 from hotdance_jax.models import DiT
 from hotdance_jax.pose import (
     OPENPOSE_18,
-    decode_settings,
-    jit_decode,
+    decoded_poses,
     reference_images,
     reference_mask,
-    smooth,
-    smooth_settings,
 )
 from hotdance_jax.pose.shape import shape_pose
 from hotdance_jax.pose.skeletons import to_openpose18
@@ -281,11 +278,8 @@ class DanceGenerator:
     def _poses(self, latents: np.ndarray, width: int, height: int):
         """Latents (b, B', T', c) -> keypoints (b, T, K, 2) pixels, smoothed in time, and
         confidence (b, T, K)."""
-        images = self.autoencoder.decode(jnp.asarray(latents))
-        keypoints, confidence = jit_decode(images, width, height,
-                                        **decode_settings(self.config.pose))
-        confidence = np.asarray(confidence)
-        return smooth(keypoints, confidence, **smooth_settings(self.config.pose)), confidence
+        return decoded_poses(self.autoencoder.decode(jnp.asarray(latents)), width, height,
+                             self.config.pose)
 
 
 def _noise(seed: int, song: bytes, sample: int, segment: int, shape) -> np.ndarray:

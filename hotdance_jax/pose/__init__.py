@@ -13,7 +13,7 @@ from hotdance_jax.pose.skeletons import (
     flip_horizontal,
     to_openpose18,
 )
-from hotdance_jax.pose.smoothing import smooth, smooth_settings
+from hotdance_jax.pose.smoothing import decoded_poses, smooth, smooth_settings
 
 __all__ = [
     "BODY_25",
@@ -24,6 +24,7 @@ __all__ = [
     "Skeleton",
     "decode",
     "decode_settings",
+    "decoded_poses",
     "encode",
     "flip_horizontal",
     "jit_decode",

@@ -11,10 +11,12 @@ from 0.25 to 0.14 bins.
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 from scipy.signal import savgol_filter
 
 from hotdance_jax.errors import InputError
+from hotdance_jax.pose.onehot import decode_settings, jit_decode
 
 DEFAULT_SMOOTH_WINDOW = 9  # frames (0: no smoothing)
 DEFAULT_SMOOTH_ORDER = 3
@@ -25,6 +27,15 @@ def smooth_settings(pose_config) -> dict:
     predate them: those take the defaults)."""
     return {"window": pose_config.get("smooth_window", DEFAULT_SMOOTH_WINDOW),
             "order": pose_config.get("smooth_order", DEFAULT_SMOOTH_ORDER)}
+
+
+def decoded_poses(images: jax.Array, width, height, pose_config) -> tuple[np.ndarray, np.ndarray]:
+    """One-hot-space images (..., B, T, 2K) -> keypoints (..., T, K, 2) pixels and confidence
+    (..., T, K), decoded and smoothed in time as a config's `pose` section (or a dict with its
+    keys) asks: what the sampler outputs."""
+    keypoints, confidence = jit_decode(images, width, height, **decode_settings(pose_config))
+    confidence = np.asarray(confidence)
+    return smooth(keypoints, confidence, **smooth_settings(pose_config)), confidence
 
 
 def smooth(keypoints: np.ndarray, confidence: np.ndarray, window: int = DEFAULT_SMOOTH_WINDOW,

@@ -408,7 +408,7 @@ def diffusers_kl_autoencoder(path: str | os.PathLike, image_channels: int) -> Au
         return grouped(lambda lat: m.decode(lat / scale + shift), image_channels, decode=True)(z)
 
     latent_channels = num_groups(image_channels) * config.latent_channels
-    return Autoencoder("diffusers-kl", (config.stride, config.stride), image_channels,
+    return Autoencoder("diffusers-kl", config.strides, image_channels,
                        latent_channels, file_sha256(_diffusers_files(path)[0]),
                        with_weights(model, encode), with_weights(model, decode))
 

@@ -32,12 +32,9 @@ from hotdance_jax import cli
 from hotdance_jax.errors import InputError
 from hotdance_jax.pose import (
     OPENPOSE_18,
-    decode_settings,
+    decoded_poses,
     encode,
     flip_horizontal,
-    jit_decode,
-    smooth,
-    smooth_settings,
 )
 from hotdance_jax.training import (
     POSE_DATA,
@@ -175,16 +172,14 @@ def evaluate(model: AutoencoderKL, config: ml_collections.ConfigDict) -> dict[st
         batch["size"].append([record["width"], record["height"]])
     batch = {k: np.asarray(v, np.float32) for k, v in batch.items()}
     reconstruction = _reconstruct(model, images_of(batch, config.pose.bins))
-    kp, conf = jit_decode(reconstruction, batch["size"][:, 0], batch["size"][:, 1],
-                       **decode_settings(config.pose))
-    conf = np.asarray(conf)
-    kp = smooth(kp, conf, **smooth_settings(config.pose))
+    kp, conf = decoded_poses(reconstruction, batch["size"][:, 0], batch["size"][:, 1],
+                             config.pose)
     truth_visible = batch["confidence"] > 0
     error = np.abs(kp - batch["keypoints"]) / batch["size"][:, None, None, :]
-    error = error[truth_visible & (np.asarray(conf) > 0)] * config.pose.bins
+    error = error[truth_visible & (conf > 0)] * config.pose.bins
     return {"val_error_bins_mean": float(error.mean()) if error.size else float("nan"),
             "val_error_bins_p99": float(np.percentile(error, 99)) if error.size else float("nan"),
-            "val_visibility_accuracy": float(((np.asarray(conf) > 0) == truth_visible).mean())}
+            "val_visibility_accuracy": float(((conf > 0) == truth_visible).mean())}
 
 
 @nnx.jit
