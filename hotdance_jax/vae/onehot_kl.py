@@ -20,6 +20,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import optax
+from flax import nnx
 
 from hotdance_jax.errors import InputError
 from hotdance_jax.vae.base import Autoencoder, file_sha256, with_weights
@@ -38,6 +39,25 @@ def image_from_outputs(outputs: jax.Array) -> jax.Array:
     return jax.nn.softmax(position, axis=-3) * jax.nn.sigmoid(visibility)[..., None, :, :]
 
 
+def fit_terms(outputs: jax.Array, images: jax.Array) -> dict[str, jax.Array]:
+    """How well decoder outputs (N, B, T, 2C) fit one-hot images (N, B, T, C): "position" (mean
+    cross-entropy over bins of visible columns, nats), "visibility" (mean binary cross-entropy of
+    every column), "centre" (mean |expected bin - hot bin| of visible columns, bins)."""
+    position, visibility = split_outputs(outputs.astype(jnp.float32))
+    hot = images.max(axis=-3)  # (N, T, C): the column's confidence, 0 if invisible
+    visible = hot > 0
+    target = images / jnp.maximum(images.sum(axis=-3, keepdims=True), 1e-12)
+    log_probability = jax.nn.log_softmax(position, axis=-3)
+    cross_entropy = -(target * log_probability).sum(axis=-3)
+    count = jnp.maximum(visible.sum(), 1)
+    bins = jnp.arange(images.shape[-3], dtype=jnp.float32)[:, None, None]
+    expected = (jnp.exp(log_probability) * bins).sum(axis=-3)
+    centre = jnp.where(visible, jnp.abs(expected - (target * bins).sum(axis=-3)), 0.0).sum() / count
+    return {"position": jnp.where(visible, cross_entropy, 0.0).sum() / count,
+            "visibility": optax.sigmoid_binary_cross_entropy(visibility, hot).mean(),
+            "centre": centre}
+
+
 def onehot_kl_loss(
     model: AutoencoderKL,
     images: jax.Array,
@@ -46,31 +66,43 @@ def onehot_kl_loss(
     visibility_weight: float,
     centre_weight: float = 0.0,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Training loss of one batch of one-hot images (N, B, T, C); returns (loss, parts).
-
-    parts: "position" (mean cross-entropy over bins of visible columns, nats), "visibility"
-    (mean binary cross-entropy of every column), "kl" (mean KL per latent element), "centre"
-    (mean |expected bin - hot bin| of visible columns, bins).
-    """
+    """Training loss of one batch of one-hot images (N, B, T, C); returns (loss, parts):
+    fit_terms' parts and "kl" (mean KL per latent element)."""
     mean, logvar = model.encode(images)
     z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape, mean.dtype)
-    position, visibility = split_outputs(model.decode(z).astype(jnp.float32))
-    hot = images.max(axis=-3)  # (N, T, C): the column's confidence, 0 if invisible
-    visible = hot > 0
-    target = images / jnp.maximum(images.sum(axis=-3, keepdims=True), 1e-12)
-    log_probability = jax.nn.log_softmax(position, axis=-3)
-    cross_entropy = -(target * log_probability).sum(axis=-3)
-    count = jnp.maximum(visible.sum(), 1)
-    position_loss = jnp.where(visible, cross_entropy, 0.0).sum() / count
-    bins = jnp.arange(images.shape[-3], dtype=jnp.float32)[:, None, None]
-    expected = (jnp.exp(log_probability) * bins).sum(axis=-3)
-    centre = jnp.where(visible, jnp.abs(expected - (target * bins).sum(axis=-3)), 0.0).sum() / count
-    visibility_loss = optax.sigmoid_binary_cross_entropy(visibility, hot).mean()
-    kl = 0.5 * (mean**2 + jnp.exp(logvar) - 1.0 - logvar).mean()
-    loss = (position_loss + visibility_weight * visibility_loss + kl_weight * kl
-            + centre_weight * centre)
-    return loss, {"position": position_loss, "visibility": visibility_loss, "kl": kl,
-                  "centre": centre}
+    parts = fit_terms(model.decode(z), images)
+    parts["kl"] = 0.5 * (mean**2 + jnp.exp(logvar) - 1.0 - logvar).mean()
+    loss = (parts["position"] + visibility_weight * parts["visibility"]
+            + kl_weight * parts["kl"] + centre_weight * parts["centre"])
+    return loss, parts
+
+
+def refine_latents(model: AutoencoderKL, images: jax.Array, latents: jax.Array, steps: int,
+                   learning_rate: float, batch_size: int = 8) -> jax.Array:
+    """Latents (N, B', T', c) moved by `steps` Adam steps of `learning_rate` on the frozen
+    decoder's position + visibility loss against `images` (N, B, T, C), `batch_size` examples at
+    a time: how far the encoder's latents are from the best the decoder can read (the encoder's
+    amortisation gap; bench/vae_quality.py --refine-steps)."""
+    if steps < 0 or learning_rate <= 0 or batch_size < 1:
+        raise InputError(f"refine_latents: steps >= 0, learning_rate > 0 and batch_size >= 1, "
+                         f"got {steps}, {learning_rate}, {batch_size}")
+    graph, weights = nnx.split(model)
+    optimizer = optax.adam(learning_rate)
+
+    def loss(z, target):
+        parts = fit_terms(nnx.merge(graph, weights).decode(z), target)
+        return parts["position"] + parts["visibility"]
+
+    @jax.jit
+    def refine(z, target):
+        def step(carry, _):
+            z, state = carry
+            updates, state = optimizer.update(jax.grad(loss)(z, target), state, z)
+            return (optax.apply_updates(z, updates), state), None
+        return jax.lax.scan(step, (z, optimizer.init(z)), length=steps)[0][0]
+
+    return jnp.concatenate([refine(latents[i:i + batch_size], images[i:i + batch_size])
+                            for i in range(0, len(latents), batch_size)])
 
 
 def onehot_kl_autoencoder(weights: str, image_channels: int) -> Autoencoder:
