@@ -144,17 +144,17 @@ def main() -> None:
     rows = {"one-hot codec only (floor)": {**keypoint_errors(images, data, args.bins, pose),
                                            "latent_shape": tuple(images.shape[1:]),
                                            "segments_per_s": float("nan")}}
-    for name, weights in (("onehot-kl", args.onehot_kl), ("taef2", args.taef2),
-                          ("diffusers-kl", args.diffusers)):
-        if weights:
-            rows[name] = measure(load_autoencoder(name, weights, channels), images, data,
-                                 args.bins, pose)
+    autoencoders = {name: load_autoencoder(name, weights, channels)
+                    for name, weights in (("onehot-kl", args.onehot_kl), ("taef2", args.taef2),
+                                          ("diffusers-kl", args.diffusers)) if weights}
+    for name, autoencoder in autoencoders.items():
+        rows[name] = measure(autoencoder, images, data, args.bins, pose)
     if args.onehot_kl and args.refine_steps:
         model, _ = load_onehot_kl(args.onehot_kl)
         rows[f"onehot-kl, latents refined {args.refine_steps} steps"] = measure(
-            load_autoencoder("onehot-kl", args.onehot_kl, channels), images, data, args.bins,
-            pose, lambda x, z: refine_latents(model, x, z, args.refine_steps,
-                                              args.refine_learning_rate))
+            autoencoders["onehot-kl"], images, data, args.bins, pose,
+            lambda x, z: refine_latents(model, x, z, args.refine_steps,
+                                        args.refine_learning_rate))
     print(f"{len(images)} {args.split} segments of {args.frames} frames, B = {args.bins} bins, "
           f"{jax.devices()[0].platform}; the real segments' jitter "
           f"{mean_jitter(data['keypoints'], data['confidence'], data['fps']):.2f} L/s^2")

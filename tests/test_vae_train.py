@@ -47,6 +47,14 @@ def micro_config(segments_dir=""):
     return config
 
 
+def first_crops(segments) -> dict[str, np.ndarray]:
+    """A batch of the first 16 frames of the first 4 train segments."""
+    records = SegmentStore(segments, "train").__getitems__(range(4))
+    return {"keypoints": np.stack([np.nan_to_num(r["keypoints"][:16]) for r in records]),
+            "confidence": np.stack([r["confidence"][:16] for r in records]),
+            "size": np.array([[r["width"], r["height"]] for r in records], np.float32)}
+
+
 def test_loss_parts_by_hand():
     """A decoder that reproduces the target exactly has near-zero position loss."""
     kp = jnp.array([[[[3.0, 5.0]] * 2] * 4])  # (1, T=4, K=2, 2) pixels in a 16 x 16 frame
@@ -193,10 +201,7 @@ def test_fits_one_batch_to_the_codecs_floor(segments):
     batch, the decoded keypoints reach the codec's quantisation floor (mean 0.25, max 0.5 bin).
     Measured: mean 0.21, p99 0.50 bins after 200 steps (0.59 / 3.7 after 50)."""
     config = micro_config(segments)
-    records = SegmentStore(segments, "train").__getitems__(range(4))
-    batch = {"keypoints": np.stack([np.nan_to_num(r["keypoints"][:16]) for r in records]),
-             "confidence": np.stack([r["confidence"][:16] for r in records]),
-             "size": np.array([[r["width"], r["height"]] for r in records], np.float32)}
+    batch = first_crops(segments)
     model = vae_train.create_model(vae_train.kl_config(config), 0)
     optimizer = nnx.Optimizer(model, optax.adam(3e-3), wrt=nnx.Param)
     for step in range(200):
@@ -215,10 +220,7 @@ def test_fits_one_batch_to_the_codecs_floor(segments):
 def test_refine_latents_lowers_the_decoders_loss(segments):
     """Refined latents fit the images better through the frozen decoder; 0 steps change nothing;
     refining in chunks gives what refining all at once gives (Adam per element)."""
-    records = SegmentStore(segments, "train").__getitems__(range(4))
-    batch = {"keypoints": np.stack([np.nan_to_num(r["keypoints"][:16]) for r in records]),
-             "confidence": np.stack([r["confidence"][:16] for r in records]),
-             "size": np.array([[r["width"], r["height"]] for r in records], np.float32)}
+    batch = first_crops(segments)
     images = vae_train.images_of(batch, 32)
     model = vae_train.create_model(vae_train.kl_config(micro_config(segments)), 0)
     optimizer = nnx.Optimizer(model, optax.adam(3e-3), wrt=nnx.Param)
