@@ -9,10 +9,12 @@ Each --configs entry is a config file, optionally with overrides after a colon, 
 For each config: the Trainer of hotdance_jax/train.py (the same jitted, sharded, donated step the
 training command runs) on random batches of the config's shapes (latents B/8 x T/8 x
 vae.latent_channels, 35 music features per frame), timed over --steps steps after a warm-up step
-that compiles. FLOPs per step are model FLOPs (Trainer.model_flops: XLA's cost analysis of the
-step as lowered, attention counted as XLA's, so cuBLAS and cuDNN calls on a GPU are counted too);
-the peak from the device's data sheet, or on CPU from a timed matmul
-(train.peak_flops_per_device). Each config's figures are measured side by side in one run.
+that compiles; "dispatch ms" is the median host time of one step's call, before the device
+finishes it (the device is kept busy only while that is shorter than s/step). FLOPs per step are
+model FLOPs (Trainer.model_flops: XLA's cost analysis of the step as lowered, attention counted
+as XLA's, so cuBLAS and cuDNN calls on a GPU are counted too); the peak from the device's data
+sheet, or on CPU from a timed matmul (train.peak_flops_per_device). Each config's figures are
+measured side by side in one run.
 --profile writes a jax.profiler trace of the timed steps of the last config to DIR (open it with
 TensorBoard's profile plugin or Perfetto).
 """
@@ -61,17 +63,20 @@ def measure(config: ml_collections.ConfigDict, batch_size: int, steps: int,
     batch = parallel.global_batch(random_batch(config, batch_size), mesh)
     jax.block_until_ready(trainer.step(batch))
     tracing = jax.profiler.trace(str(profile)) if profile else contextlib.nullcontext()
+    dispatch = []
     with tracing:
         start = time.perf_counter()
         for _ in range(steps):
+            called = time.perf_counter()
             metrics = trainer.step(batch)
+            dispatch.append(time.perf_counter() - called)
         jax.block_until_ready(metrics)
         seconds = (time.perf_counter() - start) / steps
     flops = trainer.flops_per_step or float("nan")
     params = sum(x.size for x in jax.tree.leaves(trainer.state["model"]))
     return {"seconds_per_step": seconds, "examples_per_second": batch_size / seconds,
             "tflops_per_device": flops / seconds / 1e12, "gflop_per_step": flops / 1e9,
-            "parameters_m": params / 1e6,
+            "parameters_m": params / 1e6, "dispatch_ms": 1e3 * float(np.median(dispatch)),
             "compute": f"{model_config.dtype}, {model_config.attention_implementation}",
             "tokens": model_config.grid[0] * model_config.grid[1] + model_config.latent_frames}
 
@@ -91,9 +96,9 @@ def main() -> None:
     peak, source = train.peak_flops_per_device()
     print(f"{jax.device_count()} x {jax.devices()[0].device_kind}; peak "
           f"{peak / 1e12:.2f} TFLOP/s per device ({source})")
-    print("| config | compute, attention | params (M) | tokens | batch | s/step | examples/s "
-          "| GFLOP/step/device | TFLOP/s/device | MFU |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| config | compute, attention | params (M) | tokens | batch | s/step | dispatch ms "
+          "| examples/s | GFLOP/step/device | TFLOP/s/device | MFU |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for i, (spec, batch_size) in enumerate(zip(args.configs, args.batch_sizes, strict=True)):
         path, _, overrides = spec.partition(":")
         config = sibling_config(path, Path(path).stem)
@@ -102,7 +107,8 @@ def main() -> None:
         m = measure(config, batch_size, args.steps, tuple(args.mesh), profile)
         label = Path(path).stem + (f" ({overrides})" if overrides else "")
         print(f"| {label} | {m['compute']} | {m['parameters_m']:.1f} | {m['tokens']} | "
-              f"{batch_size} | {m['seconds_per_step']:.3f} | {m['examples_per_second']:.1f} | "
+              f"{batch_size} | {m['seconds_per_step']:.3f} | {m['dispatch_ms']:.1f} | "
+              f"{m['examples_per_second']:.1f} | "
               f"{m['gflop_per_step']:.1f} | {m['tflops_per_device']:.3f} | "
               f"{100 * m['tflops_per_device'] * 1e12 / peak:.1f}% |", flush=True)
 

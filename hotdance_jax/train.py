@@ -208,13 +208,26 @@ def eval_loss(graphdef: nnx.GraphDef, settings: StepSettings, state: nnx.State, 
                                     keys, settings) for drop in (False, True)])
 
 
+def on_leaves(fn: Callable, treedef: jax.tree_util.PyTreeDef, returns_state: bool) -> Callable:
+    """`fn(state, *args)` as a function of the state's leaves (a list of arrays); when
+    `returns_state`, fn returns (state, out) and so does this, the state again as its leaves. A
+    list of arrays crosses the jit boundary 3-4x faster than a tree of nnx Variables
+    (bench/train_step.py's dispatch column), host time that bounds a short accelerator step."""
+
+    def flat(leaves, *args):
+        result = fn(jax.tree.unflatten(treedef, leaves), *args)
+        return (treedef.flatten_up_to(result[0]), result[1]) if returns_state else result
+
+    return flat
+
+
 class Trainer:
     """The sharded train state and its compiled steps on a mesh.
 
-    Attributes: graphdef, state (nnx.State, sharded by `shardings`; None when built with
-    allocate=False, for `compile` alone), abstract (the state's shapes, dtypes and shardings),
-    mesh, flops_per_step (model FLOPs per device of one step, `model_flops`; None until the
-    first step).
+    Attributes: graphdef, state (nnx.State, sharded by `shardings`, rebuilt on each read from
+    the leaves the steps work on; None when built with allocate=False, for `compile` alone),
+    abstract (the state's shapes, dtypes and shardings), mesh, flops_per_step (model FLOPs per
+    device of one step, `model_flops`; None until the first step).
     """
 
     def __init__(self, config: ml_collections.ConfigDict, model_config: DiTConfig,
@@ -234,29 +247,44 @@ class Trainer:
         self.abstract = jax.tree.map(
             lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
             abstract, self.shardings)
-        self.state = (jax.jit(lambda: nnx.state(create()), out_shardings=self.shardings)()
-                      if allocate else None)
+        self._treedef = jax.tree.structure(abstract)
+        self._abstract_leaves = self._treedef.flatten_up_to(self.abstract)
+        leaf_shardings = self._treedef.flatten_up_to(self.shardings)
+        self._leaves = (jax.jit(lambda: self._treedef.flatten_up_to(nnx.state(create())),
+                                out_shardings=leaf_shardings)() if allocate else None)
         batch_sharding = parallel.batch_sharding(mesh)
-        self._step = jax.jit(functools.partial(train_step, self.graphdef, self.settings),
-                             in_shardings=(self.shardings, batch_sharding),
-                             out_shardings=(self.shardings, None), donate_argnums=0)
-        self._eval = jax.jit(functools.partial(eval_loss, self.graphdef, self.settings),
-                             in_shardings=(self.shardings, batch_sharding, None))
+        self._step = jax.jit(self._flat(train_step, self.graphdef, returns_state=True),
+                             in_shardings=(leaf_shardings, batch_sharding),
+                             out_shardings=(leaf_shardings, None), donate_argnums=0)
+        self._eval = jax.jit(self._flat(eval_loss, self.graphdef, returns_state=False),
+                             in_shardings=(leaf_shardings, batch_sharding, None))
         self._compiled = None
         self.flops_per_step = None
+
+    def _flat(self, fn: Callable, graphdef: nnx.GraphDef, returns_state: bool) -> Callable:
+        return on_leaves(functools.partial(fn, graphdef, self.settings), self._treedef,
+                         returns_state)
+
+    @property
+    def state(self) -> nnx.State | None:
+        return None if self._leaves is None else jax.tree.unflatten(self._treedef, self._leaves)
+
+    @state.setter
+    def state(self, state: nnx.State) -> None:
+        self._leaves = self._treedef.flatten_up_to(state)
 
     def step(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
         """Advances the state by one step on a global batch; returns its metrics (on device)."""
         if self._compiled is None:
             self._compiled = self.compile(batch)
             self.flops_per_step = self.model_flops(batch)
-        self.state, metrics = self._compiled(self.state, batch)
+        self._leaves, metrics = self._compiled(self._leaves, batch)
         return metrics
 
     def compile(self, batch: dict) -> jax.stages.Compiled:
         """The train step compiled for the state's shardings and a global batch of `batch`'s
         shapes (arrays or jax.ShapeDtypeStruct); nothing is allocated."""
-        return self._step.lower(self.abstract, batch).compile()
+        return self._step.lower(self._abstract_leaves, batch).compile()
 
     def model_flops(self, batch: dict) -> float | None:
         """FLOPs per device of one train step on a global batch of `batch`'s shapes: XLA's cost
@@ -267,12 +295,12 @@ class Trainer:
         if self.model_config.attention_implementation != "xla":
             counted = dataclasses.replace(self.model_config, attention_implementation="xla")
             graphdef, _ = nnx.split(nnx.eval_shape(lambda: self._new_state(counted)))
-            step = jax.jit(functools.partial(train_step, graphdef, self.settings))
-        flops = (step.lower(self.abstract, batch).cost_analysis() or {}).get("flops")
+            step = jax.jit(self._flat(train_step, graphdef, returns_state=True))
+        flops = (step.lower(self._abstract_leaves, batch).cost_analysis() or {}).get("flops")
         return float(flops) / self.mesh.size if flops and flops > 0 else None
 
     def eval_loss(self, batch: dict[str, jax.Array], key: jax.Array) -> jax.Array:
-        return self._eval(self.state, batch, key)
+        return self._eval(self._leaves, batch, key)
 
     @property
     def step_count(self) -> int:
