@@ -52,6 +52,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.dwm = ml_collections.ConfigDict()
     config.data.dwm.width = 1920  # virtual front camera's frame in pixels
     config.data.dwm.height = 1080
+    config.data.dwm.extra_views = ()  # degrees: training performances also seen turned by these
 
     config.data.aistpp = ml_collections.ConfigDict()
     config.data.aistpp.variant = "view"  # "view": a camera of keypoints2d; "calibrated": AIST++2D

@@ -16,7 +16,13 @@ travel across the floor are real and comparable between dancers:
      floor axis at FLOOR_AXIS_DEG from world x towards world z, image y = -world y (down);
   3. conversion to OpenPose-18 (nose and eyes invisible, ears = the two side-of-head points).
 A keypoint that still falls outside the frame (possible only for performances beyond the published
-18) becomes invisible and is counted in `stats["dwm_keypoints_out_of_frame"]`.
+18, or in extra views) becomes invisible and is counted in `stats["dwm_keypoints_out_of_frame"]`.
+
+Extra views (`config.dwm.extra_views`, degrees; none by default): each training performance is also
+seen by the camera turned by each angle about the vertical axis, as `<name>@yaw<angle>`, centred on
+that performance's own travel along the new floor axis. The capture is 3D, so these are new 2D
+poses (other foreshortening, other overlaps), not image edits; held-out performances keep the one
+camera, so validation and test figures stay comparable.
 
 Split by whole performances: the published 18 have a fixed split (`split_of`); any other DANCE_*
 folder gets one from crc32 of its name.
@@ -82,30 +88,45 @@ def performances(
     Raises InputError (one line naming the file) for bad input: the root at once, each folder as
     it is reached.
     """
-    return _iterate(_folders(Path(root)), int(config.dwm.width), int(config.dwm.height), stats)
+    extra_views = tuple(float(a) for a in config.dwm.extra_views)
+    for angle in extra_views:
+        if not 0 < abs(angle) < 360:
+            raise InputError(f"config.data.dwm.extra_views: {angle:g} degrees; expected a turn "
+                             "strictly between 0 and 360 degrees (either sign)")
+    return _iterate(_folders(Path(root)), int(config.dwm.width), int(config.dwm.height),
+                    extra_views, stats)
 
 
 def _iterate(
-    folders: list[Path], width: int, height: int, stats: collections.Counter
+    folders: list[Path], width: int, height: int, extra_views: tuple[float, ...],
+    stats: collections.Counter,
 ) -> Iterator[Performance]:
     for folder in folders:
         audio_path, start = _audio(folder), _start_position(folder)
         world = ground(read_world(folder))
-        keypoints, confidence = to_openpose18(project(world, width, height), None, "dwm23")
-        stats["dwm_keypoints_out_of_frame"] += _hide_outside(keypoints, confidence, width, height)
+        split = split_of(folder.name)
+        views = {folder.name: project(world, width, height)}
+        for angle in extra_views if split == "train" else ():
+            views[f"{folder.name}@yaw{angle:g}"] = project(
+                world, width, height, FLOOR_AXIS_DEG + angle, centred=True)
+        for sequence_id, pixels in views.items():
+            keypoints, confidence = to_openpose18(pixels, None, "dwm23")
+            stats["dwm_keypoints_out_of_frame"] += _hide_outside(
+                keypoints, confidence, width, height)
+            yield Performance(
+                sequence_id=sequence_id,
+                keypoints=keypoints,
+                confidence=confidence,
+                fps=FPS,
+                width=width,
+                height=height,
+                audio_path=str(audio_path),
+                audio_offset=start / FPS,
+                split=split,
+                source="dwm",
+            )
         stats["dwm_performances"] += 1
-        yield Performance(
-            sequence_id=folder.name,
-            keypoints=keypoints,
-            confidence=confidence,
-            fps=FPS,
-            width=width,
-            height=height,
-            audio_path=str(audio_path),
-            audio_offset=start / FPS,
-            split=split_of(folder.name),
-            source="dwm",
-        )
+        stats["dwm_extra_views"] += len(views) - 1
 
 
 def split_of(name: str) -> str:
@@ -137,12 +158,17 @@ def ground(world: np.ndarray) -> np.ndarray:
     return grounded
 
 
-def project(world: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(..., 3) world cm -> (..., 2) pixels (x right, y down) of the fixed camera's frame."""
-    angle = np.deg2rad(FLOOR_AXIS_DEG)
+def project(world: np.ndarray, width: int, height: int, floor_axis_deg: float = FLOOR_AXIS_DEG,
+            centred: bool = False) -> np.ndarray:
+    """(..., 3) world cm -> (..., 2) pixels (x right, y down) of the camera looking across the
+    floor axis at `floor_axis_deg` from world x towards world z: the dataset's fixed camera by
+    default; `centred` puts the middle of these joints' range along the axis at the frame's centre
+    instead of CAMERA_CENTRE_CM (an extra view). Heights and the scale are the fixed camera's."""
+    angle = np.deg2rad(floor_axis_deg)
     across = world[..., 0] * np.cos(angle) + world[..., 2] * np.sin(angle)
+    centre = (np.nanmax(across) + np.nanmin(across)) / 2 if centred else CAMERA_CENTRE_CM[0]
     scale = PX_PER_CM * min(width / REFERENCE_FRAME[0], height / REFERENCE_FRAME[1])
-    x = width / 2 + scale * (across - CAMERA_CENTRE_CM[0])
+    x = width / 2 + scale * (across - centre)
     y = height / 2 - scale * (world[..., 1] - CAMERA_CENTRE_CM[1])
     return np.stack([x, y], axis=-1)
 
