@@ -16,13 +16,18 @@ as XLA's, so cuBLAS and cuDNN calls on a GPU are counted too); the peak from the
 sheet, or on CPU from a timed matmul (train.peak_flops_per_device). Each config's figures are
 measured side by side in one run.
 --profile writes a jax.profiler trace of the timed steps of the last config to DIR (open it with
-TensorBoard's profile plugin or Perfetto).
+TensorBoard's profile plugin or Perfetto) and, on CPU, prints where the step's time goes: each kind
+of XLA op (its name without the numeric suffix) with its self time per step, summed over threads.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
+import gzip
+import json
+import re
 import time
 from pathlib import Path
 
@@ -62,7 +67,8 @@ def measure(config: ml_collections.ConfigDict, batch_size: int, steps: int,
     trainer = train.Trainer(config, model_config, mesh)
     batch = parallel.global_batch(random_batch(config, batch_size), mesh)
     jax.block_until_ready(trainer.step(batch))
-    tracing = jax.profiler.trace(str(profile)) if profile else contextlib.nullcontext()
+    tracing = (jax.profiler.trace(str(profile), create_perfetto_trace=True) if profile
+               else contextlib.nullcontext())
     dispatch = []
     with tracing:
         start = time.perf_counter()
@@ -79,6 +85,42 @@ def measure(config: ml_collections.ConfigDict, batch_size: int, steps: int,
             "parameters_m": params / 1e6, "dispatch_ms": 1e3 * float(np.median(dispatch)),
             "compute": f"{model_config.dtype}, {model_config.attention_implementation}",
             "tokens": model_config.grid[0] * model_config.grid[1] + model_config.latent_frames}
+
+
+def op_time_by_kind(trace_dir: Path, steps: int) -> list[tuple[str, float]]:
+    """(kind, ms per step) of the XLA ops in the newest CPU trace under `trace_dir`, most first.
+
+    Self time: an event's duration less its children's on the same thread, so a `while` is not
+    counted again in its body's ops. Only XLA's CPU worker threads (named tf_XLA*) count, and
+    events that wait (their names hold "wait" or "Await") are left out.
+    """
+    path = max(trace_dir.glob("plugins/profile/*/perfetto_trace.json.gz"))
+    events = json.loads(gzip.decompress(path.read_bytes()))
+    events = events["traceEvents"] if isinstance(events, dict) else events
+    xla_threads = {(e["pid"], e["tid"]) for e in events
+                   if e.get("ph") == "M" and e.get("name") == "thread_name"
+                   and e["args"]["name"].startswith("tf_XLA")}
+    by_thread = collections.defaultdict(list)
+    for e in events:
+        if e.get("ph") == "X" and (e.get("pid"), e.get("tid")) in xla_threads:
+            by_thread[e["pid"], e["tid"]].append((float(e["ts"]), float(e["dur"]), e["name"]))
+    self_us = collections.Counter()
+    for spans in by_thread.values():
+        open_spans: list[list] = []  # [end, name, self time] of the enclosing events
+        for start, duration, name in sorted(spans, key=lambda x: (x[0], -x[1])):
+            while open_spans and open_spans[-1][0] <= start:
+                _, done, time_us = open_spans.pop()
+                self_us[done] += time_us
+            if open_spans:
+                open_spans[-1][2] -= duration
+            open_spans.append([start + duration, name, duration])
+        for _, name, time_us in open_spans:
+            self_us[name] += time_us
+    kinds = collections.Counter()
+    for name, time_us in self_us.items():
+        if "wait" not in name and "Await" not in name:
+            kinds[re.sub(r"\.\d+$", "", name)] += time_us / 1e3 / steps
+    return kinds.most_common()
 
 
 def main() -> None:
@@ -111,6 +153,12 @@ def main() -> None:
               f"{m['examples_per_second']:.1f} | "
               f"{m['gflop_per_step']:.1f} | {m['tflops_per_device']:.3f} | "
               f"{100 * m['tflops_per_device'] * 1e12 / peak:.1f}% |", flush=True)
+    if args.profile and jax.devices()[0].platform == "cpu":
+        kinds = op_time_by_kind(args.profile, args.steps)
+        total = sum(ms for _, ms in kinds)
+        print(f"\nwhere {label}'s step goes ({total:.1f} ms of op time per step over all threads):")
+        for kind, ms in kinds[:12]:
+            print(f"  {ms:9.2f} ms  {100 * ms / total:5.1f}%  {kind}")
 
 
 if __name__ == "__main__":
