@@ -91,6 +91,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.vae.train.augment_speed = 1.0  # play crops up to this many times faster or slower
     config.vae.train.augment_scale = 1.0  # scale the dancer in the frame by up to this factor
     config.vae.train.augment_shift = False  # move the dancer to a random place in the frame
+    config.vae.train.augment_limbs = 0.0  # share of crops whose limbs come from another moment
     config.vae.train.steps = 20000
     config.vae.train.learning_rate = 2e-4
     config.vae.train.warmup_steps = 500

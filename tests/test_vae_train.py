@@ -12,7 +12,7 @@ from flax import nnx
 from data_pipeline import build
 from data_pipeline.segments import SegmentStore
 from hotdance_jax.errors import InputError
-from hotdance_jax.pose import encode, jit_decode
+from hotdance_jax.pose import OPENPOSE_18, encode, jit_decode
 from hotdance_jax.vae import load_autoencoder
 from hotdance_jax.vae import train as vae_train
 from hotdance_jax.vae.kl import load_onehot_kl
@@ -30,6 +30,9 @@ def segments(tmp_path_factory):
     root = tmp_path_factory.mktemp("vae_data")
     build.build("synthetic", root / "raw", root / "segments", micro_config())
     return root / "segments"
+
+
+J = OPENPOSE_18.index
 
 
 def micro_config(segments_dir=""):
@@ -100,7 +103,8 @@ def test_centre_term_is_the_distance_of_the_expected_bin():
 
 def test_training_lowers_the_loss_and_resumes_exactly(segments, tmp_path):
     config = micro_config(segments)  # with every augmentation: its draws resume exactly too
-    config.vae.train.update(augment_speed=1.5, augment_scale=1.25, augment_shift=True)
+    config.vae.train.update(augment_speed=1.5, augment_scale=1.25, augment_shift=True,
+                            augment_limbs=0.5)
     straight = tmp_path / "straight"
     vae_train.train(config, straight)
     interrupted = tmp_path / "interrupted"
@@ -170,6 +174,53 @@ def test_speed_augmentation_plays_crops_faster_and_slower():
     crop = vae_train.augmented_crop(record, rng, train)["keypoints"][:, 0, 0]
     np.testing.assert_array_equal(np.diff(crop), 1.0)
     assert crop[0] == int(crop[0])  # whole frames, as without augmentation
+
+
+def test_splice_limbs_hangs_the_donors_limbs_on_this_poses_roots():
+    rng = np.random.default_rng(0)
+    keypoints = rng.uniform(100, 500, (6, 18, 2)).astype(np.float32)
+    donor = rng.uniform(100, 500, (6, 18, 2)).astype(np.float32)
+    confidence, donor_confidence = np.ones((6, 18), np.float32), np.ones((6, 18), np.float32)
+    confidence[2, J("right_shoulder")] = 0  # no root in frame 2: its arm stays
+    donor_confidence[4, J("right_wrist")] = 0  # the donor's hidden wrist comes along hidden
+    kept = vae_train.splice_limbs(keypoints, confidence, donor, donor_confidence,
+                                  np.zeros(4, bool))
+    np.testing.assert_array_equal(kept[0], keypoints)
+    kp, conf = vae_train.splice_limbs(keypoints, confidence, donor, donor_confidence,
+                                      np.array([True, False, False, False]))  # the right arm
+    arm, shoulder = [J("right_elbow"), J("right_wrist")], J("right_shoulder")
+    spliced = np.arange(6) != 2
+    np.testing.assert_allclose(
+        kp[spliced][:, arm] - kp[spliced][:, [shoulder]],
+        donor[spliced][:, arm] - donor[spliced][:, [shoulder]], atol=1e-4)
+    np.testing.assert_array_equal(kp[2], keypoints[2])
+    others = np.setdiff1d(np.arange(18), arm)
+    np.testing.assert_array_equal(kp[:, others], keypoints[:, others])
+    np.testing.assert_array_equal(conf[:, J("right_wrist")], [1, 1, 1, 1, 0, 1])
+    assert [root for root, _ in vae_train.LIMBS] == [
+        J("right_shoulder"), J("right_hip"), J("left_shoulder"), J("left_hip")]
+
+
+def test_limb_augmentation_takes_another_windows_limbs():
+    frames = np.arange(64, dtype=np.float32)
+    keypoints = np.zeros((64, 18, 2), np.float32) + 300
+    for joint in ("nose", "left_wrist"):  # x - 300 tells the frame each came from
+        keypoints[:, J(joint), 0] += frames
+    record = {"keypoints": keypoints, "confidence": np.ones((64, 18), np.float32),
+              "width": 640.0, "height": 360.0}
+    train = micro_config().vae.train
+    train.update(crop_frames=16, flip=0.0, augment_limbs=1.0)
+    rng = np.random.default_rng(0)
+    crops = [vae_train.augmented_crop(record, rng, train)["keypoints"] for _ in range(40)]
+    wrist = np.stack([c[:, J("left_wrist"), 0] for c in crops])
+    nose = np.stack([c[:, J("nose"), 0] for c in crops])
+    np.testing.assert_array_equal(np.diff(wrist, axis=1), 1.0)  # a real motion, whole
+    np.testing.assert_array_equal(np.diff(nose, axis=1), 1.0)
+    spliced = wrist[:, 0] != nose[:, 0]
+    assert 10 < spliced.sum() < 30  # the left arm is taken in about half of the crops
+    train.augment_limbs = 0.0
+    crop = vae_train.augmented_crop(record, rng, train)["keypoints"]
+    assert crop[0, J("left_wrist"), 0] == crop[0, J("nose"), 0]
 
 
 def test_loss_falls(segments, tmp_path, capsys):

@@ -4,12 +4,13 @@ r"""Train the onehot-kl autoencoder on segments, once per skeleton and bin count
       [--config.vae.train.segments=data/dwm] [--config.vae.train.steps=4000]
 
 Reads the train split of a segment build (python -m data_pipeline.build), takes random crops
-(played faster or slower, scaled and moved in the frame, as config.vae.train.augment_* asks;
-mirrored at random), makes their one-hot images inside the jitted step, and fits them with
-`onehot_kl.onehot_kl_loss` (AdamW, warmup + cosine). Checkpoints (model, optimizer, step, data
-iterator) go to WORKDIR/checkpoints with Orbax; the same command resumes from the latest. Every
-eval_every steps it reports the decoded keypoint error on the validation split. At the end it
-writes the frozen weights to WORKDIR/onehot_kl.msgpack, the file `--vae-weights` takes.
+(played faster or slower, scaled and moved in the frame, limbs taken from another moment, as
+config.vae.train.augment_* asks; mirrored at random), makes their one-hot images inside the
+jitted step, and fits them with `onehot_kl.onehot_kl_loss` (AdamW, warmup + cosine). Checkpoints
+(model, optimizer, step, data iterator) go to WORKDIR/checkpoints with Orbax; the same command
+resumes from the latest. Every eval_every steps it reports the decoded keypoint error on the
+validation split. At the end it writes the frozen weights to WORKDIR/onehot_kl.msgpack, the file
+`--vae-weights` takes.
 """
 
 from __future__ import annotations
@@ -70,11 +71,21 @@ def kl_config(config: ml_collections.ConfigDict) -> KLConfig:
     )
 
 
+# Each limb as (root, joints hanging off it): arms off the shoulders, legs off the hips.
+LIMBS = tuple(
+    (OPENPOSE_18.index(f"{side}_{root}"), [OPENPOSE_18.index(f"{side}_{j}") for j in joints])
+    for side in ("right", "left")
+    for root, joints in (("shoulder", ("elbow", "wrist")), ("hip", ("knee", "ankle")))
+)
+
+
 def augmented_crop(record: dict, rng: np.random.Generator,
                    train: ml_collections.ConfigDict) -> dict:
     """A random `train.crop_frames`-frame window of a segment, played up to `train.augment_speed`
-    times faster or slower, scaled in the frame by up to `train.augment_scale` and moved to a
-    random place in it (`train.augment_shift`), mirrored with probability `train.flip`."""
+    times faster or slower, with probability `train.augment_limbs` some limbs swapped for the
+    same limbs of another window (`splice_limbs`), scaled in the frame by up to
+    `train.augment_scale` and moved to a random place in it (`train.augment_shift`), mirrored
+    with probability `train.flip`."""
     crop, frames = train.crop_frames, record["keypoints"].shape[0]
     if train.augment_speed > 1.0:
         speed = np.exp(rng.uniform(-1, 1) * np.log(train.augment_speed))
@@ -84,11 +95,33 @@ def augmented_crop(record: dict, rng: np.random.Generator,
         speed, start = 1.0, int(rng.integers(0, frames - crop + 1))
     kp, conf = resample_frames(record["keypoints"], record["confidence"],
                                start + np.arange(crop) * speed)
+    if train.augment_limbs > 0 and rng.random() < train.augment_limbs:
+        donor = slice(first := int(rng.integers(0, frames - crop + 1)), first + crop)
+        kp, conf = splice_limbs(kp, conf, record["keypoints"][donor], record["confidence"][donor],
+                                rng.random(len(LIMBS)) < 0.5)
     size = np.array([record["width"], record["height"]], np.float32)
     kp = place_in_frame(kp, conf, size, rng, train.augment_scale, train.augment_shift)
     if rng.random() < train.flip:
         kp, conf = flip_horizontal(kp, conf, float(record["width"]))
     return {"keypoints": np.nan_to_num(kp), "confidence": conf, "size": size}
+
+
+def splice_limbs(keypoints: np.ndarray, confidence: np.ndarray, donor_keypoints: np.ndarray,
+                 donor_confidence: np.ndarray, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Poses (T, J, 2), (T, J) whose `chosen` LIMBS (a (4,) bool mask) are the donor's (T, J, 2),
+    (T, J), moved frame by frame so the donor limb's root sits on this pose's root: new
+    combinations of real arm and leg motions. Frames where either root is invisible keep theirs."""
+    keypoints, confidence = keypoints.copy(), confidence.copy()
+    for (root, joints), take in zip(LIMBS, chosen, strict=True):
+        if not take:
+            continue
+        rooted = (confidence[:, root] > 0) & (donor_confidence[:, root] > 0)
+        moved = (donor_keypoints[:, joints] - donor_keypoints[:, root, None]
+                 + keypoints[:, root, None])
+        keypoints[:, joints] = np.where(rooted[:, None, None], moved, keypoints[:, joints])
+        confidence[:, joints] = np.where(rooted[:, None], donor_confidence[:, joints],
+                                         confidence[:, joints])
+    return keypoints, confidence
 
 
 def resample_frames(keypoints: np.ndarray, confidence: np.ndarray,
