@@ -131,7 +131,8 @@ def main() -> None:
                         help="Global batch per config (the base shapes are slow on a CPU).")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--mesh", type=int, nargs=3, default=[1, -1, 1])
-    parser.add_argument("--profile", type=Path, help="Write a jax.profiler trace here.")
+    parser.add_argument("--profile", type=Path, help="Write a jax.profiler trace of the last "
+                        "config here and, on CPU, print its op time by kind.")
     args = parser.parse_args()
     if len(args.batch_sizes) != len(args.configs):
         parser.error("give one --batch-sizes value per config")
