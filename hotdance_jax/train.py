@@ -211,8 +211,8 @@ def eval_loss(graphdef: nnx.GraphDef, settings: StepSettings, state: nnx.State, 
 def on_leaves(fn: Callable, treedef: jax.tree_util.PyTreeDef, returns_state: bool) -> Callable:
     """`fn(state, *args)` as a function of the state's leaves (a list of arrays); when
     `returns_state`, fn returns (state, out) and so does this, the state again as its leaves. A
-    list of arrays crosses the jit boundary 3-4x faster than a tree of nnx Variables
-    (bench/train_step.py's dispatch column), host time that bounds a short accelerator step."""
+    list of arrays crosses the jit boundary 3-4x faster than a tree of nnx Variables (README,
+    "Training"), host time that bounds a short accelerator step."""
 
     def flat(leaves, *args):
         result = fn(jax.tree.unflatten(treedef, leaves), *args)
