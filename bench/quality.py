@@ -2,19 +2,22 @@
 
   python bench/quality.py --config configs/dwm.py --segments data/dwm \
       --latents data/dwm_latents --workdir runs/quality [--steps 3000] [--seeds 2] \
-      [--seconds 30] [--variants full sequential no_reference raw_coords]
+      [--seconds 30] [--variants full sequential no_reference raw_coords] \
+      [--sampling-steps 30] [--guidance 2] [--smooth-window 9]
 
 Every variant trains with hotdance_jax.train from the same seed, data order and steps
 (WORKDIR/NAME, reused or resumed when there), then dances with its EMA weights to the music of
-every performance of the segment build's --split (--seeds samples each, the first --seconds of
-the song, the training data's mean dancer), and the dances are scored by hotdance_jax.evaluate
-against that split's real performances. Variants (VARIANTS): the full model; "sequential"
-temporal indexing (music indices after the pose's); "no_reference" (the DiT sees no reference
-latent: segments join only by the overlap's cross-fade); "raw_coords" (the same DiT on
-normalised keypoint coordinates, a latent cache of the raw-coords autoencoder built from the
-same segments into WORKDIR/raw_coords_latents). Prints one markdown table (ground truth, a real
-dance with another dance's music, then per variant its dances and their BAS with another
-dance's music) and writes it as JSON to WORKDIR/quality.json.
+every performance of the segment build's --split (--seeds samples each, the first --seconds of the
+song, the training data's mean dancer; --sampling-steps Euler steps, --guidance, decoded keypoints
+smoothed over --smooth-window frames, default the run's config.pose.smooth_window), saved in
+WORKDIR/NAME/dances_s<steps>_g<guidance>_w<window>, and the dances are scored by
+hotdance_jax.evaluate against that split's real performances. Variants (VARIANTS): the full model;
+"sequential" temporal indexing (music indices after the pose's); "no_reference" (the DiT sees no
+reference latent: segments join only by the overlap's cross-fade); "raw_coords" (the same DiT on
+normalised keypoint coordinates, a latent cache of the raw-coords autoencoder built from the same
+segments into WORKDIR/raw_coords_latents). Prints one markdown table (ground truth, a real dance
+with another dance's music, then per variant its dances and their BAS with another dance's music)
+and writes it as JSON to WORKDIR/quality.json.
 """
 
 from __future__ import annotations
@@ -54,8 +57,11 @@ def dance_to_songs(generator: sample.DanceGenerator, reference: evaluate.DanceSe
     songs = [sample.load_song(Path(d.audio_path), generator.config, d.fps, d.audio_offset,
                               args.seconds) for d in reference.dances]
     width, height = generator.info["mean_dancer"]["frame"]
+    if args.smooth_window is not None:
+        generator.config.pose.smooth_window = args.smooth_window
     dances = generator.generate(songs, generator.mean_dancer(width, height), width=width,
-                                height=height, num_samples=args.seeds, seed=0)
+                                height=height, num_samples=args.seeds, seed=0,
+                                steps=args.sampling_steps, guidance=args.guidance)
     for i, dance in enumerate(dances):
         sample.save_dance(out / f"{i // args.seeds:03d}_{dance.sample}.npz", dance)
     return evaluate.read_dance_set(out, args.split)
@@ -73,6 +79,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--split", default="test")
     parser.add_argument("--window-seconds", type=float, default=5.0)
+    parser.add_argument("--sampling-steps", type=int, default=30)
+    parser.add_argument("--guidance", type=float, default=2.0)
+    parser.add_argument("--smooth-window", type=int,
+                        help="frames of the decoded keypoints' smoothing (default: the run's)")
     args = parser.parse_args()
     base = sibling_config(args.config, Path(args.config).stem)
     if args.steps:
@@ -84,12 +94,15 @@ def main() -> None:
         config.update_from_flattened_dict(VARIANTS[name])
         config.train.latents = variant_latents(config, name, args)
         train.train(config, args.workdir / name)
-        out = args.workdir / name / "dances"
+        generator = sample.DanceGenerator.load(args.workdir / name)
+        window = (generator.config.pose.smooth_window if args.smooth_window is None
+                  else args.smooth_window)
+        out = (args.workdir / name /
+               f"dances_s{args.sampling_steps}_g{args.guidance:g}_w{window}")
         out.mkdir(exist_ok=True)
         for stale in out.glob("*.npz"):
             stale.unlink()
-        generated = dance_to_songs(sample.DanceGenerator.load(args.workdir / name), reference,
-                                   args, out)
+        generated = dance_to_songs(generator, reference, args, out)
         scores[name] = evaluate.score(reference, generated, args.window_seconds)
         if not rows:
             rows = {evaluate.ROWS[key]: row for key, row in scores[name]["rows"].items()
@@ -97,8 +110,10 @@ def main() -> None:
         rows[name] = scores[name]["rows"]["generated"]
         rows[f"{name}, another dance's music"] = scores[name]["rows"]["generated_other_music"]
     table = evaluate.markdown_table(rows)
+    smoothing = "the run's" if args.smooth_window is None else args.smooth_window
     print(f"\n{args.config}, {base.train.steps} steps, {args.split} split of {args.segments}, "
-          f"{args.seeds} seeds x first {args.seconds:g} s, "
+          f"{args.seeds} seeds x first {args.seconds:g} s, {args.sampling_steps} Euler steps, "
+          f"guidance {args.guidance:g}, smoothing window {smoothing}, "
           f"{datetime.date.today().isoformat()}\n\n{table}")
     evaluate.write_json(args.workdir / "quality.json",
                         {"args": {k: str(v) for k, v in vars(args).items()},

@@ -52,6 +52,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.dwm = ml_collections.ConfigDict()
     config.data.dwm.width = 1920  # virtual front camera's frame in pixels
     config.data.dwm.height = 1080
+    config.data.dwm.camera = "fixed"  # fixed (one camera for the dataset) or follow (pans)
+    config.data.dwm.follow_seconds = 1.5  # follow: the camera's smoothing of the hips, +-2 sigma
     config.data.dwm.extra_views = ()  # degrees: training performances also seen turned by these
 
     config.data.aistpp = ml_collections.ConfigDict()

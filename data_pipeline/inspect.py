@@ -48,10 +48,18 @@ def statistics(store: SegmentStore) -> dict:
 
 
 def draw_segment(ax: plt.Axes, record: dict) -> None:
-    """One contact-sheet cell: poses over time above a beat and speed timeline."""
-    kp, conf = record["keypoints"], record["confidence"]
-    frames, fps = kp.shape[0], float(record["fps"])
-    height = float(record["height"])
+    """One contact-sheet cell of a segment record: its poses over its beat and speed timeline."""
+    draw_dance(ax, record["keypoints"], record["confidence"], float(record["fps"]),
+               float(record["height"]), np.flatnonzero(record["music"][:, BEAT] > 0),
+               f"{record['sequence_id']} @{int(record['start_frame'])}")
+
+
+def draw_dance(ax: plt.Axes, kp: np.ndarray, conf: np.ndarray, fps: float, height: float,
+               beat_frames: np.ndarray, title: str) -> None:
+    """One cell: POSES_PER_CELL poses of keypoints (T, K, 2) px at evenly spaced frames, shifted
+    right with time and fading in, above a timeline of the beats (frame indices, red ticks) and
+    the mean keypoint speed (blue)."""
+    frames = kp.shape[0]
     seen = kp[conf > 0]
     span = np.ptp(seen[:, 0]) + 1 if len(seen) else 1.0
     step = max(span, 0.15 * height)
@@ -63,12 +71,12 @@ def draw_segment(ax: plt.Axes, record: dict) -> None:
     base = np.nanmax(seen[:, 1]) + 0.05 * height if len(seen) else height
     width_px = step * POSES_PER_CELL
     x = np.arange(frames) / (frames - 1) * width_px
-    for beat in np.flatnonzero(record["music"][:, BEAT] > 0):
+    for beat in beat_frames:
         ax.plot([x[beat]] * 2, [base, base + 0.12 * height], color="tab:red", lw=0.8)
     speed = render.mean_keypoint_speed(kp, conf, fps)
     ax.plot(x, base + 0.12 * height * (1 - speed / max(speed.max(), 1e-6)), color="tab:blue",
             lw=0.8)
-    ax.set_title(f"{record['sequence_id']} @{int(record['start_frame'])}", fontsize=7)
+    ax.set_title(title, fontsize=7)
     ax.set_aspect("equal")
     ax.invert_yaxis()
     ax.axis("off")

@@ -5,24 +5,30 @@ One performance per folder `root/DANCE_<genre>_<n>/` (genre C cha-cha, R rumba, 
     `skeletons` (N, 23, 3) joints relative to the root; cm, y up, 25 fps, DWM_23 joint layout;
   - `config.json`: `start_position` (and `end_position`), frames at 25 fps into the song where the
     dance starts (and ends), so frame 0 is at audio time start_position / 25 s;
-  - `audio.mp3`: the whole song.
+  - the song: `audio.mp3`, or when there is none `audio.ogg`, `audio.flac` or `audio.wav` (the
+    first found; bench/pack_dwm.py writes a cut ogg, start_position counting from its start).
 The skeleton array's length is trusted over end - start (they differ by a few frames).
 
 To 2D, every performance goes through the same three steps, so body size, limb proportions and
-travel across the floor are real and comparable between dancers:
+heights are real and comparable between dancers:
   1. world = center + skeleton, then grounding: the root height drifts in the capture (feet float
      up to ~45 cm by the end of a song), so each frame is lowered onto the floor (see `ground`);
-  2. one orthographic front camera for the whole dataset (see `project`): image x runs along the
-     floor axis at FLOOR_AXIS_DEG from world x towards world z, image y = -world y (down);
+  2. an orthographic camera looking across the floor axis at FLOOR_AXIS_DEG from world x towards
+     world z, image y = -world y (down), one scale for every dancer (`config.dwm.camera`):
+     - "fixed": one camera for the whole dataset, so travel across the floor is kept and a dancer
+       spans about 200 px of a 1920 px wide frame (see `project`);
+     - "follow": the camera pans with the dancer (the hips' position along the floor axis,
+       smoothed by a Gaussian whose +-2 sigma span `config.dwm.follow_seconds`), the body about
+       two thirds of the frame height, as a camera operator films one dancer (see `follow_track`);
   3. conversion to OpenPose-18 (nose and eyes invisible, ears = the two side-of-head points).
-A keypoint that still falls outside the frame (possible only for performances beyond the published
-18, or in extra views) becomes invisible and is counted in `stats["dwm_keypoints_out_of_frame"]`.
+A keypoint that still falls outside the frame (not one of the 33 performances in ../shared at
+the default frames) becomes invisible and is counted in `stats["dwm_keypoints_out_of_frame"]`.
 
 Extra views (`config.dwm.extra_views`, degrees; none by default): each training performance is also
-seen by the camera turned by each angle about the vertical axis, as `<name>@yaw<angle>`, centred on
-that performance's own travel along the new floor axis. The capture is 3D, so these are new 2D
-poses (other foreshortening, other overlaps), not image edits; held-out performances keep the one
-camera, so validation and test figures stay comparable.
+seen by the camera turned by each angle about the vertical axis, as `<name>@yaw<angle>`; a fixed
+camera is then centred on that performance's own travel along the new floor axis. The capture is
+3D, so these are new 2D poses (other foreshortening, other overlaps), not image edits; held-out
+performances keep the one camera, so validation and test figures stay comparable.
 
 Split by whole performances: the published 18 have a fixed split (`split_of`); any other DANCE_*
 folder gets one from crc32 of its name.
@@ -39,7 +45,7 @@ from typing import Any
 
 import ml_collections
 import numpy as np
-from scipy.ndimage import minimum_filter1d, uniform_filter1d
+from scipy.ndimage import gaussian_filter1d, minimum_filter1d, uniform_filter1d
 
 from data_pipeline.sources.base import Performance, hashed_split
 from hotdance_jax.errors import InputError
@@ -50,18 +56,28 @@ FOOT_JOINTS = tuple(
     DWM_23.index(f"{side}_{part}") for side in ("right", "left")
     for part in ("ankle", "heel", "toe")
 )
+HIP_JOINTS = (DWM_23.index("right_hip"), DWM_23.index("left_hip"))
+CAMERAS = ("fixed", "follow")
 GROUND_WINDOW = 51  # frames (+-1 s) of the floor's running minimum and of its smoothing
+AUDIO_NAMES = ("audio.mp3", "audio.ogg", "audio.flac", "audio.wav")  # the song, first found
 
-# The camera, derived once from the 18 published performances after grounding (union of all
-# joints of all frames): the floor axis at 50 deg minimises the union's horizontal extent (933 cm,
-# against 1700 cm along world x and 1519 cm along z; dancers face all directions evenly, so no
-# axis is more "front" than another). On it the union spans [-497, 436] cm, in height [0, 201] cm;
-# CAMERA_CENTRE_CM is that box's centre (rounded) and lands on the frame's centre; PX_PER_CM is the
-# largest 0.1 step leaving >= 70 px on both sides of a 1920 px wide frame (the box is then
-# 1773 x 382 px). Other frame sizes scale it by min(width / 1920, height / 1080).
-FLOOR_AXIS_DEG = 50.0  # image x = world x cos(a) + world z sin(a)
-CAMERA_CENTRE_CM = (-30.0, 100.0)  # (floor axis, height) at the frame's centre
-PX_PER_CM = 1.9  # at REFERENCE_FRAME
+# The fixed camera, derived from the 33 performances in ../shared after grounding (union of all
+# joints of all frames): the floor axis at 30 deg minimises the union's horizontal extent (1185 cm,
+# against 1700 cm along world x; dancers face all directions evenly, so no axis is more "front"
+# than another). On it the union spans [-611, 574] cm, in height [0, 201] cm; CAMERA_CENTRE_CM is
+# that box's centre and lands on the frame's centre; PX_PER_CM is the largest 0.1 step leaving
+# >= 70 px on both sides of a 1920 px wide frame. Other frame sizes scale it by
+# min(width / 1920, height / 1080). (Derived from the first 18 alone, the axis was 50 deg and the
+# scale 1.9: W_16, W_31 and W_34 then leave the frame, 21,719 keypoints.)
+FLOOR_AXIS_DEG = 30.0  # image x = world x cos(a) + world z sin(a)
+CAMERA_CENTRE_CM = (-18.5, 100.0)  # (floor axis, height) at the frame's centre
+PX_PER_CM = 1.5  # at REFERENCE_FRAME
+# The following camera: 4.6 px/cm at a frame height of 1080 puts the median top of the body
+# (150-160 cm) at two thirds of the height and the union's [0, 201] cm inside it with 75 px
+# above and 80 below (scaled by height / 1080). Across the floor axis every joint of the 33
+# stays within 106 cm of the smoothed hips at follow_seconds up to 3 (488 px): a square frame
+# of 1080 px holds them all.
+FOLLOW_PX_PER_CM = 4.6
 REFERENCE_FRAME = (1920, 1080)  # width, height in pixels
 
 # The published 18 (every song distinct): test is one cha-cha, one rumba and two waltzes, one from
@@ -89,26 +105,33 @@ def performances(
     it is reached.
     """
     extra_views = tuple(float(a) for a in config.dwm.extra_views)
+    camera, follow_seconds = str(config.dwm.camera), float(config.dwm.follow_seconds)
+    if camera not in CAMERAS:
+        raise InputError(f"config.data.dwm.camera: {camera!r}; expected one of {list(CAMERAS)}")
+    if camera == "follow" and not follow_seconds > 0:
+        raise InputError(f"config.data.dwm.follow_seconds: {follow_seconds:g}; expected > 0")
     for angle in extra_views:
         if not 0 < abs(angle) < 360:
             raise InputError(f"config.data.dwm.extra_views: {angle:g} degrees; expected a turn "
                              "strictly between 0 and 360 degrees (either sign)")
-    return _iterate(_folders(Path(root)), int(config.dwm.width), int(config.dwm.height),
-                    extra_views, stats)
+    frame = (int(config.dwm.width), int(config.dwm.height))
+    follow = follow_seconds if camera == "follow" else None
+    return _iterate(_folders(Path(root)), frame, follow, extra_views, stats)
 
 
 def _iterate(
-    folders: list[Path], width: int, height: int, extra_views: tuple[float, ...],
-    stats: collections.Counter,
+    folders: list[Path], frame: tuple[int, int], follow_seconds: float | None,
+    extra_views: tuple[float, ...], stats: collections.Counter,
 ) -> Iterator[Performance]:
+    width, height = frame
     for folder in folders:
         audio_path, start = _audio(folder), _start_position(folder)
         world = ground(read_world(folder))
         split = split_of(folder.name)
-        views = {folder.name: project(world, width, height)}
+        views = {folder.name: view(world, frame, FLOOR_AXIS_DEG, follow_seconds)}
         for angle in extra_views if split == "train" else ():
-            views[f"{folder.name}@yaw{angle:g}"] = project(
-                world, width, height, FLOOR_AXIS_DEG + angle, centred=True)
+            views[f"{folder.name}@yaw{angle:g}"] = view(
+                world, frame, FLOOR_AXIS_DEG + angle, follow_seconds, centred=True)
         for sequence_id, pixels in views.items():
             keypoints, confidence = to_openpose18(pixels, None, "dwm23")
             stats["dwm_keypoints_out_of_frame"] += _hide_outside(
@@ -158,19 +181,53 @@ def ground(world: np.ndarray) -> np.ndarray:
     return grounded
 
 
+def view(world: np.ndarray, frame: tuple[int, int], floor_axis_deg: float,
+         follow_seconds: float | None, centred: bool = False) -> np.ndarray:
+    """(N, J, 3) grounded world cm -> (N, J, 2) pixels of a `frame` (width, height) seen across
+    the floor axis at `floor_axis_deg`: by the camera following the hips when `follow_seconds`
+    is given, else by the fixed camera (`centred`: on these joints' own travel)."""
+    if follow_seconds is None:
+        return project(world, *frame, floor_axis_deg, centred=centred)
+    hips = follow_track(world, floor_axis_deg, follow_seconds)
+    scale = FOLLOW_PX_PER_CM * frame[1] / REFERENCE_FRAME[1]
+    return project(world, *frame, floor_axis_deg, centre=hips[:, None], scale=scale)
+
+
+def follow_track(world: np.ndarray, floor_axis_deg: float, follow_seconds: float) -> np.ndarray:
+    """(N,) cm along the floor axis that the following camera centres in frame t: the hips'
+    midpoint (interpolated over frames that lack it), smoothed by a Gaussian whose +-2 sigma
+    span `follow_seconds`."""
+    hips = _across(world[:, list(HIP_JOINTS)], floor_axis_deg).mean(axis=1)
+    t, seen = np.arange(len(hips)), np.isfinite(hips)
+    if not seen.any():
+        raise InputError("no frame shows both hips: no dancer for the camera to follow")
+    hips = np.interp(t, t[seen], hips[seen])
+    return gaussian_filter1d(hips, follow_seconds * FPS / 4, mode="nearest")
+
+
 def project(world: np.ndarray, width: int, height: int, floor_axis_deg: float = FLOOR_AXIS_DEG,
-            centred: bool = False) -> np.ndarray:
+            centred: bool = False, centre: float | np.ndarray | None = None,
+            scale: float | None = None) -> np.ndarray:
     """(..., 3) world cm -> (..., 2) pixels (x right, y down) of the camera looking across the
     floor axis at `floor_axis_deg` from world x towards world z: the dataset's fixed camera by
-    default; `centred` puts the middle of these joints' range along the axis at the frame's centre
-    instead of CAMERA_CENTRE_CM (an extra view). Heights and the scale are the fixed camera's."""
-    angle = np.deg2rad(floor_axis_deg)
-    across = world[..., 0] * np.cos(angle) + world[..., 2] * np.sin(angle)
-    centre = (np.nanmax(across) + np.nanmin(across)) / 2 if centred else CAMERA_CENTRE_CM[0]
-    scale = PX_PER_CM * min(width / REFERENCE_FRAME[0], height / REFERENCE_FRAME[1])
+    default. `centre` (cm along the axis, broadcast against the joints) lands on the frame's
+    centre instead of CAMERA_CENTRE_CM; `centred` puts the middle of these joints' range there
+    (an extra view); `scale` (px/cm) replaces the fixed camera's. Heights are centred at
+    CAMERA_CENTRE_CM[1] in every case."""
+    across = _across(world, floor_axis_deg)
+    if centre is None:
+        centre = (np.nanmax(across) + np.nanmin(across)) / 2 if centred else CAMERA_CENTRE_CM[0]
+    if scale is None:
+        scale = PX_PER_CM * min(width / REFERENCE_FRAME[0], height / REFERENCE_FRAME[1])
     x = width / 2 + scale * (across - centre)
     y = height / 2 - scale * (world[..., 1] - CAMERA_CENTRE_CM[1])
     return np.stack([x, y], axis=-1)
+
+
+def _across(world: np.ndarray, floor_axis_deg: float) -> np.ndarray:
+    """(...) cm along the floor axis at `floor_axis_deg` from world x towards world z."""
+    angle = np.deg2rad(floor_axis_deg)
+    return world[..., 0] * np.cos(angle) + world[..., 2] * np.sin(angle)
 
 
 def _hide_outside(keypoints: np.ndarray, confidence: np.ndarray, width: int, height: int) -> int:
@@ -202,7 +259,12 @@ def _existing(path: Path) -> Path:
 
 
 def _audio(folder: Path) -> Path:
-    return _existing(folder / "audio.mp3")
+    """The song of `folder`: the first of AUDIO_NAMES that is a file."""
+    for name in AUDIO_NAMES:
+        if (folder / name).is_file():
+            return folder / name
+    raise InputError(f"{folder}: missing the song ({', '.join(AUDIO_NAMES[:-1])} or "
+                     f"{AUDIO_NAMES[-1]})")
 
 
 def _read_json(path: Path) -> Any:
