@@ -5,9 +5,12 @@ r"""Raw dataset -> training segments + manifest.
 
 Every performance is resampled to config.pose.fps, its music analysed on the same frame grid, and
 cut into segments of config.pose.segment_frames frames every config.data.segment_stride frames
-(see data_pipeline/segments.py for what a segment holds). The build is written beside --out and
-swapped in whole, so --out never holds half a build. Re-running with the same inputs and settings
-is a no-op; other inputs or settings rebuild.
+(see data_pipeline/segments.py for what a segment holds). A performance whose music is missing
+(a source gives it no audio_path) is built whole and motion-only: zero music features, has_music
+False, "music": false among the manifest's sequences, counted per split in counts.motion_only
+and in the printed summary. The build is written beside --out and swapped in whole, so --out
+never holds half a build. Re-running with the same inputs and settings is a no-op; other inputs
+or settings rebuild.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from data_pipeline import segments
 from data_pipeline.sources import GENERATED_SOURCES, SOURCES
 from data_pipeline.sources.base import SPLITS, Performance
 from hotdance_jax import cli
-from hotdance_jax.audio import load_audio, music_features
+from hotdance_jax.audio import NUM_BASELINE_FEATURES, load_audio, music_features
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import files_sha256, staged_directory
 
@@ -66,7 +69,11 @@ def fingerprint(source: str, root: Path, config: ml_collections.ConfigDict) -> s
 def frame_music(
     perf: Performance, config: ml_collections.ConfigDict
 ) -> tuple[Performance, np.ndarray]:
-    """The performance trimmed to its music, and (num_frames, D) music features on its frames."""
+    """The performance trimmed to its music, and (num_frames, D) music features on its frames;
+    a motion-only performance whole, with zeros."""
+    if not perf.has_music:
+        width = NUM_BASELINE_FEATURES + config.audio.log_mel_bands
+        return perf, np.zeros((perf.num_frames, width), np.float32)
     audio = load_audio(
         perf.audio_path,
         config.audio.sample_rate,
@@ -106,7 +113,7 @@ def _write_build(
     """Writes every segment and the manifest into `directory`."""
     stats = collections.Counter()
     writer = segments.SegmentWriter(directory)
-    performances = collections.Counter()
+    performances, motion_only = collections.Counter(), collections.Counter()
     sequences = []
     data_config = config.data.copy_and_resolve_references()
     with data_config.unlocked():
@@ -121,11 +128,13 @@ def _write_build(
                 writer.write(record)
                 count += 1
             performances[perf.split] += 1
+            motion_only[perf.split] += not perf.has_music
             stats["performances_too_short"] += count == 0
             sequences.append({"sequence_id": perf.sequence_id, "split": perf.split,
                               "frames": perf.num_frames, "segments": count,
-                              "audio_path": perf.audio_path})
-            print(f"  {perf.sequence_id}: {perf.num_frames} frames -> {count} segments")
+                              "music": perf.has_music, "audio_path": perf.audio_path})
+            print(f"  {perf.sequence_id}: {perf.num_frames} frames -> {count} segments"
+                  f"{'' if perf.has_music else ' (motion-only: no music)'}")
     finally:
         writer.close()
     if not sequences:
@@ -140,6 +149,7 @@ def _write_build(
                    "data": config.data.to_dict()},
         "counts": {
             "performances": {s: performances[s] for s in SPLITS},
+            "motion_only": {s: motion_only[s] for s in SPLITS},
             "segments": dict(writer.counts),
             "frames": int(sum(s["frames"] for s in sequences)),
             "hours": sum(s["frames"] for s in sequences) / config.pose.fps / 3600,
@@ -171,6 +181,9 @@ def main(argv: list[str]) -> None:
     counts = manifest["counts"]
     print(f"{FLAGS.out}: {counts['segments']} segments from {counts['performances']} "
           f"performances, {counts['hours']:.2f} h; stats {manifest['stats']}")
+    silent = segments.motion_only(manifest)
+    print(f"{FLAGS.out}: {sum(silent.values())} of {sum(counts['performances'].values())} "
+          f"performances motion-only (no music; for the autoencoder, not the DiT): {silent}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ N in config.latents.reference_frames are made on the devices and encoded by the 
 autoencoder, config.latents.batch_size segments per device at a time. data_pipeline/latents.py
 describes the records and the manifest. The cache is written beside --out and swapped in whole;
 re-running with the same segments, weights and settings is a no-op, anything else rebuilds it.
+A build with motion-only performances (music missing at build time) is refused: the DiT learns
+poses from music.
 --vae and --vae-weights default to config.vae.name and config.vae.weights; `--vae raw-coords`
 (the raw-coordinate ablation) takes no weights.
 """
@@ -80,7 +82,9 @@ def precompute(
 
 
 def _check_segments(directory: Path, manifest: dict, config: ml_collections.ConfigDict) -> None:
-    """InputError unless the build has train segments at the config's fps and length."""
+    """InputError unless every performance of the build has music and it has train segments at
+    the config's fps and length."""
+    segments.require_music(directory, manifest, SPLITS, "the latent cache of the DiT")
     if not manifest["counts"]["segments"].get("train"):
         raise InputError(f"{directory}: no train segments to normalise the latents by")
     pose = manifest["config"]["pose"]

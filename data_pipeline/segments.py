@@ -4,18 +4,21 @@ A segment is T frames of one performance at the target fps with everything later
 
   keypoints (T, 18, 2) float32 pixels, confidence (T, 18) float32,
   music (T, D) float32 music features (row t describes the same instant as frame t),
+  has_music (bool): False for a motion-only performance, whose music is zeros and audio_path "",
   shape_keypoints (18, 2), shape_confidence (18,): the dancer's neutral shape pose,
   width, height (pixels), fps, audio_path, audio_offset (seconds into audio_path at frame 0),
   sequence_id, split, source, start_frame (in the resampled performance).
 
 Records are msgpack-serialised dicts (flax.serialization), one ArrayRecord file per split.
+Motion-only segments serve where only poses matter (the autoencoder); what needs music (the
+latent cache, BAS) refuses a build that has them (`require_music`).
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +80,7 @@ def cut_segments(
             "keypoints": perf.keypoints[window],
             "confidence": perf.confidence[window],
             "music": music[window],
+            "has_music": perf.has_music,
             "shape_keypoints": shape_keypoints,
             "shape_confidence": shape_confidence,
             "width": np.int32(perf.width),
@@ -182,6 +186,22 @@ class SegmentStore:
 
     def __getitems__(self, indices) -> list[dict]:
         return [deserialize(b) for b in self._source.__getitems__(indices)]
+
+
+def motion_only(manifest: dict) -> dict[str, int]:
+    """Motion-only performances per split of a build (none in builds made before they were)."""
+    return manifest["counts"].get("motion_only", {})
+
+
+def require_music(directory: Path, manifest: dict, splits: Sequence[str], needed_by: str) -> None:
+    """InputError naming the build `directory` when a performance of `splits` is motion-only;
+    `needed_by` names what needs the music."""
+    silent = sum(motion_only(manifest).get(s, 0) for s in splits)
+    if silent:
+        total = sum(manifest["counts"]["performances"].get(s, 0) for s in splits)
+        raise InputError(f"{directory}: {silent} of {total} performances in {'/'.join(splits)} "
+                         f"are motion-only (built without their music); {needed_by} expects a "
+                         "segment build whose performances all have music")
 
 
 def read_manifest(directory: str | Path) -> dict:

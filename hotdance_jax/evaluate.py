@@ -6,7 +6,8 @@ r"""Score generated dances against real ones: python -m hotdance_jax.evaluate.
 --generated is a folder of dances as `python -m hotdance_jax.sample` writes them (npz: keypoints
 (T, 18, 2) pixels, confidence (T, 18), fps, skeleton, music_path, music_offset; segment_frames
 and overlap when present locate the seams). --reference is such a folder too, or a segment build
-(python -m data_pipeline.build; its --split performances, reassembled from their segments).
+(python -m data_pipeline.build; its --split performances, reassembled from their segments;
+refused when some are motion-only, built without music, since BAS needs their music).
 Every dance of both sets must have the same fps. Music beats come from each dance's music file,
 read from its offset for the dance's duration.
 
@@ -129,11 +130,13 @@ def _check_pose(path: Path, keypoints: np.ndarray, confidence: np.ndarray) -> No
 
 
 def read_dance_set(path: Path, split: str) -> DanceSet:
-    """The dances of a folder of npz files, or of split `split` of a segment build."""
+    """The dances of a folder of npz files, or of split `split` of a segment build (InputError
+    when one of them is motion-only)."""
     if not path.is_dir():
         raise InputError(f"{path}: no such folder")
     if (path / segments.MANIFEST).exists():
         store = segments.SegmentStore(path, split)
+        segments.require_music(path, store.manifest, (split,), "BAS")
         return DanceSet(path, segments.assemble(store[i] for i in range(len(store))))
     files = sorted(path.glob("*.npz"))
     if not files:

@@ -19,6 +19,7 @@ from hotdance_jax.audio import ONSET_ENVELOPE, load_audio, music_features
 from hotdance_jax.config_utils import sibling_config
 from hotdance_jax.errors import InputError
 from tests.conftest import shared_file
+from tests.test_source_aistpp import TEST, TRAIN, real_aistpp, views_2d, write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,6 +33,15 @@ def tiny_config(**data_overrides):
     for key, value in data_overrides.items():
         config.data[key] = value
     return config
+
+
+def build_real_aistpp(out: Path, config, lists: Path | None = None) -> Path:
+    """`out`, a segment build of ../shared's real AIST++ pickles (motion-only: no music there),
+    split by `lists` (default: the official lists, which admit only ch02, to the test split)."""
+    if lists:
+        config.data.aistpp.splits_dir = str(lists)
+    build.build("aistpp", real_aistpp(), out, config)
+    return out
 
 
 def _perf(num_frames, fps, confidence=None):
@@ -211,12 +221,12 @@ def test_build_and_inspect_commands(tmp_path):
 
 
 def test_all_dwm_performances_build(tmp_path):
-    """Acceptance on real data: all 18 performances build and every count adds up."""
+    """Acceptance on real data: all 33 performances build and every count adds up."""
     root = shared_file("data/dwm")
     config = sibling_config(str(REPO / "configs" / "base.py"), "base")
     manifest = build.build("dwm", root, tmp_path / "dwm", config)
     sequences = manifest["sequences"]
-    assert len(sequences) == 18
+    assert len(sequences) == 33
     t, stride = config.pose.segment_frames, config.data.segment_stride
     for seq in sequences:
         with gzip.open(root / seq["sequence_id"] / "skeletons.json.gz", "rt") as f:
@@ -230,7 +240,52 @@ def test_all_dwm_performances_build(tmp_path):
         assert counts["segments"][split] == sum(s["segments"] for s in in_split)
         assert len(segments.SegmentStore(tmp_path / "dwm", split)) == counts["segments"][split]
     assert counts["frames"] == sum(s["frames"] for s in sequences)
-    assert manifest["stats"]["dwm_performances"] == 18
+    assert manifest["stats"]["dwm_performances"] == 33
+    assert manifest["stats"]["dwm_keypoints_out_of_frame"] == 0
+
+
+def test_missing_music_is_built_motion_only(tmp_path):
+    """Two AIST++ sequences, the test one's music gone: it is built whole with zero music, flagged
+    and counted; the train one keeps its music (2 s: one 32-frame segment)."""
+    write_dataset(tmp_path / "raw", keypoints2d={TRAIN: views_2d(150), TEST: views_2d(150)},
+                  splits={"train": [TRAIN], "test": [TEST]})
+    os.remove(tmp_path / "raw" / "wav" / "mPO1.wav")
+    config = tiny_config()
+    config.pose.segment_frames = 32
+    manifest = build.build("aistpp", tmp_path / "raw", tmp_path / "out", config)
+    assert manifest["counts"]["motion_only"] == {"train": 0, "val": 0, "test": 1}
+    assert [(s["split"], s["music"], s["frames"], s["segments"]) for s in manifest["sequences"]
+            ] == [("train", True, 60, 1), ("test", False, 75, 2)]
+    with_music = segments.SegmentStore(tmp_path / "out", "train")[0]
+    assert with_music["has_music"]
+    assert np.abs(with_music["music"]).sum() > 0
+    store = segments.SegmentStore(tmp_path / "out", "test")
+    for record in store.__getitems__(range(len(store))):
+        assert (record["has_music"], record["audio_path"]) == (False, "")
+        np.testing.assert_array_equal(record["music"], np.zeros((32, 35), np.float32))
+
+
+def test_the_real_aistpp_folder_builds_motion_only(tmp_path):
+    """The build command on ../shared's AIST++ (no music; one sequence in the official lists):
+    it succeeds, and says and records that the performance is motion-only."""
+    out = tmp_path / "aistpp"
+    result = subprocess.run(
+        [sys.executable, "-m", "data_pipeline.build", "--source", "aistpp", "--root",
+         str(real_aistpp()), "--out", str(out), "--config", str(REPO / "configs" / "tiny_cpu.py")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (f"{out}: 1 of 1 performances motion-only (no music; for the autoencoder, not the "
+            "DiT): {'train': 0, 'val': 0, 'test': 1}") in result.stdout.splitlines()
+    manifest = segments.read_manifest(out)
+    (sequence,) = manifest["sequences"]
+    # 720 frames at 60 fps -> 360 at 30; 64-frame segments every 32 frames.
+    assert (sequence["split"], sequence["music"], sequence["frames"], sequence["segments"]) == (
+        "test", False, 360, 10)
+    assert manifest["counts"]["motion_only"] == manifest["counts"]["performances"]
+    store = segments.SegmentStore(out, "test")
+    for record in store.__getitems__(range(len(store))):
+        assert not record["has_music"]
+        assert not record["music"].any()
 
 
 def test_bins_do_not_invalidate_segments_but_fps_does():

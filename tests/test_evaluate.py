@@ -23,6 +23,7 @@ from hotdance_jax.config_utils import sibling_config
 from hotdance_jax.errors import InputError
 from hotdance_jax.metrics import seam_frames
 from tests.conftest import shared_file
+from tests.test_build import build_real_aistpp, tiny_config
 from tests.test_metrics import POSE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -226,12 +227,13 @@ def test_ground_truth_of_the_real_dwm_test_performances():
     config = sibling_config(str(REPO / "configs" / "dwm.py"), "dwm")
     test = [segments.resample(p, config.pose.fps) for p in dwm.performances(
         root, config.data, collections.Counter()) if p.split == "test"]
-    assert [p.sequence_id for p in test] == ["DANCE_C_6", "DANCE_R_5", "DANCE_W_10", "DANCE_W_5"]
+    assert [p.sequence_id for p in test] == ["DANCE_C_6", "DANCE_R_5", "DANCE_W_10", "DANCE_W_15",
+                                             "DANCE_W_21", "DANCE_W_31", "DANCE_W_5"]
     reference = evaluate.DanceSet(root, test)
     # as themselves, with the seams where configs/dwm.py would stitch 256-frame segments
     scores = evaluate.score(reference, evaluate.DanceSet(root, test, (256, 16)), 5.0)
     truth, itself = scores["rows"]["ground_truth"], scores["rows"]["generated"]
-    assert scores["sets"]["reference"]["windows"] == 56
+    assert scores["sets"]["reference"]["windows"] == 93
     assert itself["fid_k"] == pytest.approx(0, abs=1e-6)
     assert itself["fid_g"] == pytest.approx(0, abs=1e-6)
     assert truth["fid_k"] > 1  # 19.9 when written
@@ -249,3 +251,22 @@ def test_ground_truth_of_the_real_dwm_test_performances():
     print(evaluate.markdown_table(evaluate.labelled_rows(doubled)))
     assert doubled["rows"]["generated"]["fid_k"] > 10 * truth["fid_k"]  # 740 when written
     assert doubled["rows"]["generated"]["jitter"] > 3 * truth["jitter"]  # 22.9: acceleration x 4
+
+
+def test_motion_only_reference_dances_are_refused(sets, tmp_path):
+    """BAS needs the reference dances' music: a build of the real AIST++ pickles (no music) is
+    refused, by the command and by training's dance check, in one line naming the build."""
+    from hotdance_jax.sample import DanceCheck
+
+    config = tiny_config()
+    reference = build_real_aistpp(tmp_path / "aistpp", config)
+    message = (f"{reference}: 1 of 1 performances in test are motion-only (built without their "
+               "music); BAS expects a segment build whose performances all have music")
+    result = run_evaluate("--generated", sets / "generated", "--reference", reference,
+                          "--json", tmp_path / "scores.json")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"error: {message}"]
+    config.train.update(dance_eval_segments=str(reference), dance_eval_split="test")
+    with pytest.raises(InputError) as refused:
+        DanceCheck(config, {})
+    assert str(refused.value) == message

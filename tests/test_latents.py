@@ -14,7 +14,7 @@ import pytest
 from data_pipeline import build, latents, loader, precompute, segments
 from hotdance_jax.errors import InputError
 from hotdance_jax.pose import flip_horizontal, onehot, reference_pose
-from tests.test_build import REPO, tiny_config
+from tests.test_build import REPO, build_real_aistpp, tiny_config
 
 LATENT_CHANNELS = 4
 
@@ -228,3 +228,25 @@ def test_precompute_command(cache, tmp_path):
         f"error: {tmp_path / 'nope.msgpack'}: no such onehot-kl weights file"]
     assert latents.read_manifest(out) == manifest
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latents", "vae.msgpack"]
+
+
+def test_motion_only_segments_are_refused(tmp_path):
+    """A build with motion-only performances (the real AIST++ pickles, whose music is missing):
+    no latent cache, one line naming the build, from the function and the command."""
+    config = latent_config()
+    segments_dir = build_real_aistpp(tmp_path / "segments", config)
+    message = (f"{segments_dir}: 1 of 1 performances in train/val/test are motion-only (built "
+               "without their music); the latent cache of the DiT expects a segment build whose "
+               "performances all have music")
+    autoencoder = precompute.pooling_autoencoder(36, LATENT_CHANNELS)
+    with pytest.raises(InputError) as refused:
+        precompute.precompute(segments_dir, autoencoder, tmp_path / "latents", config)
+    assert str(refused.value) == message
+    result = subprocess.run(
+        [sys.executable, "-m", "data_pipeline.precompute", "--segments", str(segments_dir),
+         "--vae", "raw-coords", "--out", str(tmp_path / "latents"), "--config",
+         str(REPO / "configs" / "tiny_cpu.py")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"error: {message}"]
+    assert not (tmp_path / "latents").exists()

@@ -1,4 +1,5 @@
-"""AIST++ source on small files written in AIST++'s own formats (pkl, txt lists, wav)."""
+"""AIST++ source on small files written in AIST++'s own formats (pkl, txt lists, wav), and on
+the real keypoints2d pickles of ../shared."""
 
 from __future__ import annotations
 
@@ -21,7 +22,13 @@ TEST = "gPO_sFM_cAll_d10_mPO1_ch13"
 IGNORED = "gJS_sBM_cAll_d03_mJS3_ch10"
 UNSPLIT = "gHO_sBM_cAll_d19_mHO2_ch05"
 F = 2.0 * 1080  # virtual camera focal length at the default 1920x1080 frame, pixels
-NECK, R_SHOULDER, L_SHOULDER, L_WRIST, L_HIP, R_ANKLE, L_ANKLE = 1, 2, 5, 7, 11, 10, 13
+NECK, R_SHOULDER, L_SHOULDER, L_WRIST, R_HIP, L_HIP, R_ANKLE, L_ANKLE = 1, 2, 5, 7, 8, 11, 10, 13
+# The real AIST++ sequences in ../shared: one dancer's basic break dance to mBR0, whose music is
+# not there. The official lists put ch02 in the test split and ch07, ch08, ch10 on the ignore
+# list; the other six are in no crossmodal list.
+REAL = tuple(f"gBR_sBM_cAll_d04_mBR0_ch{i:02d}" for i in range(1, 11))
+REAL_IGNORED = ("gBR_sBM_cAll_d04_mBR0_ch07", "gBR_sBM_cAll_d04_mBR0_ch08",
+                "gBR_sBM_cAll_d04_mBR0_ch10")
 
 
 def standing(height: float, x: float = 0.0, z: float = 0.0) -> np.ndarray:
@@ -62,15 +69,29 @@ def write_dataset(
         write_pkl(root / "keypoints3d" / f"{name}.pkl",
                   kp if isinstance(kp, dict) else {"keypoints3d": kp})
     if splits is not None:
-        (root / "splits").mkdir(parents=True)
-        for split, names in splits.items():
-            (root / "splits" / f"crossmodal_{split}.txt").write_text("\n".join(names) + "\n")
-        (root / "splits" / "ignore_list.txt").write_text("".join(f"{n} \n" for n in ignore))
+        write_lists(root / "splits", splits, ignore)
     names = {*(keypoints2d or {}), *(keypoints3d or {})}
     (root / "wav").mkdir(parents=True, exist_ok=True)
     for music in {aistpp.music_id(name) for name in names}:
         noise = np.random.default_rng(0).uniform(-0.5, 0.5, 2 * 8000).astype(np.float32)
         sf.write(root / "wav" / f"{music}.wav", noise, 8000)
+
+
+def write_lists(directory: Path, splits: dict[str, list[str]], ignore: tuple[str, ...] = ()
+                ) -> Path:
+    """crossmodal_<split>.txt for each split and ignore_list.txt in `directory`, made here."""
+    directory.mkdir(parents=True)
+    for split, names in splits.items():
+        (directory / f"crossmodal_{split}.txt").write_text("\n".join(names) + "\n")
+    (directory / "ignore_list.txt").write_text("".join(f"{n} \n" for n in ignore))
+    return directory
+
+
+def real_aistpp() -> Path:
+    """The shared AIST++ folder: keypoints2d/ with the 10 REAL pickles, no music, no splits/."""
+    for name in REAL:
+        shared_file(f"data/aistpp/keypoints2d/{name}.pkl")
+    return shared_file("data/aistpp")
 
 
 def views_2d(num_frames: int = 4) -> np.ndarray:
@@ -215,11 +236,54 @@ def test_music_in_music_folder_or_root(tmp_path):
     assert perf.audio_path == str(tmp_path / "music" / "mBR0.wav")
 
 
-def test_missing_music_names_the_file(tmp_path):
+def test_missing_music_makes_a_motion_only_performance(tmp_path):
     write_dataset(tmp_path, keypoints2d={TRAIN: views_2d()}, splits={"train": [TRAIN], "test": []})
     os.remove(tmp_path / "wav" / "mBR0.wav")
-    with pytest.raises(InputError, match=r"music file .*wav/mBR0\.wav not found"):
-        run(tmp_path)
+    (perf,), stats = run(tmp_path)
+    assert (perf.audio_path, perf.has_music, perf.num_frames) == ("", False, 4)
+    assert not stats
+
+
+# ---------------------------------------------------------------- the real keypoints2d files
+
+
+def test_real_files_with_the_official_lists():
+    """Of the 10 real sequences the official lists admit one, ch02 (test); ch07, ch08 and ch10
+    are ignored, the six others in no crossmodal list. It comes motion-only: no mBR0 music."""
+    root = real_aistpp()
+    assert not (root / "splits").exists()  # the lists are the sibling aistpp_splits/
+    (perf,), stats = run(root)
+    assert (perf.sequence_id, perf.split) == ("gBR_sBM_c01_d04_mBR0_ch02", "test")
+    assert stats == {"aistpp_ignored": 3, "aistpp_unsplit": 6}
+    assert (perf.audio_path, perf.fps, perf.width, perf.height) == ("", 60.0, 1920, 1080)
+    assert perf.keypoints.shape == (720, 18, 2)  # 12 s at 60 fps
+
+
+def test_real_files_in_every_view(tmp_path):
+    """All 10 real sequences listed (nothing ignored): every view loads 720 frames of
+    OpenPose-18 inside the 1920x1080 frame, nearly every joint seen; the dancer stands (neck
+    above hips above ankles) in at least 85% of the frames of the seven sequences AIST++ keeps,
+    and is down in most of c01's frames of ch10, which it ignores. c05 of ch01 is dropped."""
+    lists = write_lists(tmp_path / "lists", {"train": list(REAL), "test": []})
+    for view in ("c01", "c05"):
+        perfs, stats = run(real_aistpp(), view=view, splits_dir=str(lists))
+        dropped = {"aistpp_bad_view": 1} if view == "c05" else {}
+        assert stats == dropped
+        assert len(perfs) == 10 - len(dropped)
+        for perf, name in zip(perfs, REAL[len(dropped):], strict=True):
+            assert perf.sequence_id == name.replace("cAll", view)
+            assert perf.keypoints.shape == (720, 18, 2)
+            assert (perf.fps, perf.width, perf.height, perf.audio_path) == (60.0, 1920, 1080, "")
+            seen = perf.confidence > 0
+            assert seen.mean() > 0.97
+            assert ((perf.keypoints[seen] >= 0) & (perf.keypoints[seen] < [1920, 1080])).all()
+            hips = perf.keypoints[:, [R_HIP, L_HIP], 1].mean(1)
+            ankles = perf.keypoints[:, [R_ANKLE, L_ANKLE], 1].mean(1)
+            upright = np.mean((perf.keypoints[:, NECK, 1] < hips) & (hips < ankles))
+            if name not in REAL_IGNORED:
+                assert upright >= 0.85, (perf.sequence_id, upright)
+            elif name.endswith("ch10") and view == "c01":
+                assert upright < 0.5
 
 
 # ---------------------------------------------------------------- pickles

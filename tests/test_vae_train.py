@@ -22,7 +22,8 @@ from hotdance_jax.vae.onehot_kl import (
     onehot_kl_loss,
     refine_latents,
 )
-from tests.test_build import tiny_config
+from tests.test_build import build_real_aistpp, tiny_config
+from tests.test_source_aistpp import REAL, REAL_IGNORED, write_lists
 
 
 @pytest.fixture(scope="module")
@@ -229,6 +230,23 @@ def test_loss_falls(segments, tmp_path, capsys):
               for line in capsys.readouterr().out.splitlines() if line.startswith("step ")
               and " loss " in line]
     assert losses[-1] < 0.8 * losses[0]
+
+
+def test_trains_on_motion_only_real_aistpp(tmp_path):
+    """A few steps on the real AIST++ pickles, built without music: the six sequences of no
+    official list to train on, ch02 (officially a test sequence) to validate."""
+    lists = write_lists(tmp_path / "lists", {
+        "train": [n for n in REAL if n not in REAL_IGNORED and n != REAL[1]], "val": [REAL[1]],
+        "test": []}, REAL_IGNORED)
+    config = micro_config()
+    segments = build_real_aistpp(tmp_path / "segments", config, lists)
+    assert SegmentStore(segments, "train")[0]["has_music"] is False
+    config.vae.train.update(segments=str(segments), steps=4, log_every=2, eval_every=4,
+                            checkpoint_every=4)
+    final = vae_train.train(config, tmp_path / "run")
+    assert (tmp_path / "run" / vae_train.WEIGHTS_FILE).exists()
+    assert set(final) == {"val_error_bins_mean", "val_error_bins_p99", "val_visibility_accuracy"}
+    assert np.isfinite(list(final.values())).all()
 
 
 def test_workdir_of_another_config_is_refused(segments, tmp_path):

@@ -9,7 +9,8 @@ Layout under the root (as the AIST++ download unpacks it, plus the AIST Dance DB
   wav/<music>.wav         the music (also music/ or the root itself; .mp3 accepted)
 
 Sequence names read g{genre}_s{BM|FM}_cAll_d{dancer}_m{music}_ch{NN}; the music id (e.g. mBR0)
-names the song, which starts with the motion (audio_offset 0).
+names the song, which starts with the motion (audio_offset 0). A sequence whose song is not there
+is a motion-only performance (audio_path ""), which the build keeps without music.
 
 Variants (config.aistpp.variant):
   "view":       the detector's 2D keypoints of camera config.aistpp.view, in its 1920x1080 frame.
@@ -17,8 +18,9 @@ Variants (config.aistpp.variant):
                 resized to one standard body and filmed by one fixed virtual camera (see
                 `normalise_body` and `virtual_camera`), in a config.aistpp.width x height frame.
 
-The split lists come from config.aistpp.get("splits_dir", "") when set, else root/splits, else
-$HOTDANCE_SHARED/data/aistpp_splits; crossmodal_val.txt is optional (the shared copy has none).
+The split lists come from config.aistpp.get("splits_dir", "") when set, else the first of
+root/splits, a sibling folder aistpp_splits and $HOTDANCE_SHARED/data/aistpp_splits that has them;
+crossmodal_val.txt is optional (the shared copy has none).
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ def performances(
     """AIST++ performances under `root` in OpenPose-18 at 60 fps; `config` is config.data.
 
     Counts skipped sequences in `stats`: aistpp_ignored (ignore list), aistpp_unsplit (in no
-    split list), aistpp_bad_view (the chosen view is broken for that sequence).
+    split list), aistpp_bad_view (the chosen view is broken for that sequence). A sequence
+    whose music file is missing comes motion-only (audio_path "").
     """
     root = Path(root)
     cfg = config.aistpp
@@ -104,7 +107,9 @@ def performances(
             )
 
 
-def _view_performance(path: Path, view: int, name: str, split: str, audio: Path) -> Performance:
+def _view_performance(
+    path: Path, view: int, name: str, split: str, audio: Path | None
+) -> Performance:
     """The performance seen by camera `view` (0..8) from a keypoints2d pkl."""
     keypoints, confidence = load_view(path, view)
     return _performance(path.stem.replace("cAll", name), keypoints, confidence, *VIEW_FRAME,
@@ -112,7 +117,7 @@ def _view_performance(path: Path, view: int, name: str, split: str, audio: Path)
 
 
 def _calibrated_performance(
-    path: Path, width: int, height: int, split: str, audio: Path
+    path: Path, width: int, height: int, split: str, audio: Path | None
 ) -> Performance:
     """The AIST++2D performance from a keypoints3d pkl."""
     camera = virtual_camera(width, height)
@@ -124,12 +129,12 @@ def _calibrated_performance(
 
 def _performance(
     sequence_id: str, keypoints: np.ndarray, confidence: np.ndarray, width: int, height: int,
-    split: str, audio: Path,
+    split: str, audio: Path | None,
 ) -> Performance:
-    """An AIST++ Performance at 60 fps whose music starts with frame 0."""
+    """An AIST++ Performance at 60 fps whose music starts with frame 0 (no music: motion-only)."""
     return Performance(
         sequence_id=sequence_id, keypoints=keypoints, confidence=confidence, fps=FPS,
-        width=int(width), height=int(height), audio_path=str(audio), audio_offset=0.0,
+        width=int(width), height=int(height), audio_path=str(audio or ""), audio_offset=0.0,
         split=split, source="aistpp",
     )
 
@@ -154,15 +159,15 @@ def _view_index(view: str) -> int:
 
 
 def _splits_dir(root: Path, cfg: ml_collections.ConfigDict) -> Path:
-    """The configured splits_dir if set, else root/splits, else the shared official lists."""
+    """The configured splits_dir if set, else root/splits, the sibling aistpp_splits or the
+    shared official lists, the first that has them."""
     configured = cfg.get("splits_dir", "")
     shared = os.environ.get("HOTDANCE_SHARED", "")
     if configured:
         candidates = [Path(configured)]
-    elif shared:
-        candidates = [root / "splits", Path(shared) / "data" / "aistpp_splits"]
     else:
-        candidates = [root / "splits"]
+        candidates = [root / "splits", root.parent / "aistpp_splits",
+                      *([Path(shared) / "data" / "aistpp_splits"] if shared else [])]
     for directory in candidates:
         if (directory / _SPLIT_FILES["train"]).is_file():
             return directory
@@ -191,14 +196,13 @@ def _read_list(path: Path) -> list[str]:
         raise InputError(f"aistpp: cannot read {path}: {e.strerror}") from None
 
 
-def find_music(root: Path, music: str) -> Path:
-    """root/{wav,music,.}/<music>.{wav,mp3}, the first that exists."""
+def find_music(root: Path, music: str) -> Path | None:
+    """root/{wav,music,.}/<music>.{wav,mp3}, the first that exists; None when none does."""
     for folder in (root / "wav", root / "music", root):
         for suffix in (".wav", ".mp3"):
             if (folder / f"{music}{suffix}").is_file():
                 return folder / f"{music}{suffix}"
-    raise InputError(f"aistpp: music file {root / 'wav' / music}.wav not found "
-                     "(nor in music/ or the root, nor as .mp3)")
+    return None
 
 
 # ---------------------------------------------------------------- pickles

@@ -23,7 +23,8 @@ class Performance:
     confidence: (N, 18) float32 in [0, 1], 0 where invisible.
     fps: frames per second of the keypoints; frame i is at audio time audio_offset + i / fps.
     width, height: frame size in pixels.
-    audio_path: the music file; audio_offset: seconds into it at frame 0.
+    audio_path: the music file, "" for a motion-only performance (its music is missing);
+    audio_offset: seconds into it at frame 0.
     """
 
     sequence_id: str
@@ -40,6 +41,10 @@ class Performance:
     @property
     def num_frames(self) -> int:
         return self.keypoints.shape[0]
+
+    @property
+    def has_music(self) -> bool:
+        return bool(self.audio_path)
 
 
 class Source(Protocol):

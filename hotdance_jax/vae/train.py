@@ -3,7 +3,8 @@ r"""Train the onehot-kl autoencoder on segments, once per skeleton and bin count
   python -m hotdance_jax.vae.train --config configs/dwm.py --workdir runs/vae_dwm \
       [--config.vae.train.segments=data/dwm] [--config.vae.train.steps=4000]
 
-Reads the train split of a segment build (python -m data_pipeline.build), takes random crops
+Reads the train split of a segment build (python -m data_pipeline.build; poses only, so motion-only
+performances, built without music, serve as well as any), takes random crops
 (played faster or slower, scaled and moved in the frame, limbs taken from another moment, as
 config.vae.train.augment_* asks; mirrored at random), makes their one-hot images inside the
 jitted step, and fits them with `onehot_kl.onehot_kl_loss` (AdamW, warmup + cosine). Checkpoints
