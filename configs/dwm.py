@@ -11,7 +11,10 @@ The whole pipeline on this 2-core CPU, one config for every stage:
   python -m hotdance_jax.train --config configs/dwm.py --workdir runs/dwm \\
       --config.train.latents=data/dwm_latents --config.train.dance_eval_segments=data/dwm
 
-Reaches: 18 performances -> 538 segments (395 train, 23 val, 120 test) at 30 fps. The VAE
+Reaches: the 33 performances in ../shared -> 853 segments (610 train, 45 val, 198 test) at 30
+fps, through the fixed camera refitted to all 33 (docs/real_dances.md: the following camera,
+`--config.data.dwm.camera=follow --config.data.dwm.width=1080`, lost in the autoencoder at 1000
+steps). The figures below are from the 18 published performances and the camera of then. The VAE
 (2026-11-25, 6000 steps, about 0.9 s/step, 90 min): on 24 test segments of 256 frames mean
 error 0.81 bins, p99 7.0 bins, visibility 99.90% (bench/vae_quality.py, tracked decode): the
 bar's mean and visibility, not its p99 (<= 3); validation p99 flat near 9.5 from step 2500.
