@@ -32,8 +32,7 @@ SAMPLE_RATE = 22050  # Hz, config.audio.sample_rate; a multiple of dwm.FPS (882 
 def pack_performance(folder: Path, out: Path, margin: float = 1.5) -> int:
     """Writes the compact copy of performance `folder` into `out`; returns its size in bytes."""
     config = dwm._read_json(folder / "config.json")
-    skeletons = folder / "skeletons.json.gz"
-    data = dwm._read_json(skeletons if skeletons.exists() else folder / "skeletons.json")
+    data = dwm._read_json(dwm.skeletons_file(folder))
     start = int(config["start_position"])
     danced = max(len(data["skeletons"]), int(config.get("end_position", 0)) - start)
     audio = load_audio(dwm._audio(folder), SAMPLE_RATE)

@@ -57,8 +57,6 @@ def dance_to_songs(generator: sample.DanceGenerator, reference: evaluate.DanceSe
     songs = [sample.load_song(Path(d.audio_path), generator.config, d.fps, d.audio_offset,
                               args.seconds) for d in reference.dances]
     width, height = generator.info["mean_dancer"]["frame"]
-    if args.smooth_window is not None:
-        generator.config.pose.smooth_window = args.smooth_window
     dances = generator.generate(songs, generator.mean_dancer(width, height), width=width,
                                 height=height, num_samples=args.seeds, seed=0,
                                 steps=args.sampling_steps, guidance=args.guidance)
@@ -95,10 +93,10 @@ def main() -> None:
         config.train.latents = variant_latents(config, name, args)
         train.train(config, args.workdir / name)
         generator = sample.DanceGenerator.load(args.workdir / name)
-        window = (generator.config.pose.smooth_window if args.smooth_window is None
-                  else args.smooth_window)
-        out = (args.workdir / name /
-               f"dances_s{args.sampling_steps}_g{args.guidance:g}_w{window}")
+        if args.smooth_window is not None:
+            generator.config.pose.smooth_window = args.smooth_window
+        out = (args.workdir / name / f"dances_s{args.sampling_steps}_g{args.guidance:g}"
+                                     f"_w{generator.config.pose.smooth_window}")
         out.mkdir(exist_ok=True)
         for stale in out.glob("*.npz"):
             stale.unlink()

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
+from bench import dance_sheet
+from hotdance_jax import evaluate
 from tests.conftest import shared_file
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "dance_sheet.py"
-
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_dance_sheet", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+BENCH = Path(dance_sheet.__file__)
 
 
 def _write_dance(path: Path, music: Path, offset: float, seed: int) -> None:
@@ -36,7 +28,7 @@ def _write_dance(path: Path, music: Path, offset: float, seed: int) -> None:
              music_path=str(music), music_offset=offset, width=512, height=512)
 
 
-def test_generated_dances_sit_beside_the_real_dance_of_their_song(bench, tmp_path):
+def test_generated_dances_sit_beside_the_real_dance_of_their_song(tmp_path):
     amen = shared_file("data/music/sonic-pi/loop_amen_full.flac")
     mika = shared_file("data/music/sonic-pi/loop_mika.flac")
     _write_dance(tmp_path / "real" / "a.npz", amen, 0.0, 0)
@@ -45,9 +37,9 @@ def test_generated_dances_sit_beside_the_real_dance_of_their_song(bench, tmp_pat
     for i in range(2):
         _write_dance(tmp_path / "gen" / f"000_{i}.npz", amen, 0.0, 10 + i)
     _write_dance(tmp_path / "gen" / "001_0.npz", mika, 0.0, 20)
-    reference = bench.evaluate.read_dance_set(tmp_path / "real", "")
-    generated = bench.evaluate.read_dance_set(tmp_path / "gen", "")
-    rows = bench.matched(reference, generated)
+    reference = evaluate.read_dance_set(tmp_path / "real", "")
+    generated = evaluate.read_dance_set(tmp_path / "gen", "")
+    rows = dance_sheet.matched(reference, generated)
     assert [(real.sequence_id, [d.sequence_id for d in mine]) for real, mine in rows] == [
         ("a", ["000_0", "000_1"]), ("b", ["001_0"])]
 

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "train_step.py"
-
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_train_step", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from bench import train_step as bench
 
 
 def _write_trace(directory: Path, events: list[dict]) -> None:
@@ -34,7 +25,7 @@ def _span(tid: int, name: str, start: float, duration: float) -> dict:
     return {"ph": "X", "pid": 1, "tid": tid, "name": name, "ts": start, "dur": duration}
 
 
-def test_op_time_is_self_time_per_kind_and_step(bench, tmp_path):
+def test_op_time_is_self_time_per_kind_and_step(tmp_path):
     _write_trace(tmp_path, [
         # thread 10: an executor span holding a while (its body: two fusions), then a dot
         _span(10, "ThunkExecutor::Execute", 0, 1000),

@@ -307,6 +307,16 @@ def test_keypoints_outside_the_frame_are_hidden_and_counted(tmp_path):
     assert stats["dwm_keypoints_out_of_frame"] == 10 * 15
 
 
+def test_follow_camera_without_hips_names_the_folder(tmp_path):
+    skeletons = _standing()
+    skeletons[:, list(dwm.HIP_JOINTS)] = np.nan
+    _write(tmp_path / "DANCE_X_1", skeletons)
+    config = _data_config(1080, 1080, camera="follow")
+    with pytest.raises(InputError, match=r"DANCE_X_1: no frame shows both hips") as error:
+        list(dwm.performances(tmp_path, config, collections.Counter()))
+    assert "\n" not in str(error.value)
+
+
 def test_ground_removes_drift_keeps_hops():
     n = 2000
     world = _standing(n) + np.array([0, 95, 0])

@@ -128,10 +128,13 @@ def _iterate(
         audio_path, start = _audio(folder), _start_position(folder)
         world = ground(read_world(folder))
         split = split_of(folder.name)
-        views = {folder.name: view(world, frame, FLOOR_AXIS_DEG, follow_seconds)}
-        for angle in extra_views if split == "train" else ():
-            views[f"{folder.name}@yaw{angle:g}"] = view(
-                world, frame, FLOOR_AXIS_DEG + angle, follow_seconds, centred=True)
+        try:
+            views = {folder.name: view(world, frame, FLOOR_AXIS_DEG, follow_seconds)}
+            for angle in extra_views if split == "train" else ():
+                views[f"{folder.name}@yaw{angle:g}"] = view(
+                    world, frame, FLOOR_AXIS_DEG + angle, follow_seconds, centred=True)
+        except InputError as e:
+            raise InputError(f"{folder}: {e}") from None
         for sequence_id, pixels in views.items():
             keypoints, confidence = to_openpose18(pixels, None, "dwm23")
             stats["dwm_keypoints_out_of_frame"] += _hide_outside(
@@ -171,8 +174,7 @@ def ground(world: np.ndarray) -> np.ndarray:
     than about a second stay. Frames without a finite foot take the floor interpolated in time.
     """
     lowest = np.fmin.reduce(world[:, FOOT_JOINTS, 1], axis=1)
-    t, seen = np.arange(len(lowest)), np.isfinite(lowest)
-    lowest = np.interp(t, t[seen], lowest[seen])
+    lowest = _fill_missing(lowest)
     floor = uniform_filter1d(
         minimum_filter1d(lowest, GROUND_WINDOW, mode="nearest"), GROUND_WINDOW, mode="nearest"
     )
@@ -198,11 +200,17 @@ def follow_track(world: np.ndarray, floor_axis_deg: float, follow_seconds: float
     midpoint (interpolated over frames that lack it), smoothed by a Gaussian whose +-2 sigma
     span `follow_seconds`."""
     hips = _across(world[:, list(HIP_JOINTS)], floor_axis_deg).mean(axis=1)
-    t, seen = np.arange(len(hips)), np.isfinite(hips)
-    if not seen.any():
+    if not np.isfinite(hips).any():
         raise InputError("no frame shows both hips: no dancer for the camera to follow")
-    hips = np.interp(t, t[seen], hips[seen])
+    hips = _fill_missing(hips)
     return gaussian_filter1d(hips, follow_seconds * FPS / 4, mode="nearest")
+
+
+def _fill_missing(values: np.ndarray) -> np.ndarray:
+    """(N,) values with each non-finite one linearly interpolated in time from the finite ones
+    (held at the ends); at least one must be finite."""
+    t, seen = np.arange(len(values)), np.isfinite(values)
+    return np.interp(t, t[seen], values[seen])
 
 
 def project(world: np.ndarray, width: int, height: int, floor_axis_deg: float = FLOOR_AXIS_DEG,
@@ -287,11 +295,15 @@ def _start_position(folder: Path) -> float:
     return float(start)
 
 
+def skeletons_file(folder: Path) -> Path:
+    """`folder`'s skeletons.json.gz, or its plain skeletons.json when there is no .gz."""
+    path = folder / "skeletons.json.gz"
+    return path if path.exists() else folder / "skeletons.json"
+
+
 def read_world(folder: Path) -> np.ndarray:
     """(N, 23, 3) float64 cm, y up: center + skeletons of `folder`'s skeletons.json(.gz)."""
-    path = folder / "skeletons.json.gz"
-    if not path.exists():
-        path = folder / "skeletons.json"
+    path = skeletons_file(folder)
     data = _read_json(path)
     if not isinstance(data, dict) or not {"length", "center", "skeletons"} <= data.keys():
         raise InputError(f"{path}: expected an object with length, center and skeletons")
