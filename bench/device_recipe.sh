@@ -26,10 +26,11 @@
 # figures, the quality table, the speed tables) and OUT/quality.json; WORK (default a new
 # /tmp/hotdance_recipe.*) holds the rest.
 #
-# Estimate for one H200 with the defaults: about 6 min (the caps add up to 9). The README's
-# figures: a dwm DiT step of 8 ms at batch 64 (3000 steps about 1 min with the loader), onehot-kl
-# steps of 0.055-0.066 s at batch 32 for its 5-16 M networks (dwm's is 1 M: 1500 steps about
-# 1.5 min with evaluations); each stage adds 20-60 s of start-up and compilation.
+# Estimate for one H200 with the defaults: about 6 min (the caps add up to 9). The figures of
+# docs/speed_memory.md and docs/autoencoder.md: a dwm DiT step of 8 ms at batch 64 (3000 steps
+# about 1 min with the loader), onehot-kl steps of 0.055-0.066 s at batch 32 for its 5-16 M
+# networks (dwm's is 1 M: 1500 steps about 1.5 min with evaluations); each stage adds 20-60 s of
+# start-up and compilation.
 set -euo pipefail
 
 VAE_STEPS=${VAE_STEPS:-1500}
