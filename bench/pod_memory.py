@@ -35,7 +35,7 @@ from flax import nnx
 from jax._src.ad_checkpoint import saved_residuals
 from train_step import REPO, random_batch
 
-from hotdance_jax import parallel, train
+from hotdance_jax import dit_run, parallel, train
 from hotdance_jax.config_utils import sibling_config
 from hotdance_jax.models import DiT
 
@@ -64,9 +64,9 @@ def abstract_batch(config: ml_collections.ConfigDict, batch_size: int, sharding=
 
 def activations(config: ml_collections.ConfigDict, remat: str, batch_size: int) -> float:
     """GiB the forward pass keeps for the backward pass under `remat`, at `batch_size` examples."""
-    model_config = dataclasses.replace(train.dit_config(config, train.cache_shapes(config)),
+    model_config = dataclasses.replace(dit_run.dit_config(config, dit_run.cache_shapes(config)),
                                        remat=remat)
-    settings = train.StepSettings.of(config, model_config)
+    settings = dit_run.StepSettings.of(config, model_config)
     graphdef, params = nnx.split(nnx.eval_shape(lambda: DiT(model_config, rngs=nnx.Rngs(0))))
     keys = jax.random.split(jax.random.key(0), batch_size)
     keep = jnp.zeros(batch_size, bool)
@@ -85,7 +85,7 @@ def measure(path: str, devices: int, remats: list[str]) -> list[dict]:
     config = pod_config(path)
     mesh = parallel.make_mesh(config.train.mesh, jax.devices()[:devices],
                               dcn=config.train.dcn_mesh)
-    trainer = train.Trainer(config, train.dit_config(config, train.cache_shapes(config)), mesh,
+    trainer = train.Trainer(config, dit_run.dit_config(config, dit_run.cache_shapes(config)), mesh,
                             allocate=False)
     compiled = trainer.compile(abstract_batch(config, config.train.batch_size,
                                               parallel.batch_sharding(mesh)))

@@ -3,15 +3,18 @@
   python bench/quality.py --config configs/dwm.py --segments data/dwm \
       --latents data/dwm_latents --workdir runs/quality [--steps 3000] [--seeds 2] \
       [--seconds 30] [--variants full sequential no_reference raw_coords] \
-      [--sampling-steps 30] [--guidance 2] [--smooth-window 9]
+      [--sampling-steps 30] [--guidance 2] [--set train.music_dropout=0.5 ...] \
+      [--decode smooth_window=15 decode_jump_cost=2 ...]
 
 Every variant trains with hotdance_jax.train from the same seed, data order and steps
 (WORKDIR/NAME, reused or resumed when there), then dances with its EMA weights to the music of
 every performance of the segment build's --split (--seeds samples each, the first --seconds of the
-song, the training data's mean dancer; --sampling-steps Euler steps, --guidance, decoded keypoints
-smoothed over --smooth-window frames, default the run's config.pose.smooth_window), saved in
-WORKDIR/NAME/dances_s<steps>_g<guidance>_w<window>, and the dances are scored by
-hotdance_jax.evaluate against that split's real performances. Variants (VARIANTS): the full model;
+song, the training data's mean dancer, --sampling-steps Euler steps, --guidance), and the dances
+are scored by hotdance_jax.evaluate against that split's real performances. --set KEY=VALUE
+overrides the training config of every variant (a study's lever: give each setting its own
+WORKDIR); --decode KEY=VALUE overrides the run's decode settings at sampling (DECODE_KEYS: the
+tracked decode's costs and the smoothing window). Dances are saved in
+WORKDIR/NAME/dances_s<steps>_g<guidance>[_<key><value>...]. Variants (VARIANTS): the full model;
 "sequential" temporal indexing (music indices after the pose's); "no_reference" (the DiT sees no
 reference latent: segments join only by the overlap's cross-fade); "raw_coords" (the same DiT on
 normalised keypoint coordinates, a latent cache of the raw-coords autoencoder built from the same
@@ -23,6 +26,7 @@ and writes it as JSON to WORKDIR/quality.json.
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime
 from pathlib import Path
 
@@ -38,6 +42,21 @@ VARIANTS = {  # name: config overrides
     "no_reference": {"model.reference": False},
     "raw_coords": {"vae.name": "raw-coords", "model.patch": (1, 1)},
 }
+
+
+DECODE_KEYS = ("decode_jump_cost", "decode_free_motion", "decode_jump_cap", "decode_radius",
+               "visibility_threshold", "smooth_window")
+
+
+def setting(text: str) -> tuple[str, object]:
+    """KEY=VALUE -> (KEY, VALUE as a Python literal such as 0.5 or (0, 16), else the string)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
 
 
 def variant_latents(config, name: str, args: argparse.Namespace) -> str:
@@ -79,12 +98,18 @@ def main() -> None:
     parser.add_argument("--window-seconds", type=float, default=5.0)
     parser.add_argument("--sampling-steps", type=int, default=30)
     parser.add_argument("--guidance", type=float, default=2.0)
-    parser.add_argument("--smooth-window", type=int,
-                        help="frames of the decoded keypoints' smoothing (default: the run's)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", type=setting,
+                        help="training config overrides, e.g. train.music_dropout=0.5")
+    parser.add_argument("--decode", nargs="+", default=[], metavar="KEY=VALUE", type=setting,
+                        help=f"sampling-time overrides of config.pose: {', '.join(DECODE_KEYS)}")
     args = parser.parse_args()
     base = sibling_config(args.config, Path(args.config).stem)
+    base.update_from_flattened_dict(dict(args.set))
     if args.steps:
         base.train.steps = args.steps
+    for key, _ in args.decode:
+        if key not in DECODE_KEYS:
+            parser.error(f"--decode {key}: not one of {', '.join(DECODE_KEYS)}")
     reference = evaluate.read_dance_set(args.segments, args.split)
     rows, scores = {}, {}
     for name in args.variants:
@@ -93,10 +118,10 @@ def main() -> None:
         config.train.latents = variant_latents(config, name, args)
         train.train(config, args.workdir / name)
         generator = sample.DanceGenerator.load(args.workdir / name)
-        if args.smooth_window is not None:
-            generator.config.pose.smooth_window = args.smooth_window
-        out = (args.workdir / name / f"dances_s{args.sampling_steps}_g{args.guidance:g}"
-                                     f"_w{generator.config.pose.smooth_window}")
+        generator.config.pose.update(dict(args.decode))
+        out = args.workdir / name / "".join(
+            [f"dances_s{args.sampling_steps}_g{args.guidance:g}",
+             *(f"_{key}{value:g}" for key, value in sorted(args.decode))])
         out.mkdir(exist_ok=True)
         for stale in out.glob("*.npz"):
             stale.unlink()
@@ -108,10 +133,10 @@ def main() -> None:
         rows[name] = scores[name]["rows"]["generated"]
         rows[f"{name}, another dance's music"] = scores[name]["rows"]["generated_other_music"]
     table = evaluate.markdown_table(rows)
-    smoothing = "the run's" if args.smooth_window is None else args.smooth_window
+    settings = ", ".join(f"{key} {value}" for key, value in [*args.set, *args.decode])
     print(f"\n{args.config}, {base.train.steps} steps, {args.split} split of {args.segments}, "
           f"{args.seeds} seeds x first {args.seconds:g} s, {args.sampling_steps} Euler steps, "
-          f"guidance {args.guidance:g}, smoothing window {smoothing}, "
+          f"guidance {args.guidance:g}, {settings or 'the config as it is'}, "
           f"{datetime.date.today().isoformat()}\n\n{table}")
     evaluate.write_json(args.workdir / "quality.json",
                         {"args": {k: str(v) for k, v in vars(args).items()},

@@ -27,7 +27,7 @@ import jax
 from flax import nnx
 
 from data_pipeline.sources.synthetic import synthesize_performance
-from hotdance_jax import sample, train
+from hotdance_jax import dit_run, sample
 from hotdance_jax.config_utils import sibling_config
 from hotdance_jax.io import save_wav
 from hotdance_jax.models import DiT
@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 def random_generator(config, folder: Path) -> sample.DanceGenerator:
     """A DanceGenerator of random weights at the config's shapes (speed does not depend on them):
     raw-coords when the config names it, else onehot-kl."""
-    info = train.cache_shapes(config)
+    info = dit_run.cache_shapes(config)
     channels = info["latent_shape"][-1]
     info.update(scale=[1.0] * channels, shift=[0.0] * channels,
                 music_scale=[1.0] * info["music_features"],
@@ -57,7 +57,7 @@ def random_generator(config, folder: Path) -> sample.DanceGenerator:
         save_onehot_kl(weights, create_model(arch, 0), arch)
     autoencoder = load_autoencoder(name, weights, 2 * OPENPOSE_18.num_joints,
                                    bins=config.pose.bins)
-    model = DiT(train.dit_config(config, info), rngs=nnx.Rngs(0))
+    model = DiT(dit_run.dit_config(config, info), rngs=nnx.Rngs(0))
     return sample.DanceGenerator(config, info, model, autoencoder)
 
 

@@ -35,7 +35,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from hotdance_jax import parallel, train
+from hotdance_jax import dit_run, parallel, train
 from hotdance_jax.config_utils import apply_overrides, sibling_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 def random_batch(config: ml_collections.ConfigDict, batch_size: int, seed: int = 0) -> dict:
     """A loader-shaped batch (data_pipeline/loader.py) of random values."""
     rng = np.random.default_rng(seed)
-    shapes = train.cache_shapes(config)
+    shapes = dit_run.cache_shapes(config)
     bins, frames, channels = shapes["latent_shape"]
     stride, features = shapes["vae"]["stride"][1], shapes["music_features"]
     return {
@@ -62,7 +62,7 @@ def measure(config: ml_collections.ConfigDict, batch_size: int, steps: int,
     """Figures of `steps` train steps at global batch `batch_size` (after one compiling step)."""
     config = config.copy_and_resolve_references()
     config.train.batch_size = batch_size
-    model_config = train.dit_config(config, train.cache_shapes(config))
+    model_config = dit_run.dit_config(config, dit_run.cache_shapes(config))
     mesh = parallel.make_mesh(mesh_shape)
     trainer = train.Trainer(config, model_config, mesh)
     batch = parallel.global_batch(random_batch(config, batch_size), mesh)

@@ -21,6 +21,7 @@ from data_pipeline.segments import SegmentStore, read_manifest
 from hotdance_jax import cli, render
 from hotdance_jax.audio import BEAT
 from hotdance_jax.errors import InputError
+from hotdance_jax.metrics import mean_keypoint_speed
 from hotdance_jax.pose import OPENPOSE_18
 
 POSES_PER_CELL = 8
@@ -73,7 +74,7 @@ def draw_dance(ax: plt.Axes, kp: np.ndarray, conf: np.ndarray, fps: float, heigh
     x = np.arange(frames) / (frames - 1) * width_px
     for beat in beat_frames:
         ax.plot([x[beat]] * 2, [base, base + 0.12 * height], color="tab:red", lw=0.8)
-    speed = render.mean_keypoint_speed(kp, conf, fps)
+    speed = mean_keypoint_speed(kp, conf, fps)
     ax.plot(x, base + 0.12 * height * (1 - speed / max(speed.max(), 1e-6)), color="tab:blue",
             lw=0.8)
     ax.set_title(title, fontsize=7)

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import tqdm
 from absl import app, flags
 
 from data_pipeline import latents, segments
@@ -135,6 +136,9 @@ def _write_cache(
         start = time.perf_counter()
         writer = latents.ShardWriter(directory, split, config.latents.records_per_shard)
         flip = config.latents.flip and split == "train"
+        total = segment_manifest["counts"]["segments"][split] * (2 if flip else 1)
+        bar = tqdm.tqdm(total=total, unit="segment", desc=f"latents {split}", leave=False,
+                        disable=None)
         try:
             for batch in _segment_batches(segments_dir, split, flip, batch_size):
                 encoded = _encode(autoencoder, batch, n_values, bins, batch_size)
@@ -145,8 +149,10 @@ def _write_cache(
                         dancer.add(record)
                 for i, record in enumerate(batch):
                     writer.write({**record, "latent": encoded[0, i], "references": encoded[1:, i]})
+                bar.update(len(batch))
         finally:
             writer.close()
+            bar.close()
         counts[split], shards[split] = writer.count, writer.names
         print(f"  {split}: {writer.count} records in {time.perf_counter() - start:.1f} s")
     scale, shift = moments.scale_shift()

@@ -19,7 +19,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-VelocityFn = Callable[[jax.Array, jax.Array], jax.Array]
+VelocityFn = Callable[[jax.Array, jax.Array], jax.Array]  # (x, t) -> v
+ConditionedVelocityFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]  # (x, t, drop)
 
 
 def shift_time(t: jax.Array, shift: float) -> jax.Array:
@@ -109,26 +110,23 @@ def timesteps(num_steps: int, shift: float = 1.0) -> jax.Array:
     return shift_time(jnp.linspace(1.0, 0.0, num_steps + 1, dtype=jnp.float32), shift)
 
 
-def guided(
-    velocity_fn: VelocityFn,
-    uncond_velocity_fn: VelocityFn | None = None,
-    guidance: float | jax.Array = 1.0,
-) -> VelocityFn:
+def guided(velocity_fn: ConditionedVelocityFn, guidance: float | jax.Array = 1.0) -> VelocityFn:
     """Classifier-free guidance: v = v_u + guidance * (v_c - v_u).
 
-    velocity_fn is the conditional velocity, uncond_velocity_fn the unconditional one (e.g. the same
-    model with the null music token). A Python guidance of 1 returns velocity_fn itself (one model
-    call per evaluation); a traced guidance always evaluates both. A caller that batches the two
-    passes into one model call can build that combined function and pass it with guidance=1.
+    velocity_fn(x, t, drop) is the velocity with the condition of the examples where `drop`
+    ((B,) bool) is set replaced by the null condition (the model trained with condition dropout).
+    A Python guidance of 1 is one call on the B examples with nothing dropped; any other guidance
+    (or a traced one) is one call on 2B examples, the conditional ones then the unconditional.
     """
     if isinstance(guidance, int | float) and guidance == 1.0:
-        return velocity_fn
-    if uncond_velocity_fn is None:
-        raise ValueError(f"guidance={guidance} needs uncond_velocity_fn")
+        return lambda x, t: velocity_fn(x, t, jnp.zeros((x.shape[0],), bool))
 
     def velocity(x: jax.Array, t: jax.Array) -> jax.Array:
-        v_u = uncond_velocity_fn(x, t)
-        return v_u + guidance * (velocity_fn(x, t) - v_u)
+        b = x.shape[0]
+        both = velocity_fn(jnp.concatenate([x, x]), jnp.concatenate([t, t]),
+                           jnp.arange(2 * b) >= b)
+        conditional, unconditional = jnp.split(both, 2)
+        return unconditional + guidance * (conditional - unconditional)
 
     return velocity
 
@@ -155,26 +153,23 @@ def sample(
     num_steps: int,
     sampler: str = "euler",
     shift: float = 1.0,
-    guidance: float | jax.Array = 1.0,
-    uncond_velocity_fn: VelocityFn | None = None,
 ) -> jax.Array:
     """Integrate dx/dt = v from t = 1 (noise, (B, ...)) to t = 0 on timesteps(num_steps, shift).
 
     sampler: "euler" (num_steps model evaluations) or "heun" (2nd order, 2 * num_steps - 1
     evaluations: the last step, to t = 0, is a plain Euler step as in EDM). num_steps, sampler and
-    shift are static; guidance may be traced. See `guided` for guidance and uncond_velocity_fn.
-    Returns x_0, same shape and dtype as noise.
+    shift are static; `guided` makes a guided velocity_fn. Returns x_0, same shape and dtype as
+    noise.
     """
     if sampler not in ("euler", "heun"):
         raise ValueError(f"unknown sampler {sampler!r}; use 'euler' or 'heun'")
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-    v_fn = guided(velocity_fn, uncond_velocity_fn, guidance)
     ts = timesteps(num_steps, shift)
     step = _heun_step if sampler == "heun" else _euler_step
 
     def body(x, t_pair):
-        return step(v_fn, x, t_pair[0], t_pair[1]), None
+        return step(velocity_fn, x, t_pair[0], t_pair[1]), None
 
     x, _ = jax.lax.scan(body, noise, (ts[:-2], ts[1:-1]))
-    return _euler_step(v_fn, x, ts[-2], ts[-1])
+    return _euler_step(velocity_fn, x, ts[-2], ts[-1])

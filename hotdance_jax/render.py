@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 from scipy.ndimage import gaussian_filter1d
 
 from hotdance_jax.io import atomic_path, save_wav
+from hotdance_jax.metrics import mean_keypoint_speed
 from hotdance_jax.pose.skeletons import OPENPOSE_18, Skeleton
 
 BEAT_FLASH_SECONDS = 0.08  # the beat indicator fades with this time constant around each beat
@@ -42,17 +43,6 @@ def draw_skeleton(
             color = np.asarray(skeleton.limb_colors[i]) / 255 if skeleton.limb_colors else "k"
             ax.plot(xy[[a, b], 0], xy[[a, b], 1], color=color, lw=linewidth, alpha=alpha,
                     solid_capstyle="round")
-
-
-def mean_keypoint_speed(keypoints: np.ndarray, confidence: np.ndarray, fps: float) -> np.ndarray:
-    """(T,) mean speed in pixels per second of the joints visible in consecutive frames.
-
-    Frame t holds the speed between frames t-1 and t (frame 0 repeats frame 1's).
-    """
-    step = np.linalg.norm(np.diff(keypoints, axis=0), axis=-1) * fps  # (T-1, K)
-    both = (confidence[1:] > 0) & (confidence[:-1] > 0)
-    speed = np.where(both, step, 0.0).sum(-1) / np.maximum(both.sum(-1), 1)
-    return np.concatenate([speed[:1], speed])
 
 
 def save_speed_plot(

@@ -8,7 +8,7 @@ r"""Generate dances for music with a trained run: python -m hotdance_jax.sample.
 
 The run folder's EMA weights (latest checkpoint, or --checkpoint WORKDIR/checkpoints/STEP) and
 the autoencoder its latent cache was made with (latent_cache.json; --vae-weights overrides the
-path, the weights' sha256 must match) turn music into poses, segment by segment (DESIGN.md,
+path, the weights' sha256 must match) turn music into poses, segment by segment (docs/design.md,
 "Segment-and-stitch"): a song of F frames is covered by segments of T frames that start every
 T - 16 frames. The first segment's reference is shape-only: the --reference dancer (one pose:
 OpenPose JSON, an npz with keypoints and confidence, or a JSON list of [x, y(, c)], 18 OpenPose
@@ -19,7 +19,7 @@ next segment takes the last 16 generated frames as its pose-aware reference (N =
 and it refuses --reference. All songs and samples run as one batch through one
 jit-compiled sampler per segment, compiled once per batch shape.
 
-Writes, atomically: the dance as npz (DESIGN.md section 3) per song and sample; with
+Writes, atomically: the dance as npz (docs/design.md section 5) per song and sample; with
 --openpose-dir one OpenPose JSON per frame (people[0].pose_keypoints_2d); with --video an mp4 of
 the skeleton with the music and a beat indicator. Several songs or samples get one file each,
 named SONG or SONG_sampleN, in --out (a folder), --openpose-dir and --video (folders).
@@ -46,6 +46,7 @@ from flax import nnx
 
 from hotdance_jax import cli, evaluate, flow, render
 from hotdance_jax.audio import beat_times, load_audio, music_features, require_duration, tempo_bpm
+from hotdance_jax.dit_run import CACHE_INFO_FILE, StepSettings, TrainState, dit_config
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import run_path, save_npz, staged_directory
 from hotdance_jax.models import DiT
@@ -57,7 +58,6 @@ from hotdance_jax.pose import (
 )
 from hotdance_jax.pose.shape import shape_pose
 from hotdance_jax.pose.skeletons import to_openpose18
-from hotdance_jax.train import CACHE_INFO_FILE, StepSettings, TrainState, dit_config
 from hotdance_jax.training import CONFIG_FILE, OptimizerSettings
 from hotdance_jax.vae import RAW_COORDS, Autoencoder, load_autoencoder
 
@@ -157,23 +157,39 @@ def _sample_latents(graphdef, state, noise, reference, mask, music, *, num_steps
     """Latents (b, B', T', c) from noise by the flow ODE, guided by the music (cond and null
     music in one model call of 2b examples when guidance != 1)."""
     model = nnx.merge(graphdef, state)
-    b = noise.shape[0]
 
-    def velocity(x, t):
-        if guidance == 1.0:
-            return model(x, t, reference, mask, music, jnp.zeros((b,), bool))
-        both = model(*(jnp.concatenate([a, a]) for a in (x, t, reference, mask, music)),
-                     jnp.arange(2 * b) >= b)
-        conditional, unconditional = jnp.split(both, 2)
-        return unconditional + guidance * (conditional - unconditional)
+    def velocity(x, t, drop_music):
+        copies = x.shape[0] // noise.shape[0]  # 2 when guided: conditional and unconditional
+        return model(x, t, *(jnp.concatenate([a] * copies) for a in (reference, mask, music)),
+                     drop_music)
 
-    return flow.sample(velocity, noise, num_steps, sampler, shift)
+    return flow.sample(flow.guided(velocity, guidance), noise, num_steps, sampler, shift)
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One call of DanceGenerator.generate: b = len(jobs) dances sampled together.
+
+    jobs: (song, sample index) per dance; shape_keypoints (b, K, 2) pixels and shape_confidence
+    (b, K): the dancer's shape pose in a width x height frame; seed, steps (ODE steps per
+    segment), sampler ("euler" or "heun") and guidance (classifier-free, on the music).
+    """
+
+    jobs: list[tuple[Song, int]]
+    shape_keypoints: np.ndarray
+    shape_confidence: np.ndarray
+    width: int
+    height: int
+    seed: int
+    steps: int
+    sampler: str
+    guidance: float
 
 
 class DanceGenerator:
     """A DiT (a run's EMA weights) and its autoencoder, sampling segments of T frames.
 
-    config: the run's config; info: its latent_cache.json (train.cache_info); model: the DiT;
+    config: the run's config; info: its latent_cache.json (dit_run.cache_info); model: the DiT;
     autoencoder: the frozen autoencoder of the latent cache; step: the checkpoint's step.
     `DanceGenerator.load(workdir)` builds one from a training run folder.
     """
@@ -220,21 +236,22 @@ class DanceGenerator:
         total = (segments - 1) * hop + T
         music = np.stack([self._music(song.features, total) for song, _ in jobs])
         b, K = len(jobs), OPENPOSE_18.num_joints
-        shape_keypoints = np.broadcast_to(np.nan_to_num(shape[0]), (b, K, 2)).astype(np.float32)
-        shape_confidence = np.broadcast_to(shape[1], (b, K)).astype(np.float32)
+        request = Request(
+            jobs, np.broadcast_to(np.nan_to_num(shape[0]), (b, K, 2)).astype(np.float32),
+            np.broadcast_to(shape[1], (b, K)).astype(np.float32), width, height, seed, steps,
+            sampler, float(guidance))
         keypoints = np.zeros((b, total, K, 2), np.float32)
         confidence = np.zeros((b, total, K), np.float32)
         bar = tqdm.tqdm(total=segments * steps, unit="step", desc="sampling", disable=None)
         for k in range(segments):
             begin = k * hop
             n = 0 if k == 0 else OVERLAP
-            previous = np.zeros((b, T, K, 2), np.float32)
-            previous_confidence = np.zeros((b, T, K), np.float32)
-            previous[:, :n] = keypoints[:, begin:begin + n]
-            previous_confidence[:, :n] = confidence[:, begin:begin + n]
-            latents = self._segment(previous, previous_confidence, shape_keypoints,
-                                    shape_confidence, n, music[:, begin:begin + T], jobs, k,
-                                    seed, steps, sampler, guidance, width, height)
+            known = np.zeros((b, T, K, 2), np.float32)
+            known_confidence = np.zeros((b, T, K), np.float32)
+            known[:, :n] = keypoints[:, begin:begin + n]
+            known_confidence[:, :n] = confidence[:, begin:begin + n]
+            latents = self._segment(request, k, known, known_confidence, n,
+                                    music[:, begin:begin + T])
             new_keypoints, new_confidence = self._poses(latents, width, height)
             active = k < needed  # a song's dance ends with its own last segment
             window = slice(begin, begin + T)
@@ -254,25 +271,27 @@ class DanceGenerator:
                                                                          0), axis=0)])
         return ((padded[:frames] - self.music_shift) * self.music_scale).astype(np.float32)
 
-    def _segment(self, keypoints, confidence, shape_keypoints, shape_confidence, n, music, jobs,
-                 k, seed, steps, sampler, guidance, width, height) -> np.ndarray:
-        """Sampled latents (b, B', T', c), unnormalised, of segment k."""
+    def _segment(self, request: Request, k: int, known: np.ndarray,
+                 known_confidence: np.ndarray, n: int, music: np.ndarray) -> np.ndarray:
+        """Sampled latents (b, B', T', c), unnormalised, of segment k whose first n frames are
+        known ((b, T, K, 2) pixels, (b, T, K) confidence), to (b, T, D) normalised music."""
         latent_bins, latent_frames, channels = self.model_config.latent_bins, \
             self.model_config.latent_frames, self.model_config.latent_channels
-        noise = np.stack([_noise(seed, song.digest, sample, k,
+        noise = np.stack([_noise(request.seed, song.digest, sample, k,
                                  (latent_bins, latent_frames, channels))
-                          for song, sample in jobs])
+                          for song, sample in request.jobs])
         mask = np.broadcast_to(np.asarray(reference_mask(n, latent_bins, latent_frames,
                                                          self.stride)),
-                               (len(jobs), latent_bins, latent_frames, self.stride))
+                               (len(request.jobs), latent_bins, latent_frames, self.stride))
         reference = np.zeros_like(noise)  # the no-reference ablation's DiT ignores it
         if self.model_config.reference:
-            images = reference_images(keypoints, confidence, shape_keypoints, shape_confidence,
-                                      width, height, n, bins=self.config.pose.bins)
+            images = reference_images(known, known_confidence, request.shape_keypoints,
+                                      request.shape_confidence, request.width, request.height,
+                                      n, bins=self.config.pose.bins)
             reference = (np.asarray(self.autoencoder.encode(images)) - self.shift) * self.scale
         latents = _sample_latents(self.graphdef, self.state, noise, reference, mask, music,
-                                  num_steps=steps, sampler=sampler, shift=self.time_shift,
-                                  guidance=float(guidance))
+                                  num_steps=request.steps, sampler=request.sampler,
+                                  shift=self.time_shift, guidance=request.guidance)
         return np.asarray(latents) / self.scale + self.shift
 
     def _poses(self, latents: np.ndarray, width: int, height: int):
@@ -360,7 +379,7 @@ class DanceCheck:
     scores them: one dance (the mean dancer, seed 0) to the first config.train.dance_eval_seconds
     of the song of every performance in split config.train.dance_eval_split of the segment build
     config.train.dance_eval_segments, against that split's real dances. `info` is the run's latent
-    cache info (train.cache_info)."""
+    cache info (dit_run.cache_info)."""
 
     def __init__(self, config: ml_collections.ConfigDict, info: dict):
         train = config.train
@@ -393,7 +412,7 @@ class DanceCheck:
 
 
 def save_dance(path: Path, dance: Dance) -> None:
-    """The dance as npz (DESIGN.md section 3), atomically, with the segment length and overlap
+    """The dance as npz (docs/design.md section 5), atomically, with the segment length and overlap
     it was stitched from (python -m hotdance_jax.evaluate finds the seams by them)."""
     save_npz(path, keypoints=dance.keypoints.astype(np.float32),
              confidence=dance.confidence.astype(np.float32), fps=np.float32(dance.fps),
@@ -427,11 +446,13 @@ def define_flags() -> None:
     flags.DEFINE_string("openpose-dir", None, "Folder for one OpenPose JSON per frame.")
     flags.DEFINE_string("reference", None, "The dancer: one pose (OpenPose JSON, npz, or JSON "
                         "list), pixels of the output frame.")
-    flags.DEFINE_float("seconds", None, "Seconds of music to dance to; default the whole song.")
-    flags.DEFINE_float("start", 0.0, "Where in the song to start, seconds.")
+    flags.DEFINE_float("seconds", None, "Seconds of music to dance to (> 0); default the whole "
+                       "song.")
+    flags.register_validator("seconds", lambda v: v is None or v > 0, "must be > 0 seconds")
+    flags.DEFINE_float("start", 0.0, "Where in the song to start, seconds.", lower_bound=0.0)
     flags.DEFINE_integer("seed", 0, "Noise seed.")
-    flags.DEFINE_integer("num-samples", 1, "Different dances per song.")
-    flags.DEFINE_integer("steps", 30, "ODE steps per segment.")
+    flags.DEFINE_integer("num-samples", 1, "Different dances per song.", lower_bound=1)
+    flags.DEFINE_integer("steps", 30, "ODE steps per segment.", lower_bound=1)
     flags.DEFINE_enum("sampler", "euler", ["euler", "heun"], "ODE solver.")
     flags.DEFINE_float("guidance", 2.0, "Classifier-free guidance scale on the music (1: off).")
     flags.DEFINE_float("fps", None, "Frame rate; must be the run's (default).")

@@ -55,110 +55,24 @@ from tensorboardX import SummaryWriter
 
 from data_pipeline import latents, loader
 from hotdance_jax import cli, flow, io, parallel
-from hotdance_jax.audio.features import NUM_BASELINE_FEATURES
+from hotdance_jax.dit_run import CACHE_INFO_FILE, StepSettings, TrainState, cache_info, dit_config
 from hotdance_jax.errors import InputError
 from hotdance_jax.models import DiT, DiTConfig
-from hotdance_jax.pose import OPENPOSE_18
+from hotdance_jax.sample import DanceCheck
 from hotdance_jax.training import (
     BEST_METRIC,
     POSE_DATA,
     OptimizerSettings,
-    added_settings,
     check_workdir,
     checkpoint_manager,
 )
-from hotdance_jax.vae import RAW_COORDS, load_autoencoder
 
 FLAGS = flags.FLAGS
-CACHE_INFO_FILE = "latent_cache.json"
 # Peak dense bf16 FLOP/s per device by jax device_kind prefix (vendor data sheets).
 PEAK_FLOPS = {
     "TPU v5p": 459e12, "TPU v5 lite": 197e12, "TPU v5e": 197e12, "TPU v6": 918e12,
     "TPU v4": 275e12, "NVIDIA H100": 989e12, "NVIDIA H200": 989e12, "NVIDIA A100": 312e12,
 }
-
-
-def dit_config(config: ml_collections.ConfigDict, manifest: dict) -> DiTConfig:
-    """The DiT of config.model at the latent cache's shapes (a setting that a run's saved config
-    predates takes its training.ADDED_SETTINGS value)."""
-    model = {**added_settings("model"), **config.model}
-    bins, frames, channels = manifest["latent_shape"]
-    dtype = compute_dtype(model["dtype"])
-    return DiTConfig(
-        latent_bins=bins, latent_frames=frames, latent_channels=channels,
-        music_features=manifest["music_features"], frames_per_token=manifest["vae"]["stride"][1],
-        patch=tuple(model["patch"]), width=model["width"], depth=model["depth"],
-        heads=model["heads"], mlp_ratio=model["mlp_ratio"], mlp=model["mlp"],
-        temporal_index=model["temporal_index"], attention=model["attention"],
-        reference=model["reference"], aligned_music=model["aligned_music"],
-        rope_theta=model["rope_theta"], dtype=dtype,
-        attention_implementation=attention_implementation(
-            model["attention_implementation"], dtype, model["width"] // model["heads"]),
-    )
-
-
-def cache_shapes(config: ml_collections.ConfigDict) -> dict:
-    """The latent cache fields dit_config reads, as a cache made with `config` holds them: an
-    autoencoder of config.vae.bin_stride, config.vae.stride and config.vae.latent_channels, or
-    raw-coords, whose stride (B, 8) and channels follow from the bins and the skeleton."""
-    bins, frames = config.pose.bins, config.pose.segment_frames
-    if config.vae.name == RAW_COORDS:
-        raw = load_autoencoder(RAW_COORDS, "", 2 * OPENPOSE_18.num_joints, bins=bins)
-        stride, channels = raw.stride, raw.latent_channels
-    else:
-        stride = (config.vae.bin_stride, config.vae.stride)
-        channels = config.vae.latent_channels
-    return {"latent_shape": [bins // stride[0], frames // stride[1], channels],
-            "music_features": NUM_BASELINE_FEATURES + config.audio.log_mel_bands,
-            "vae": {"stride": list(stride)}}
-
-
-def compute_dtype(name: str) -> str:
-    """config.model.dtype -> "float32" or "bfloat16"; "auto" is bfloat16 except on CPU."""
-    if name == "auto":
-        return "float32" if jax.default_backend() == "cpu" else "bfloat16"
-    return name
-
-
-def attention_implementation(name: str, dtype: str, head_dim: int) -> str:
-    """config.model.attention_implementation -> "xla" or "cudnn"; "auto" is cuDNN flash
-    attention where it applies (a GPU, bfloat16, head_dim a multiple of 8 up to 128), else XLA
-    (jax.nn.dot_product_attention's own default, which never picks cuDNN by itself)."""
-    if name != "auto":
-        return name
-    cudnn = (jax.default_backend() == "gpu" and dtype == "bfloat16"
-             and head_dim % 8 == 0 and head_dim <= 128)
-    return "cudnn" if cudnn else "xla"
-
-
-@dataclasses.dataclass(frozen=True)
-class StepSettings:
-    """The train step's hyperparameters besides the optimizer's (static under jit)."""
-
-    music_dropout: float
-    t_mean: float
-    t_std: float
-    time_shift: float
-    ema_decay: float
-
-    @classmethod
-    def of(cls, config: ml_collections.ConfigDict, model: DiTConfig) -> StepSettings:
-        train = config.train
-        shift = train.time_shift
-        if shift == -1:
-            shift = flow.resolution_shift(model.grid[0] * model.grid[1])
-        return cls(train.music_dropout, train.t_mean, train.t_std, float(shift), train.ema_decay)
-
-
-class TrainState(nnx.Module):
-    """Everything a checkpoint holds besides the loader: the DiT, its optimizer (AdamW moments
-    and step count), the EMA of its weights (a DiT) and the RNG key of the next step."""
-
-    def __init__(self, model_config: DiTConfig, optimizer: OptimizerSettings, seed: int):
-        self.model = DiT(model_config, rngs=nnx.Rngs(seed))
-        self.ema = nnx.clone(self.model)
-        self.optimizer = nnx.Optimizer(self.model, optimizer.transform(), wrt=nnx.Param)
-        self.rng = nnx.Variable(jax.random.key_data(jax.random.key(seed + 1)))
 
 
 def velocity_loss(model: DiT, batch: dict, drop_music: jax.Array, key: jax.Array,
@@ -211,8 +125,8 @@ def eval_loss(graphdef: nnx.GraphDef, settings: StepSettings, state: nnx.State, 
 def on_leaves(fn: Callable, treedef: jax.tree_util.PyTreeDef, returns_state: bool) -> Callable:
     """`fn(state, *args)` as a function of the state's leaves (a list of arrays); when
     `returns_state`, fn returns (state, out) and so does this, the state again as its leaves. A
-    list of arrays crosses the jit boundary 3-4x faster than a tree of nnx Variables (README,
-    "Training"), host time that bounds a short accelerator step."""
+    list of arrays crosses the jit boundary 3-4x faster than a tree of nnx Variables
+    (docs/speed_memory.md, "Host time"), host time that bounds a short accelerator step."""
 
     def flat(leaves, *args):
         result = fn(jax.tree.unflatten(treedef, leaves), *args)
@@ -341,15 +255,6 @@ class Preemption:
     def _handle(self, signum, frame):
         del signum, frame
         self.requested = True
-
-
-def cache_info(manifest: dict) -> dict:
-    """What the sampler needs of the latent cache: the loader's normalisation (scale, shift,
-    music_scale, music_shift), the shapes, the settings, the autoencoder (vae, vae_weights) and
-    the mean dancer."""
-    return {key: manifest[key] for key in (
-        "scale", "shift", "music_scale", "music_shift", "latent_shape", "music_features",
-        "settings", "vae", "vae_weights", "mean_dancer")}
 
 
 def check_batch_size(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> int:
@@ -498,8 +403,6 @@ def make_dance_check(config: ml_collections.ConfigDict, manifest: dict):
         if jax.process_index() == 0:
             print("dance evaluation skipped: it runs in single-process training only", flush=True)
         return None
-    from hotdance_jax.sample import DanceCheck  # here, not at the top: sample imports this module
-
     return DanceCheck(config, cache_info(manifest))
 
 

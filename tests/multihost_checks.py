@@ -20,7 +20,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from data_pipeline import latents
-from hotdance_jax import parallel, train, training
+from hotdance_jax import dit_run, parallel, train, training
 from hotdance_jax.errors import InputError
 from tests.test_multihost import pod_config
 
@@ -43,7 +43,7 @@ def main(cache: str, pair: str, single: str) -> None:
     config = pod_config(cache, dcn_mesh=(1, 1, 1))
     val_loss = train.train(config, Path(single))["val_loss"]
     mesh = parallel.make_mesh((1, 4, 2))
-    trainer = train.Trainer(config, train.dit_config(config, latents.read_manifest(cache)), mesh)
+    trainer = train.Trainer(config, dit_run.dit_config(config, latents.read_manifest(cache)), mesh)
     pair_step, pair_state = restore(Path(pair), trainer)
     single_step, single_state = restore(Path(single), trainer)
     placed = all(x.sharding == s for x, s in zip(jax.tree.leaves(pair_state),

@@ -6,7 +6,7 @@ import jax
 import pytest
 from flax import nnx
 
-from hotdance_jax import parallel, train
+from hotdance_jax import dit_run, parallel
 from hotdance_jax.config_utils import sibling_config
 from hotdance_jax.models import DiT
 from tests.test_build import REPO
@@ -20,7 +20,7 @@ def test_config_documents_its_command_and_builds(name):
     doc = (REPO / "configs" / f"{name}.py").read_text().split('"""')[1]
     assert f"configs/{name}.py" in doc  # the command that runs it
     assert "Reaches" in doc or "Not run here" in doc or "not been run here" in doc
-    model = train.dit_config(config, train.cache_shapes(config))
+    model = dit_run.dit_config(config, dit_run.cache_shapes(config))
     abstract = nnx.eval_shape(lambda: DiT(model, rngs=nnx.Rngs(0)))
     assert sum(x.size for x in jax.tree.leaves(nnx.state(abstract, nnx.Param))) > 0
     batch, devices = config.train.batch_size, 8
@@ -30,23 +30,24 @@ def test_config_documents_its_command_and_builds(name):
 
 def test_base_has_the_paper_shapes():
     config = sibling_config(REPO / "configs" / "base.py", "base")
-    model = train.dit_config(config, train.cache_shapes(config))
+    model = dit_run.dit_config(config, dit_run.cache_shapes(config))
     assert (config.pose.bins, config.pose.segment_frames, config.vae.stride) == (512, 256, 8)
     assert (model.latent_bins, model.latent_frames) == (64, 32)
 
 
 def test_attention_implementation_is_cudnn_only_where_it_applies(monkeypatch):
-    assert train.attention_implementation("auto", "float32", 64) == "xla"  # this CPU
-    assert train.attention_implementation("auto", "bfloat16", 64) == "xla"
-    assert train.attention_implementation("cudnn", "float32", 64) == "cudnn"  # asked for
+    assert dit_run.attention_implementation("auto", "float32", 64) == "xla"  # this CPU
+    assert dit_run.attention_implementation("auto", "bfloat16", 64) == "xla"
+    assert dit_run.attention_implementation("cudnn", "float32", 64) == "cudnn"  # asked for
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    assert train.attention_implementation("auto", "bfloat16", 64) == "cudnn"
-    assert train.attention_implementation("auto", "float32", 64) == "xla"
-    assert train.attention_implementation("auto", "bfloat16", 256) == "xla"
-    assert train.attention_implementation("xla", "bfloat16", 64) == "xla"
+    assert dit_run.attention_implementation("auto", "bfloat16", 64) == "cudnn"
+    assert dit_run.attention_implementation("auto", "float32", 64) == "xla"
+    assert dit_run.attention_implementation("auto", "bfloat16", 256) == "xla"
+    assert dit_run.attention_implementation("xla", "bfloat16", 64) == "xla"
     config = sibling_config(REPO / "configs" / "base.py", "base")
     config.model.dtype = "bfloat16"
-    assert train.dit_config(config, train.cache_shapes(config)).attention_implementation == "cudnn"
+    model = dit_run.dit_config(config, dit_run.cache_shapes(config))
+    assert model.attention_implementation == "cudnn"
 
 
 ABLATIONS = {
@@ -74,7 +75,7 @@ def test_ablation_configs_change_only_their_ablation(name):
     ablation = flat(config.to_dict())
     assert ablation.keys() == dwm.keys()
     assert {k: v for k, v in ablation.items() if v != dwm[k]} == ABLATIONS[name]
-    model = train.dit_config(config, train.cache_shapes(config))
+    model = dit_run.dit_config(config, dit_run.cache_shapes(config))
     expected = (1, 32, 432) if name == "dwm_raw" else (32, 32, 16)
     assert (model.latent_bins, model.latent_frames, model.latent_channels) == expected
 

@@ -386,7 +386,7 @@ def test_track_finds_the_cheapest_path():
 
 
 def mask_by_design(n, bins, frames, stride=8):
-    """DESIGN.md's recipe, literally: q = N // 8, r = N % 8, clamped when N >= T."""
+    """docs/design.md's recipe, literally: q = N // 8, r = N % 8, clamped when N >= T."""
     m = np.zeros((stride, bins, frames))
     if n >= stride * frames:
         m[:] = 1

@@ -14,7 +14,7 @@ import soundfile
 
 from data_pipeline import build, precompute
 from data_pipeline.sources.synthetic import synthesize_performance
-from hotdance_jax import evaluate, sample, train
+from hotdance_jax import dit_run, evaluate, sample, train
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import save_wav
 from hotdance_jax.vae import load_autoencoder
@@ -193,9 +193,18 @@ def test_bad_input_gives_one_line_errors_and_writes_nothing(run, tmp_path):
                                       tmp_path / "pose.json"],
         "exactly one of --music": ["--workdir", workdir],
     }
-    for message, args in cases.items():
-        result = run_command(*args, "--out", tmp_path / "out.npz", "--steps", 2)
-        assert result.returncode == 1, (message, result.stderr[-1000:])
+    flag_cases = {  # refused by the flags' bounds: exit status 2
+        "--steps=0": ["--workdir", workdir, "--music", song, "--steps", 0],
+        "--seconds=-3": ["--workdir", workdir, "--music", song, "--seconds", -3],
+        "--num-samples=0": ["--workdir", workdir, "--music", song, "--num-samples", 0],
+        "--start=-1": ["--workdir", workdir, "--music", song, "--start", -1],
+    }
+    cases["no audio samples from offset 500 s"] = ["--workdir", workdir, "--music", song,
+                                                    "--start", 500]
+    for message, args in [*cases.items(), *flag_cases.items()]:
+        result = run_command("--out", tmp_path / "out.npz", "--steps", 2, *args)
+        assert result.returncode == (2 if message in flag_cases else 1), (
+            message, result.stderr[-1000:])
         last = result.stderr.strip().splitlines()[-1]
         assert last.startswith("error: "), last
         assert message in last, (message, last)
@@ -204,7 +213,7 @@ def test_bad_input_gives_one_line_errors_and_writes_nothing(run, tmp_path):
 
 def test_a_run_without_checkpoints_is_refused(run, tmp_path):
     (tmp_path / "run").mkdir()
-    for name in ("config.json", train.CACHE_INFO_FILE):
+    for name in ("config.json", dit_run.CACHE_INFO_FILE):
         (tmp_path / "run" / name).write_text((run[0] / "run" / name).read_text())
     with pytest.raises(InputError, match="no checkpoint; train first"):
         sample.DanceGenerator.load(tmp_path / "run")

@@ -15,7 +15,7 @@ import pytest
 from tensorboardX.proto import event_pb2
 
 from data_pipeline import latents, loader
-from hotdance_jax import parallel, train, training
+from hotdance_jax import dit_run, parallel, train, training
 from hotdance_jax.errors import InputError
 from tests.test_build import REPO
 from tests.test_latents import cache  # noqa: F401 (the fixture)
@@ -43,7 +43,7 @@ def train_config(cache, **overrides):  # noqa: F811
 
 def make_trainer(config, mesh=(1, -1, 1), devices=None):
     manifest = latents.read_manifest(config.train.latents)
-    return train.Trainer(config, train.dit_config(config, manifest),
+    return train.Trainer(config, dit_run.dit_config(config, manifest),
                          parallel.make_mesh(mesh, devices))
 
 
@@ -100,7 +100,7 @@ def test_resume_gives_the_same_parameters_as_one_run(cache, tmp_path):  # noqa: 
         tmp_path / "twice")
     assert step_once == step_twice == 8
     assert_trees_equal(once, twice)
-    info = json.loads((tmp_path / "once" / train.CACHE_INFO_FILE).read_text())
+    info = json.loads((tmp_path / "once" / dit_run.CACHE_INFO_FILE).read_text())
     assert info["latent_shape"] == [8, 8, 4]
     assert len(info["mean_dancer"]["keypoints"]) == 18
     events = [e for path in sorted((tmp_path / "once" / "tensorboard").iterdir())

@@ -37,7 +37,7 @@ def load_audio(
         raise InputError(f"{path}: no such audio file")
     audio = _decode(path, sample_rate, offset, duration)
     if audio.size == 0:
-        raise InputError(f"{path}: no audio samples from offset {offset:g} s")
+        raise InputError(f"{path}: no audio samples from offset {offset:g} s (past its end?)")
     peak = float(np.max(np.abs(audio)))
     if peak < SILENCE_PEAK:
         raise InputError(f"{path}: audio is silent (peak {peak:.1e}, below -80 dBFS)")

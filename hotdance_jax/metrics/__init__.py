@@ -1,4 +1,4 @@
-"""Dance metrics in 2D pose space (DESIGN.md section 1, "Evaluation")."""
+"""Dance metrics in 2D pose space (docs/design.md section 1, "Evaluation")."""
 
 from hotdance_jax.metrics.beat import beat_align_score, motion_beats
 from hotdance_jax.metrics.distances import diversity, fid, frechet_distance, standardise
@@ -9,7 +9,13 @@ from hotdance_jax.metrics.features import (
     kinetic_features,
     windows,
 )
-from hotdance_jax.metrics.smoothness import jitter, seam_frames, seam_jump, speed_changes
+from hotdance_jax.metrics.smoothness import (
+    jitter,
+    mean_keypoint_speed,
+    seam_frames,
+    seam_jump,
+    speed_changes,
+)
 
 __all__ = [
     "GEOMETRIC_FEATURES",
@@ -21,6 +27,7 @@ __all__ = [
     "geometric_features",
     "jitter",
     "kinetic_features",
+    "mean_keypoint_speed",
     "motion_beats",
     "seam_frames",
     "seam_jump",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from hotdance_jax.render import mean_keypoint_speed
+from hotdance_jax.metrics.smoothness import mean_keypoint_speed
 
 SIGMA_FRAMES_AT_60FPS = 3.0  # BAS's sigma (Bailando, EDGE): 3 frames at 60 fps
 SPEED_SMOOTHING_FRAMES = 1.0  # Gaussian sigma of the speed curve, in frames

@@ -6,7 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from hotdance_jax.render import mean_keypoint_speed
+
+def mean_keypoint_speed(keypoints: np.ndarray, confidence: np.ndarray, fps: float) -> np.ndarray:
+    """(T,) mean speed in units (pixels, L) per second of the joints visible in consecutive frames.
+
+    Frame t holds the speed between frames t-1 and t (frame 0 repeats frame 1's).
+    """
+    step = np.linalg.norm(np.diff(keypoints, axis=0), axis=-1) * fps  # (T-1, K)
+    both = (confidence[1:] > 0) & (confidence[:-1] > 0)
+    speed = np.where(both, step, 0.0).sum(-1) / np.maximum(both.sum(-1), 1)
+    return np.concatenate([speed[:1], speed])
 
 
 def jitter(positions: np.ndarray, visible: np.ndarray, fps: float) -> float:

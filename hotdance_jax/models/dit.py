@@ -1,4 +1,4 @@
-"""The latent DiT (DESIGN.md section 1): a velocity model over pose latents, music and a reference.
+"""The latent DiT (docs/design.md, section 1): a velocity model over pose latents, music, reference.
 
 Tokens. The noisy latent x_t, the reference latent (both (b, B', T', c)) and the reference mask
 (b, B', T', 8) are concatenated on channels and cut into (p_bins, p_time) patches: nb x nt pose
@@ -14,11 +14,11 @@ over the whole sequence (music and pose tokens share the weights, as FLUX's sing
 so music tokens are refined layer by layer alongside the pose. "cross": the sequence is the pose
 tokens only; every block adds, after its self-attention, a cross-attention from the pose tokens to
 the (encoder-output, not refined) music tokens, with its own adaLN-Zero gate, as PixArt's and
-EDGE's blocks do. The choice was made by an ablation (README, "Joint or cross attention"). With
-config.aligned_music, each pose token also gets, through a zero-initialised linear map, the mean
-of the encoded music tokens of its own latent columns (the null token for dropped music) added to
-its embedding: a direct path from the music of a moment to the pose of that moment, beside the
-attention.
+EDGE's blocks do. The choice was made by an ablation (docs/quality.md, "Joint or cross
+attention"). With config.aligned_music, each pose token also gets, through a zero-initialised
+linear map, the mean of the encoded music tokens of its own latent columns (the null token for
+dropped music) added to its embedding: a direct path from the music of a moment to the pose of
+that moment, beside the attention.
 
 Positions. Rotary embeddings on two axes, (time, bin), in `token_positions`. Pose token (i, j)
 sits at bin i and time j p_time + (p_time - 1) / 2, its patch centre in latent columns.

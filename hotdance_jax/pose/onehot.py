@@ -1,4 +1,4 @@
-"""The one-hot pose image codec (DESIGN.md section 1).
+"""The one-hot pose image codec (docs/design.md section 1).
 
 A pose sequence of T frames and K keypoints becomes an image (B, T, 2K), channels last: channel 2k
 is the x coordinate of keypoint k, channel 2k+1 its y; for every frame t the column image[:, t, c]

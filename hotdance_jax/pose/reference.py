@@ -1,4 +1,4 @@
-"""Reference-pose conditioning (DESIGN.md section 1): reference frames and the phase mask.
+"""Reference-pose conditioning (docs/design.md section 1): reference frames and the phase mask.
 
 With N pose-aware reference frames, frames t < N of the reference carry the real pose (the model
 continues from them) and frames t >= N carry the dancer's shape pose (a neutral pose with their limb
@@ -21,7 +21,8 @@ from hotdance_jax.pose.onehot import encode
 def reference_mask(
     num_reference_frames: jax.Array | int, latent_bins: int, latent_frames: int, stride: int = 8
 ) -> jax.Array:
-    """(latent_bins, latent_frames, stride) float32 mask, channels last (DESIGN's M transposed).
+    """(latent_bins, latent_frames, stride) float32 mask, channels last (the M of docs/design.md,
+    transposed).
 
     `num_reference_frames` may be a traced scalar (drawn per example inside a jitted step).
     """

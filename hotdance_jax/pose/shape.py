@@ -1,7 +1,7 @@
 """The dancer's shape pose: a neutral standing pose with their limb lengths and on-screen scale.
 
-Shape-only references (DESIGN.md section 1) show the model who is dancing without telling it how:
-the same neutral posture for every dancer, drawn with this dancer's limbs, where they stand.
+Shape-only references (docs/design.md section 1) show the model who is dancing without telling it
+how: the same neutral posture for every dancer, drawn with this dancer's limbs, where they stand.
 """
 
 from __future__ import annotations

@@ -14,9 +14,8 @@ import dataclasses
 from pathlib import Path
 
 from hotdance_jax.errors import InputError
-from hotdance_jax.vae.base import Autoencoder
+from hotdance_jax.vae.base import RAW_COORDS, Autoencoder
 
-RAW_COORDS = "raw-coords"
 AUTOENCODERS = ("onehot-kl", "taef2", "diffusers-kl", RAW_COORDS)
 
 

@@ -22,6 +22,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from hotdance_jax.errors import InputError
 
+RAW_COORDS = "raw-coords"  # the name of the no-network autoencoder (vae/raw_coords.py)
 ArrayFn = Callable[[jax.Array], jax.Array]
 
 

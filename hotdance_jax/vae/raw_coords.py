@@ -24,8 +24,7 @@ import jax.numpy as jnp
 
 from hotdance_jax.errors import InputError
 from hotdance_jax.pose import onehot
-from hotdance_jax.vae import RAW_COORDS
-from hotdance_jax.vae.base import Autoencoder
+from hotdance_jax.vae.base import RAW_COORDS, Autoencoder
 
 FRAMES_PER_COLUMN = 8
 LAYOUT = ("raw-coords v1: per frame 2u-1 of the 2K codec-decoded coordinates, then K "
