@@ -43,12 +43,17 @@ def worlds(root):
     return {name: dwm.read_world(root / name) for name in dwm.PUBLISHED + ADDED}
 
 
+FOLLOW_PX_PER_CM = get_config().data.dwm.follow_px_per_cm  # the default, at 1080 px high
+
+
 def _data_config(width: int = 1920, height: int = 1080, extra_views: tuple = (),
-                 camera: str = "fixed", follow_seconds: float = 1.5):
+                 camera: str = "fixed", follow_seconds: float = 1.5,
+                 follow_px_per_cm: float = FOLLOW_PX_PER_CM):
     config = get_config().data
     config.dwm.width, config.dwm.height = width, height
     config.dwm.extra_views = extra_views
     config.dwm.camera, config.dwm.follow_seconds = camera, follow_seconds
+    config.dwm.follow_px_per_cm = follow_px_per_cm
     return config
 
 
@@ -210,23 +215,34 @@ def test_follow_camera_pans_with_the_smoothed_hips(followed, worlds):
         across = world[..., 0] * np.cos(axis) + world[..., 2] * np.sin(axis)
         hips = across[:, list(dwm.HIP_JOINTS)].mean(axis=1)
         seen = p.confidence[:, J("right_hip")] > 0
-        expected = 540 + dwm.FOLLOW_PX_PER_CM * (across[:, dwm.HIP_JOINTS[0]] - track)
+        expected = 540 + FOLLOW_PX_PER_CM * (across[:, dwm.HIP_JOINTS[0]] - track)
         np.testing.assert_allclose(p.keypoints[seen, J("right_hip"), 0], expected[seen],
                                    atol=1e-2)
         assert np.abs(hips - track).max() < 60, name  # cm: the camera keeps up
         assert np.abs(np.diff(track, 2)).max() < np.abs(np.diff(hips, 2)).max() / 5, name
         ears = p.keypoints[:, [J("right_ear"), J("left_ear")], 1].mean(axis=1)
-        floor_px = 540 + dwm.FOLLOW_PX_PER_CM * dwm.CAMERA_CENTRE_CM[1]
+        floor_px = 540 + FOLLOW_PX_PER_CM * dwm.CAMERA_CENTRE_CM[1]
         assert 0.55 < np.median(floor_px - ears) / 1080 < 0.72, name
 
 
-@pytest.mark.parametrize(("camera", "seconds", "match"), [
-    ("pan", 1.5, r"camera: 'pan'; expected one of \['fixed', 'follow'\]"),
-    ("follow", 0.0, "follow_seconds: 0; expected > 0")])
-def test_bad_camera_settings_are_refused(root, camera, seconds, match):
+def test_follow_scale_zooms_about_the_frame_centre(worlds):
+    """Half the px/cm: every keypoint half as far from the frame's centre, the pan unchanged."""
+    world = dwm.ground(worlds["DANCE_W_1"])
+    full = dwm.view(world, (1080, 1080), dwm.FLOOR_AXIS_DEG, (1.5, 4.6))
+    half = dwm.view(world, (1080, 1080), dwm.FLOOR_AXIS_DEG, (1.5, 2.3))
+    seen = np.isfinite(full).all(-1)
+    assert seen.mean() > 0.9
+    np.testing.assert_allclose(half[seen] - 540, (full[seen] - 540) / 2, atol=1e-3)
+
+
+@pytest.mark.parametrize(("camera", "seconds", "scale", "match"), [
+    ("pan", 1.5, 4.6, r"camera: 'pan'; expected one of \['fixed', 'follow'\]"),
+    ("follow", 0.0, 4.6, "follow_seconds: 0; expected > 0"),
+    ("follow", 1.5, 0.0, "follow_px_per_cm: 0; expected > 0")])
+def test_bad_camera_settings_are_refused(root, camera, seconds, scale, match):
     with pytest.raises(InputError, match=match):
-        dwm.performances(root, _data_config(camera=camera, follow_seconds=seconds),
-                         collections.Counter())
+        dwm.performances(root, _data_config(camera=camera, follow_seconds=seconds,
+                                            follow_px_per_cm=scale), collections.Counter())
 
 
 # ---------------------------------------------------------------- small files

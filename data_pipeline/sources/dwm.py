@@ -18,8 +18,9 @@ heights are real and comparable between dancers:
      - "fixed": one camera for the whole dataset, so travel across the floor is kept and a dancer
        spans about 200 px of a 1920 px wide frame (see `project`);
      - "follow": the camera pans with the dancer (the hips' position along the floor axis,
-       smoothed by a Gaussian whose +-2 sigma span `config.dwm.follow_seconds`), the body about
-       two thirds of the frame height, as a camera operator films one dancer (see `follow_track`);
+       smoothed by a Gaussian whose +-2 sigma span `config.dwm.follow_seconds`) at
+       `config.dwm.follow_px_per_cm` for a frame 1080 px high (4.6: the body about two thirds of
+       the frame height, as a camera operator films one dancer; see `follow_track`);
   3. conversion to OpenPose-18 (nose and eyes invisible, ears = the two side-of-head points).
 A keypoint that still falls outside the frame (not one of the 33 performances in ../shared at
 the default frames) becomes invisible and is counted in `stats["dwm_keypoints_out_of_frame"]`.
@@ -72,12 +73,11 @@ AUDIO_NAMES = ("audio.mp3", "audio.ogg", "audio.flac", "audio.wav")  # the song,
 FLOOR_AXIS_DEG = 30.0  # image x = world x cos(a) + world z sin(a)
 CAMERA_CENTRE_CM = (-18.5, 100.0)  # (floor axis, height) at the frame's centre
 PX_PER_CM = 1.5  # at REFERENCE_FRAME
-# The following camera: 4.6 px/cm at a frame height of 1080 puts the median top of the body
-# (150-160 cm) at two thirds of the height and the union's [0, 201] cm inside it with 75 px
-# above and 80 below (scaled by height / 1080). Across the floor axis every joint of the 33
-# stays within 106 cm of the smoothed hips at follow_seconds up to 3 (488 px): a square frame
-# of 1080 px holds them all.
-FOLLOW_PX_PER_CM = 4.6
+# The following camera (config.dwm.follow_px_per_cm at a frame height of 1080, scaled by height
+# / 1080): 4.6 px/cm puts the median top of the body (150-160 cm) at two thirds of the height
+# and the union's [0, 201] cm inside it with 75 px above and 80 below. Across the floor axis
+# every joint of the 33 stays within 106 cm of the smoothed hips at follow_seconds up to 3 (488
+# px at 4.6): a square frame of 1080 px holds them all at up to 4.6 px/cm.
 REFERENCE_FRAME = (1920, 1080)  # width, height in pixels
 
 # The published 18 (every song distinct): test is one cha-cha, one rumba and two waltzes, one from
@@ -105,22 +105,26 @@ def performances(
     it is reached.
     """
     extra_views = tuple(float(a) for a in config.dwm.extra_views)
-    camera, follow_seconds = str(config.dwm.camera), float(config.dwm.follow_seconds)
+    camera = str(config.dwm.camera)
+    follow_seconds, follow_scale = float(config.dwm.follow_seconds), float(
+        config.dwm.follow_px_per_cm)
     if camera not in CAMERAS:
         raise InputError(f"config.data.dwm.camera: {camera!r}; expected one of {list(CAMERAS)}")
     if camera == "follow" and not follow_seconds > 0:
         raise InputError(f"config.data.dwm.follow_seconds: {follow_seconds:g}; expected > 0")
+    if camera == "follow" and not follow_scale > 0:
+        raise InputError(f"config.data.dwm.follow_px_per_cm: {follow_scale:g}; expected > 0")
     for angle in extra_views:
         if not 0 < abs(angle) < 360:
             raise InputError(f"config.data.dwm.extra_views: {angle:g} degrees; expected a turn "
                              "strictly between 0 and 360 degrees (either sign)")
     frame = (int(config.dwm.width), int(config.dwm.height))
-    follow = follow_seconds if camera == "follow" else None
+    follow = (follow_seconds, follow_scale) if camera == "follow" else None
     return _iterate(_folders(Path(root)), frame, follow, extra_views, stats)
 
 
 def _iterate(
-    folders: list[Path], frame: tuple[int, int], follow_seconds: float | None,
+    folders: list[Path], frame: tuple[int, int], follow: tuple[float, float] | None,
     extra_views: tuple[float, ...], stats: collections.Counter,
 ) -> Iterator[Performance]:
     width, height = frame
@@ -129,10 +133,10 @@ def _iterate(
         world = ground(read_world(folder))
         split = split_of(folder.name)
         try:
-            views = {folder.name: view(world, frame, FLOOR_AXIS_DEG, follow_seconds)}
+            views = {folder.name: view(world, frame, FLOOR_AXIS_DEG, follow)}
             for angle in extra_views if split == "train" else ():
                 views[f"{folder.name}@yaw{angle:g}"] = view(
-                    world, frame, FLOOR_AXIS_DEG + angle, follow_seconds, centred=True)
+                    world, frame, FLOOR_AXIS_DEG + angle, follow, centred=True)
         except InputError as e:
             raise InputError(f"{folder}: {e}") from None
         for sequence_id, pixels in views.items():
@@ -184,14 +188,16 @@ def ground(world: np.ndarray) -> np.ndarray:
 
 
 def view(world: np.ndarray, frame: tuple[int, int], floor_axis_deg: float,
-         follow_seconds: float | None, centred: bool = False) -> np.ndarray:
+         follow: tuple[float, float] | None, centred: bool = False) -> np.ndarray:
     """(N, J, 3) grounded world cm -> (N, J, 2) pixels of a `frame` (width, height) seen across
-    the floor axis at `floor_axis_deg`: by the camera following the hips when `follow_seconds`
-    is given, else by the fixed camera (`centred`: on these joints' own travel)."""
-    if follow_seconds is None:
+    the floor axis at `floor_axis_deg`: by the camera following the hips when `follow` (its
+    smoothing in seconds, its px/cm at a frame 1080 px high) is given, else by the fixed camera
+    (`centred`: on these joints' own travel)."""
+    if follow is None:
         return project(world, *frame, floor_axis_deg, centred=centred)
+    follow_seconds, px_per_cm = follow
     hips = follow_track(world, floor_axis_deg, follow_seconds)
-    scale = FOLLOW_PX_PER_CM * frame[1] / REFERENCE_FRAME[1]
+    scale = px_per_cm * frame[1] / REFERENCE_FRAME[1]
     return project(world, *frame, floor_axis_deg, centre=hips[:, None], scale=scale)
 
 
