@@ -3,7 +3,7 @@ r"""How well each autoencoder keeps the keypoints: encode + decode held-out segm
   python bench/vae_quality.py --segments data/dwm --split test --bins 512 \
       --onehot-kl runs/vae_dwm/onehot_kl.msgpack --taef2 ../shared/weights/taef2 \
       [--diffusers path/to/vae] [--num 32] [--frames 64] [--jump-cost 1] [--jump-cap 16] \
-      [--free-motion 4] [--smooth-window 9] [--smooth-order 3] [--refine-steps 100]
+      [--free-motion 4] [--smooth-window 9] [--smooth-order 3]
 
 Per autoencoder (and the bare one-hot codec as the floor): mean and 99th-percentile keypoint
 error after decoding, in bins and in % of the frame width, visibility accuracy (decoded visible
@@ -15,11 +15,6 @@ and decode_free_motion; --jump-cost 0: per-frame peaks), and smooths the keypoin
 --smooth-window / --smooth-order (pose.smooth_window and smooth_order; --smooth-window 0: not
 smoothed), as sampling does. The issue's bar for the default: mean <= 1 bin, p99 <= 3 bins,
 visibility >= 99%.
-
---refine-steps N adds a row for onehot-kl whose latents were moved by N Adam steps of
---refine-learning-rate on its frozen decoder's loss against the segment's image
-(vae.onehot_kl.refine_latents): what the decoder reads back from the best latent it can be given,
-so the difference to the onehot-kl row is the encoder's share of the error.
 """
 
 from __future__ import annotations
@@ -37,8 +32,6 @@ from hotdance_jax.pose import decoded_poses, encode
 from hotdance_jax.pose.onehot import DEFAULT_FREE_MOTION, DEFAULT_JUMP_CAP, DEFAULT_JUMP_COST
 from hotdance_jax.pose.smoothing import DEFAULT_SMOOTH_ORDER, DEFAULT_SMOOTH_WINDOW
 from hotdance_jax.vae import load_autoencoder
-from hotdance_jax.vae.kl import load_onehot_kl
-from hotdance_jax.vae.onehot_kl import refine_latents
 
 _encode = jax.jit(encode, static_argnames="bins")
 
@@ -91,15 +84,11 @@ def keypoint_errors(images: jax.Array, data: dict, bins: int, pose: dict) -> dic
     }
 
 
-def measure(autoencoder, images: jax.Array, data: dict, bins: int, pose: dict,
-            refine=None) -> dict:
-    """Figures of one autoencoder; encode throughput timed after a warm-up call (with `refine`,
-    a function (images, latents) -> latents, timed with it)."""
+def measure(autoencoder, images: jax.Array, data: dict, bins: int, pose: dict) -> dict:
+    """Figures of one autoencoder; encode throughput timed after a warm-up call."""
     jax.block_until_ready(autoencoder.encode(images[:1]))
     start = time.perf_counter()
     latents = jax.block_until_ready(autoencoder.encode(images))
-    if refine:
-        latents = jax.block_until_ready(refine(images, latents))
     seconds = time.perf_counter() - start
     figures = keypoint_errors(autoencoder.decode(latents), data, bins, pose)
     figures["latent_shape"] = tuple(latents.shape[1:])
@@ -127,10 +116,6 @@ def main() -> None:
                         help="frames of the Savitzky-Golay filter on decoded keypoints (0: none)")
     parser.add_argument("--smooth-order", type=int, default=DEFAULT_SMOOTH_ORDER,
                         help="its polynomial degree")
-    parser.add_argument("--refine-steps", type=int, default=0,
-                        help="also onehot-kl with its latents refined by this many decoder steps")
-    parser.add_argument("--refine-learning-rate", type=float, default=0.1,
-                        help="Adam's learning rate of those steps")
     args = parser.parse_args()
 
     data = load_segments(args.segments, args.split, args.num, args.frames)
@@ -149,12 +134,6 @@ def main() -> None:
                                           ("diffusers-kl", args.diffusers)) if weights}
     for name, autoencoder in autoencoders.items():
         rows[name] = measure(autoencoder, images, data, args.bins, pose)
-    if args.onehot_kl and args.refine_steps:
-        model, _ = load_onehot_kl(args.onehot_kl)
-        rows[f"onehot-kl, latents refined {args.refine_steps} steps"] = measure(
-            autoencoders["onehot-kl"], images, data, args.bins, pose,
-            lambda x, z: refine_latents(model, x, z, args.refine_steps,
-                                        args.refine_learning_rate))
     print(f"{len(images)} {args.split} segments of {args.frames} frames, B = {args.bins} bins, "
           f"{jax.devices()[0].platform}; the real segments' jitter "
           f"{mean_jitter(data['keypoints'], data['confidence'], data['fps']):.2f} L/s^2")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import optax
-from flax import nnx
 
 from hotdance_jax.errors import InputError
 from hotdance_jax.vae.base import Autoencoder, file_sha256, with_weights
@@ -75,34 +74,6 @@ def onehot_kl_loss(
     loss = (parts["position"] + visibility_weight * parts["visibility"]
             + kl_weight * parts["kl"] + centre_weight * parts["centre"])
     return loss, parts
-
-
-def refine_latents(model: AutoencoderKL, images: jax.Array, latents: jax.Array, steps: int,
-                   learning_rate: float, batch_size: int = 8) -> jax.Array:
-    """Latents (N, B', T', c) moved by `steps` Adam steps of `learning_rate` on the frozen
-    decoder's position + visibility loss against `images` (N, B, T, C), `batch_size` examples at
-    a time: how far the encoder's latents are from the best the decoder can read (the encoder's
-    amortisation gap; bench/vae_quality.py --refine-steps)."""
-    if steps < 0 or learning_rate <= 0 or batch_size < 1:
-        raise InputError(f"refine_latents: steps >= 0, learning_rate > 0 and batch_size >= 1, "
-                         f"got {steps}, {learning_rate}, {batch_size}")
-    graph, weights = nnx.split(model)
-    optimizer = optax.adam(learning_rate)
-
-    def loss(z, target):
-        parts = fit_terms(nnx.merge(graph, weights).decode(z), target)
-        return parts["position"] + parts["visibility"]
-
-    @jax.jit
-    def refine(z, target):
-        def step(carry, _):
-            z, state = carry
-            updates, state = optimizer.update(jax.grad(loss)(z, target), state, z)
-            return (optax.apply_updates(z, updates), state), None
-        return jax.lax.scan(step, (z, optimizer.init(z)), length=steps)[0][0]
-
-    return jnp.concatenate([refine(latents[i:i + batch_size], images[i:i + batch_size])
-                            for i in range(0, len(latents), batch_size)])
 
 
 def onehot_kl_autoencoder(weights: str, image_channels: int) -> Autoencoder:
