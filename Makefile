@@ -1,9 +1,10 @@
-# The two commands of the README: `make demo` and `make test`. Both create .venv on first use.
+# The two commands of the README: `make demo` and `make test` (`make test-fast` while editing).
+# Both create .venv on first use.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test test-fast lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,11 @@ demo: $(VENV)/.runtime
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# The edit-test loop: every test not marked slow (those that train runs or start processes).
+test-fast: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/pytest -m "not slow"
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache

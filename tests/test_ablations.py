@@ -20,6 +20,8 @@ from tests.test_build import REPO, tiny_config
 from tests.test_pose import bin_error
 from tests.test_sample import song_file
 
+pytestmark = pytest.mark.slow  # trains or starts processes: make test-fast skips it
+
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 

@@ -220,6 +220,7 @@ def test_build_and_inspect_commands(tmp_path):
 
 
 
+@pytest.mark.slow
 def test_all_dwm_performances_build(tmp_path):
     """Acceptance on real data: all 33 performances build and every count adds up."""
     root = shared_file("data/dwm")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {k: v for k, v in os.environ.items() if k not in ("LIBROSA_DATA_DIR", "HOTDANCE_SHARED")}
@@ -30,6 +31,7 @@ QUICK = ["--config.data.synthetic.num_songs=4", "--config.data.synthetic.val_son
          "--seconds=4"]
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_and_a_second_run_only_samples(tmp_path):
     result = run_demo(tmp_path, *QUICK)
     assert result.returncode == 0, result.stderr[-3000:]

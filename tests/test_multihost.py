@@ -20,6 +20,8 @@ from hotdance_jax.errors import InputError
 from tests.test_build import REPO
 from tests.test_latents import cache  # noqa: F401 (the fixture)
 
+pytestmark = pytest.mark.slow  # trains or starts processes: make test-fast skips it
+
 # The run both sides train: configs/tiny_cpu.py on the fixture's cache, a small DiT, 4 steps of
 # global batch 8 (lr from the first step, so every step moves the weights), one checkpoint.
 OVERRIDES = {

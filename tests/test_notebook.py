@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from tests.test_build import REPO
 
 
+@pytest.mark.slow
 def test_colab_notebook_runs_on_cpu(tmp_path, monkeypatch):
     monkeypatch.setenv("HOTDANCE_NOTEBOOK_TINY", "1")
     monkeypatch.setenv("HOTDANCE_NOTEBOOK_STEPS", "4")

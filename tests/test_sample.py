@@ -22,6 +22,8 @@ from hotdance_jax.vae import train as vae_train
 from tests.test_build import REPO, tiny_config
 from tests.test_train import read_events
 
+pytestmark = pytest.mark.slow  # trains or starts processes: make test-fast skips it
+
 STEPS = 4
 
 

@@ -20,6 +20,8 @@ from hotdance_jax.errors import InputError
 from tests.test_build import REPO
 from tests.test_latents import cache  # noqa: F401 (the fixture)
 
+pytestmark = pytest.mark.slow  # trains or starts processes: make test-fast skips it
+
 
 def train_config(cache, **overrides):  # noqa: F811
     """A DiT small enough to step in milliseconds on the cache's 8 x 8 x 4 latents."""

@@ -23,6 +23,8 @@ from hotdance_jax.vae.onehot_kl import (
 from tests.test_build import build_real_aistpp, tiny_config
 from tests.test_source_aistpp import REAL, REAL_IGNORED, write_lists
 
+pytestmark = pytest.mark.slow  # trains or starts processes: make test-fast skips it
+
 
 @pytest.fixture(scope="module")
 def segments(tmp_path_factory):
