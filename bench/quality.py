@@ -26,13 +26,12 @@ and writes it as JSON to WORKDIR/quality.json.
 from __future__ import annotations
 
 import argparse
-import ast
 import datetime
 from pathlib import Path
 
 from data_pipeline.precompute import precompute
 from hotdance_jax import evaluate, sample, train
-from hotdance_jax.config_utils import sibling_config
+from hotdance_jax.config_utils import parse_setting, sibling_config
 from hotdance_jax.pose import OPENPOSE_18
 from hotdance_jax.vae import load_autoencoder
 
@@ -49,14 +48,11 @@ DECODE_KEYS = ("decode_jump_cost", "decode_free_motion", "decode_jump_cap", "dec
 
 
 def setting(text: str) -> tuple[str, object]:
-    """KEY=VALUE -> (KEY, VALUE as a Python literal such as 0.5 or (0, 16), else the string)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    """config_utils.parse_setting as an argparse type."""
     try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value
+        return parse_setting(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def variant_latents(config, name: str, args: argparse.Namespace) -> str:

@@ -18,15 +18,24 @@ def sibling_config(config_file: str, name: str) -> ml_collections.ConfigDict:
     return module.get_config()
 
 
+def parse_setting(text: str) -> tuple[str, object]:
+    """KEY=VALUE -> (KEY, VALUE as a Python literal such as 0.5 or (0, 16), else the string);
+    ValueError without an "=" or a key."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"{text!r}: expected KEY=VALUE")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
 def apply_overrides(config, overrides: str) -> None:
     """key=value[,key=value...] onto a ConfigDict; values are Python literals or strings."""
     for item in filter(None, overrides.split(",")):
-        key, value = item.split("=", 1)
+        key, value = parse_setting(item)
         *path, name = key.split(".")
         section = config
         for part in path:
             section = section[part]
-        try:
-            section[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            section[name] = value
+        section[name] = value
