@@ -2,6 +2,7 @@
 
 Bad input ends a command with one line on stderr, `error: <what and where>`, and a non-zero exit:
 status 1 for an InputError raised by the command, 2 for a bad flag, config file or config key.
+Library logs (Orbax's INFO lines) are shown from WARNING up unless `-v 0` (or `--verbosity`) asks.
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ def _fail_unknown_key(error: Exception) -> NoReturn:
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-    """absl's flag parsing, with flag and config-file errors as one line."""
+    """absl's flag parsing, with flag and config-file errors as one line; warnings-only logs."""
     try:
         remaining = flags.FLAGS(argv)
+        if flags.FLAGS["verbosity"].using_default_value:
+            flags.FLAGS.verbosity = -1  # absl.app would raise an unset verbosity to INFO
         if _config is not None:
             # Touching an attribute makes a config that failed to load raise its OSError here.
             _config.value.to_dict  # noqa: B018

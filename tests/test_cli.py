@@ -74,3 +74,15 @@ def test_bad_override_value_and_missing_config_file(tmp_path):
     assert missing.returncode == 2
     assert len(missing.stderr.strip().splitlines()) == 1
     assert "configs/nothere.py" in missing.stderr
+
+
+def test_library_info_logs_are_quiet_unless_asked():
+    program = ("from absl import logging; from hotdance_jax import cli; "
+               "cli.run(lambda argv: logging.info('checkpoint saved'))")
+
+    def stderr(*flags):
+        return subprocess.run([sys.executable, "-c", program, *flags], capture_output=True,
+                              text=True, cwd=REPO, env=ENV, check=True).stderr
+
+    assert "checkpoint saved" not in stderr()
+    assert "checkpoint saved" in stderr("-v", "0")
