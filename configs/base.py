@@ -34,7 +34,6 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.audio = ml_collections.ConfigDict()
     config.audio.sample_rate = 22050  # Hz, audio is resampled to it on load
-    config.audio.log_mel_bands = 0  # extra log-mel columns after the 35 FACT/EDGE features
     config.audio.frames_per_token = 8  # pose frames per music token (one latent column)
 
     config.data = ml_collections.ConfigDict()
@@ -74,7 +73,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.vae.name = "onehot-kl"  # onehot-kl (trained here), taef2, diffusers-kl, raw-coords
     config.vae.weights = ""  # path of the frozen weights file; set by the precompute command
     config.vae.stride = 8  # downsampling along time (raw-coords: B and 8): a column is 8 frames
-    config.vae.bin_stride = 8  # onehot-kl: downsampling along the bins, a power of 2 <= stride
     config.vae.latent_channels = 16  # onehot-kl only; the other autoencoders fix their own
 
     # The onehot-kl architecture (diffusers AutoencoderKL layout); stride = 2 ** (levels - 1).
@@ -91,10 +89,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.vae.train.batch_size = 16
     config.vae.train.crop_frames = 64  # train on random crops of this many frames
     config.vae.train.flip = 0.5  # probability of mirroring a crop
-    config.vae.train.augment_speed = 1.0  # play crops up to this many times faster or slower
-    config.vae.train.augment_scale = 1.0  # scale the dancer in the frame by up to this factor
-    config.vae.train.augment_shift = False  # move the dancer to a random place in the frame
-    config.vae.train.augment_limbs = 0.0  # share of crops whose limbs come from another moment
     config.vae.train.steps = 20000
     config.vae.train.learning_rate = 2e-4
     config.vae.train.warmup_steps = 500
@@ -102,7 +96,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.vae.train.grad_clip = 1.0
     config.vae.train.kl_weight = 1e-4  # of the mean KL per latent element
     config.vae.train.visibility_weight = 1.0
-    config.vae.train.centre_weight = 0.0  # of |expected bin - hot bin| (onehot_kl module docstring)
     config.vae.train.log_every = 50
     config.vae.train.eval_every = 1000
     config.vae.train.eval_segments = 64  # validation segments decoded per evaluation
@@ -127,9 +120,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.depth = 12
     config.model.heads = 12
     config.model.mlp_ratio = 4.0
-    config.model.mlp = "swiglu"  # swiglu or gelu
-    config.model.temporal_index = "shared"  # shared, sequential (ablation) or none
-    config.model.attention = "joint"  # joint (one sequence of music and pose) or cross
+    config.model.temporal_index = "shared"  # shared or sequential (the paper's ablation)
     config.model.reference = True  # condition on the reference latent and mask; False: ablation
     config.model.aligned_music = False  # also add each moment's music to its pose tokens
     config.model.rope_theta = 10000.0

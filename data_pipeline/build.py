@@ -72,8 +72,7 @@ def frame_music(
     """The performance trimmed to its music, and (num_frames, D) music features on its frames;
     a motion-only performance whole, with zeros."""
     if not perf.has_music:
-        width = NUM_BASELINE_FEATURES + config.audio.log_mel_bands
-        return perf, np.zeros((perf.num_frames, width), np.float32)
+        return perf, np.zeros((perf.num_frames, NUM_BASELINE_FEATURES), np.float32)
     audio = load_audio(
         perf.audio_path,
         config.audio.sample_rate,
@@ -82,9 +81,7 @@ def frame_music(
     )
     music_frames = int(np.floor(len(audio) / config.audio.sample_rate * perf.fps))
     perf = segments.trim(perf, min(perf.num_frames, music_frames))
-    music = music_features(
-        audio, config.audio.sample_rate, perf.fps, perf.num_frames, config.audio.log_mel_bands
-    )
+    music = music_features(audio, config.audio.sample_rate, perf.fps, perf.num_frames)
     return perf, music
 
 

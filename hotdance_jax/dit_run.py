@@ -12,26 +12,33 @@ from flax import nnx
 
 from hotdance_jax import flow
 from hotdance_jax.audio.features import NUM_BASELINE_FEATURES
+from hotdance_jax.errors import InputError
 from hotdance_jax.models import DiT, DiTConfig
 from hotdance_jax.pose import OPENPOSE_18
-from hotdance_jax.training import OptimizerSettings, added_settings
+from hotdance_jax.training import OptimizerSettings
 from hotdance_jax.vae import RAW_COORDS, load_autoencoder
 
 CACHE_INFO_FILE = "latent_cache.json"  # in a run folder: cache_info of its latent cache
+MODEL_SETTINGS = ("patch", "width", "depth", "heads", "mlp_ratio", "temporal_index", "reference",
+                  "aligned_music", "rope_theta", "dtype", "attention_implementation")
 
 
 def dit_config(config: ml_collections.ConfigDict, manifest: dict) -> DiTConfig:
-    """The DiT of config.model at the latent cache's shapes (a setting that a run's saved config
-    predates takes its training.ADDED_SETTINGS value)."""
-    model = {**added_settings("model"), **config.model}
+    """The DiT of config.model at the latent cache's shapes; InputError if config.model (a run's
+    saved config) lacks a setting this version's DiT needs."""
+    model = config.model
+    missing = [key for key in MODEL_SETTINGS if key not in model]
+    if missing:
+        raise InputError(f"config.model lacks {', '.join(missing)}: a run saved by an older "
+                         "version of hotdance_jax; train it again with this one")
     bins, frames, channels = manifest["latent_shape"]
     dtype = compute_dtype(model["dtype"])
     return DiTConfig(
         latent_bins=bins, latent_frames=frames, latent_channels=channels,
         music_features=manifest["music_features"], frames_per_token=manifest["vae"]["stride"][1],
         patch=tuple(model["patch"]), width=model["width"], depth=model["depth"],
-        heads=model["heads"], mlp_ratio=model["mlp_ratio"], mlp=model["mlp"],
-        temporal_index=model["temporal_index"], attention=model["attention"],
+        heads=model["heads"], mlp_ratio=model["mlp_ratio"],
+        temporal_index=model["temporal_index"],
         reference=model["reference"], aligned_music=model["aligned_music"],
         rope_theta=model["rope_theta"], dtype=dtype,
         attention_implementation=attention_implementation(
@@ -41,17 +48,17 @@ def dit_config(config: ml_collections.ConfigDict, manifest: dict) -> DiTConfig:
 
 def cache_shapes(config: ml_collections.ConfigDict) -> dict:
     """The latent cache fields dit_config reads, as a cache made with `config` holds them: an
-    autoencoder of config.vae.bin_stride, config.vae.stride and config.vae.latent_channels, or
+    autoencoder of config.vae.stride and config.vae.latent_channels, or
     raw-coords, whose stride (B, 8) and channels follow from the bins and the skeleton."""
     bins, frames = config.pose.bins, config.pose.segment_frames
     if config.vae.name == RAW_COORDS:
         raw = load_autoencoder(RAW_COORDS, "", 2 * OPENPOSE_18.num_joints, bins=bins)
         stride, channels = raw.stride, raw.latent_channels
     else:
-        stride = (config.vae.bin_stride, config.vae.stride)
+        stride = (config.vae.stride, config.vae.stride)
         channels = config.vae.latent_channels
     return {"latent_shape": [bins // stride[0], frames // stride[1], channels],
-            "music_features": NUM_BASELINE_FEATURES + config.audio.log_mel_bands,
+            "music_features": NUM_BASELINE_FEATURES,
             "vae": {"stride": list(stride)}}
 
 

@@ -112,7 +112,7 @@ def load_song(path: Path, config: ml_collections.ConfigDict, fps: float, start: 
     audio = load_audio(path, sample_rate, offset=start, duration=seconds)
     require_duration(audio, sample_rate, MIN_SECONDS, path)
     frames = round(len(audio) / sample_rate * fps)
-    features = music_features(audio, sample_rate, fps, frames, config.audio.log_mel_bands)
+    features = music_features(audio, sample_rate, fps, frames)
     return Song(path, start, audio, sample_rate, features, beat_times(audio, sample_rate),
                 tempo_bpm(audio, sample_rate))
 

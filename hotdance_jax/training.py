@@ -58,32 +58,17 @@ class OptimizerSettings:
 # images are read) may change between runs of one workdir.
 POSE_DATA = ("pose.skeleton", "pose.bins", "pose.fps", "pose.segment_frames")
 
-# Settings added to checked sections after runs were saved, each with the value that reproduces
-# what those runs did: a saved config without one reads as having that value (check_workdir, and
-# dit_config when the sampler loads an older run).
-ADDED_SETTINGS = {"model.reference": True, "model.aligned_music": False,
-                  "model.attention_implementation": "auto"}
-
-
-def added_settings(name: str) -> dict:
-    """ADDED_SETTINGS of section `name` (e.g. "model"), keyed by their names inside it."""
-    return {key[len(name) + 1:]: value for key, value in ADDED_SETTINGS.items()
-            if key.startswith(f"{name}.") and "." not in key[len(name) + 1:]}
-
-
 def check_workdir(workdir: epath.Path | Path, config: ml_collections.ConfigDict,
                   fixed: Sequence[str], write: bool = True) -> None:
     """Refuses a workdir whose config.json differs from `config` in a `fixed` section (dotted
-    names, e.g. "model" or "vae.arch"; a setting the saved config predates counts as its
-    ADDED_SETTINGS value); then (write) records `config` there, atomically."""
+    names, e.g. "model" or "vae.arch"; a setting only one of them has differs too); then
+    (write) records `config` there, atomically."""
     saved = workdir / CONFIG_FILE
     if saved.exists():
         before = json.loads(saved.read_text())
         now = json.loads(config.to_json(sort_keys=True))
         for name in fixed:
             old, new = _section(before, name), _section(now, name)
-            if isinstance(old, dict) and old:
-                old = {**added_settings(name), **old}
             if old != new:
                 changed = sorted(k for k in {*old, *new} if old.get(k) != new.get(k)) \
                     if isinstance(old, dict) and isinstance(new, dict) else [name]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import jax
+import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -140,16 +141,21 @@ def test_a_workdir_of_another_model_is_refused(cache, tmp_path):  # noqa: F811
     # How decoded images are read is not part of what was trained: the run resumes.
     train.train(train_config(cache, pose__decode_jump_cost=0.0, train__steps=3), tmp_path)
     assert params_of(tmp_path)[1] == 3
-    # A run saved before model.aligned_music existed ran without it: it resumes with it off.
+    # A run saved by a version with another set of model settings is refused, and its
+    # saved config cannot build a DiT either.
     older = tmp_path / "older"
-    train.train(train_config(cache, model__aligned_music=False, train__steps=2), older)
+    train.train(train_config(cache, train__steps=2), older)
     saved = json.loads((older / training.CONFIG_FILE).read_text())
     del saved["model"]["aligned_music"]
+    saved["model"]["attention"] = "joint"
     (older / training.CONFIG_FILE).write_text(json.dumps(saved))
-    with pytest.raises(InputError, match=r"another config \(model: aligned_music differ\)"):
-        train.train(train_config(cache, model__aligned_music=True, train__steps=3), older)
-    train.train(train_config(cache, model__aligned_music=False, train__steps=3), older)
-    assert params_of(older)[1] == 3
+    with pytest.raises(InputError, match=r"another config \(model: aligned_music, attention "
+                                         r"differ\)"):
+        train.train(train_config(cache, train__steps=3), older)
+    old_config = ml_collections.ConfigDict(saved)
+    with pytest.raises(InputError, match=r"config\.model lacks aligned_music: a run saved by an "
+                                         r"older version"):
+        dit_run.dit_config(old_config, latents.read_manifest(cache[0] / "latents"))
 
 
 def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(cache, tmp_path):  # noqa: F811

@@ -12,7 +12,7 @@ from flax import nnx
 from data_pipeline import build
 from data_pipeline.segments import SegmentStore
 from hotdance_jax.errors import InputError
-from hotdance_jax.pose import OPENPOSE_18, encode, jit_decode
+from hotdance_jax.pose import encode, jit_decode
 from hotdance_jax.vae import load_autoencoder
 from hotdance_jax.vae import train as vae_train
 from hotdance_jax.vae.kl import load_onehot_kl
@@ -31,9 +31,6 @@ def segments(tmp_path_factory):
     root = tmp_path_factory.mktemp("vae_data")
     build.build("synthetic", root / "raw", root / "segments", micro_config())
     return root / "segments"
-
-
-J = OPENPOSE_18.index
 
 
 def micro_config(segments_dir=""):
@@ -80,32 +77,10 @@ def test_loss_parts_by_hand():
     assert float(parts["visibility"]) < 1e-6
     assert float(parts["kl"]) == pytest.approx(0.0)
     np.testing.assert_allclose(image_from_outputs(Perfect().decode(None)), images, atol=1e-6)
-    assert float(parts["centre"]) < 1e-6
-
-
-def test_centre_term_is_the_distance_of_the_expected_bin():
-    """Half the mass on the hot bin, half 6 bins away: the expected bin is 3 bins off."""
-    kp = jnp.array([[[[3.0, 5.0]]] * 2])  # (1, T=2, K=1, 2): bins 3 (x) and 5 (y) of 16
-    images = encode(kp, jnp.ones((1, 2, 1)), 16, 16, 16)  # (1, 16, 2, 2)
-
-    class Split(nnx.Module):
-        def encode(self, x):
-            return jnp.zeros((1, 2, 1, 1)), jnp.zeros((1, 2, 1, 1))
-
-        def decode(self, z):
-            stray = jnp.roll(images, 6, axis=-3)
-            position = jnp.where((images > 0) | (stray > 0), 50.0, -50.0)
-            return jnp.concatenate([position, jnp.full(images.shape, 50.0)], -1)
-
-    _, parts = onehot_kl_loss(Split(), images, jax.random.key(0), 0.0, 0.0, centre_weight=1.0)
-    assert float(parts["centre"]) == pytest.approx(3.0, abs=1e-4)
-    assert float(parts["position"]) == pytest.approx(np.log(2.0), abs=1e-4)
 
 
 def test_training_lowers_the_loss_and_resumes_exactly(segments, tmp_path):
-    config = micro_config(segments)  # with every augmentation: its draws resume exactly too
-    config.vae.train.update(augment_speed=1.5, augment_scale=1.25, augment_shift=True,
-                            augment_limbs=0.5)
+    config = micro_config(segments)
     straight = tmp_path / "straight"
     vae_train.train(config, straight)
     interrupted = tmp_path / "interrupted"
@@ -123,105 +98,27 @@ def test_training_lowers_the_loss_and_resumes_exactly(segments, tmp_path):
     assert autoencoder.decode(latents).shape == (2, 32, 16, 36)
 
 
-def test_resample_frames_interpolates_only_between_visible_frames():
-    keypoints = np.arange(4 * 2 * 2, dtype=np.float32).reshape(4, 2, 2)
-    confidence = np.ones((4, 2), np.float32)
-    confidence[2, 1] = 0
-    kp, conf = vae_train.resample_frames(keypoints, confidence, np.array([0.0, 1.0, 1.25, 2.5]))
-    np.testing.assert_allclose(kp[:2], keypoints[:2])
-    np.testing.assert_allclose(kp[2, 0], 0.75 * keypoints[1, 0] + 0.25 * keypoints[2, 0])
-    np.testing.assert_allclose(kp[2, 1], keypoints[1, 1])  # hidden in frame 2: nearest, frame 1
-    np.testing.assert_allclose(kp[3, 0], 0.5 * (keypoints[2, 0] + keypoints[3, 0]))
-    np.testing.assert_allclose(kp[3, 1], keypoints[2, 1])  # nearest: frame 2 (rint(2.5) = 2)
-    np.testing.assert_array_equal(conf[:, 1], [1, 1, 1, 0])
-
-
-def test_place_in_frame_scales_uniformly_and_stays_inside():
-    rng = np.random.default_rng(0)
-    size = np.array([640.0, 360.0], np.float32)
-    keypoints = rng.uniform([500, 200], [630, 350], (8, 18, 2)).astype(np.float32)  # near a corner
-    confidence = (rng.random((8, 18)) > 0.2).astype(np.float32)
-    visible = confidence > 0
-    keypoints[~visible] = np.nan
-    assert vae_train.place_in_frame(keypoints, confidence, size, rng, 1.0, False) is keypoints
-    spread = np.ptp(keypoints[visible], axis=0)
-    scales = []
-    for _ in range(50):
-        placed = vae_train.place_in_frame(keypoints, confidence, size, rng, 1.5, True)
-        assert (placed[visible] >= 0).all()
-        assert (placed[visible] <= size - 1 + 1e-3).all()
-        ratio = np.ptp(placed[visible], axis=0) / spread
-        np.testing.assert_allclose(ratio[0], ratio[1], rtol=1e-4)  # one factor on both axes
-        scales.append(ratio[0])
-    assert 1 / 1.5 - 1e-4 <= min(scales) < 0.9
-    assert 1.1 < max(scales) <= 1.5 + 1e-4
-    grown = vae_train.place_in_frame(keypoints, confidence, size, rng, 1.5, False)
-    assert (grown[visible] >= 0).all()
-    assert (grown[visible] <= size - 1 + 1e-3).all()
-
-
-def test_speed_augmentation_plays_crops_faster_and_slower():
+def test_random_crop_is_a_window_of_whole_frames_mirrored_at_the_flip_rate():
     frames = np.arange(64, dtype=np.float32)
     record = {"keypoints": np.stack([frames, frames], -1)[:, None, :].repeat(18, 1),
               "confidence": np.ones((64, 18), np.float32), "width": 640.0, "height": 360.0}
     train = micro_config().vae.train
-    train.update(crop_frames=16, flip=0.0, augment_speed=2.0)
+    train.update(crop_frames=16, flip=0.0)
     rng = np.random.default_rng(0)
-    speeds = [np.diff(vae_train.augmented_crop(record, rng, train)["keypoints"][:, 0, 0]).mean()
-              for _ in range(100)]
-    assert 0.5 - 1e-5 <= min(speeds) < 0.7
-    assert 1.4 < max(speeds) <= 2.0 + 1e-5
-    train.augment_speed = 1.0
-    crop = vae_train.augmented_crop(record, rng, train)["keypoints"][:, 0, 0]
-    np.testing.assert_array_equal(np.diff(crop), 1.0)
-    assert crop[0] == int(crop[0])  # whole frames, as without augmentation
-
-
-def test_splice_limbs_hangs_the_donors_limbs_on_this_poses_roots():
-    rng = np.random.default_rng(0)
-    keypoints = rng.uniform(100, 500, (6, 18, 2)).astype(np.float32)
-    donor = rng.uniform(100, 500, (6, 18, 2)).astype(np.float32)
-    confidence, donor_confidence = np.ones((6, 18), np.float32), np.ones((6, 18), np.float32)
-    confidence[2, J("right_shoulder")] = 0  # no root in frame 2: its arm stays
-    donor_confidence[4, J("right_wrist")] = 0  # the donor's hidden wrist comes along hidden
-    kept = vae_train.splice_limbs(keypoints, confidence, donor, donor_confidence,
-                                  np.zeros(4, bool))
-    np.testing.assert_array_equal(kept[0], keypoints)
-    kp, conf = vae_train.splice_limbs(keypoints, confidence, donor, donor_confidence,
-                                      np.array([True, False, False, False]))  # the right arm
-    arm, shoulder = [J("right_elbow"), J("right_wrist")], J("right_shoulder")
-    spliced = np.arange(6) != 2
-    np.testing.assert_allclose(
-        kp[spliced][:, arm] - kp[spliced][:, [shoulder]],
-        donor[spliced][:, arm] - donor[spliced][:, [shoulder]], atol=1e-4)
-    np.testing.assert_array_equal(kp[2], keypoints[2])
-    others = np.setdiff1d(np.arange(18), arm)
-    np.testing.assert_array_equal(kp[:, others], keypoints[:, others])
-    np.testing.assert_array_equal(conf[:, J("right_wrist")], [1, 1, 1, 1, 0, 1])
-    assert [root for root, _ in vae_train.LIMBS] == [
-        J("right_shoulder"), J("right_hip"), J("left_shoulder"), J("left_hip")]
-
-
-def test_limb_augmentation_takes_another_windows_limbs():
-    frames = np.arange(64, dtype=np.float32)
-    keypoints = np.zeros((64, 18, 2), np.float32) + 300
-    for joint in ("nose", "left_wrist"):  # x - 300 tells the frame each came from
-        keypoints[:, J(joint), 0] += frames
-    record = {"keypoints": keypoints, "confidence": np.ones((64, 18), np.float32),
-              "width": 640.0, "height": 360.0}
-    train = micro_config().vae.train
-    train.update(crop_frames=16, flip=0.0, augment_limbs=1.0)
-    rng = np.random.default_rng(0)
-    crops = [vae_train.augmented_crop(record, rng, train)["keypoints"] for _ in range(40)]
-    wrist = np.stack([c[:, J("left_wrist"), 0] for c in crops])
-    nose = np.stack([c[:, J("nose"), 0] for c in crops])
-    np.testing.assert_array_equal(np.diff(wrist, axis=1), 1.0)  # a real motion, whole
-    np.testing.assert_array_equal(np.diff(nose, axis=1), 1.0)
-    spliced = wrist[:, 0] != nose[:, 0]
-    assert 10 < spliced.sum() < 30  # the left arm is taken in about half of the crops
-    train.augment_limbs = 0.0
-    crop = vae_train.augmented_crop(record, rng, train)["keypoints"]
-    assert crop[0, J("left_wrist"), 0] == crop[0, J("nose"), 0]
+    starts = set()
+    for _ in range(50):
+        crop = vae_train.random_crop(record, rng, train)
+        y = crop["keypoints"][:, 0, 1]
+        np.testing.assert_array_equal(np.diff(y), 1.0)  # consecutive frames ...
+        assert 0 <= y[0] <= 64 - 16  # ... inside the segment
+        starts.add(float(y[0]))
+        np.testing.assert_array_equal(crop["keypoints"][:, 0, 0], y)  # not mirrored
+        np.testing.assert_array_equal(crop["size"], [640.0, 360.0])
+    assert len(starts) > 20
+    train.flip = 1.0
+    crop = vae_train.random_crop(record, rng, train)
+    y = crop["keypoints"][:, 0, 1]
+    np.testing.assert_allclose(crop["keypoints"][:, 0, 0], 640.0 - y)  # mirrored in x
 
 
 def test_loss_falls(segments, tmp_path, capsys):

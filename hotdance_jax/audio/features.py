@@ -42,7 +42,6 @@ MFCC = slice(1, 1 + NUM_MFCC)
 CHROMA = slice(MFCC.stop, MFCC.stop + len(PITCH_CLASSES))
 ONSET_PEAK = CHROMA.stop
 BEAT = ONSET_PEAK + 1
-LOG_MEL = slice(NUM_BASELINE_FEATURES, None)  # the optional log-mel bands, after the baseline
 
 
 def music_features(
@@ -50,15 +49,13 @@ def music_features(
     sample_rate: float,
     fps: float,
     num_frames: int,
-    log_mel_bands: int = 0,
     *,
     bpm: float | None = None,
 ) -> np.ndarray:
-    """(num_frames, 35 + log_mel_bands) float32 features, row i at time i / fps.
+    """(num_frames, 35) float32 features, row i at time i / fps.
 
     Columns follow FEATURE_NAMES: onset strength, 20 MFCC, 12 chroma CENS, onset-peak one-hot,
-    beat one-hot; then log_mel_bands log-mel bands (dB re 1.0, no top-db clipping, so segments of
-    one song share a scale). `audio` is (num_samples,) at `sample_rate` Hz; past its end the
+    beat one-hot. `audio` is (num_samples,) at `sample_rate` Hz; past its end the
     continuous columns repeat their last value. `bpm`, when known, fixes the beat tracker's tempo.
     """
     if fps < MIN_FPS or num_frames < 1:
@@ -83,11 +80,6 @@ def music_features(
         _one_hot(peaks, fps, num_frames),
         _one_hot(beats, fps, num_frames),
     ]
-    if log_mel_bands:
-        mel = librosa.feature.melspectrogram(
-            y=y, sr=grid_sr, hop_length=HOP_LENGTH, n_mels=log_mel_bands
-        )
-        columns.append(_fit_frames(librosa.power_to_db(mel, top_db=None), num_frames))
     return np.concatenate(columns, axis=0).T.astype(np.float32)
 
 

@@ -9,13 +9,11 @@ music frame features (b, T, D), T = 8 T', are grouped 8 frames per latent column
 drop_music they are all replaced by one learned null token (classifier-free guidance). The
 sequence is [music tokens; pose tokens].
 
-Attention (config.attention). "joint" (the default): every block is single-stream joint attention
-over the whole sequence (music and pose tokens share the weights, as FLUX's single-stream blocks),
-so music tokens are refined layer by layer alongside the pose. "cross": the sequence is the pose
-tokens only; every block adds, after its self-attention, a cross-attention from the pose tokens to
-the (encoder-output, not refined) music tokens, with its own adaLN-Zero gate, as PixArt's and
-EDGE's blocks do. The choice was made by an ablation (docs/quality.md, "Joint or cross
-attention"). With config.aligned_music, each pose token also gets, through a zero-initialised
+Attention. Every block is single-stream joint attention over the whole sequence (music and pose
+tokens share the weights, as FLUX's single-stream blocks), so music tokens are refined layer by
+layer alongside the pose. (Cross attention from the pose to the music tokens, PixArt/EDGE-style,
+lost an ablation and was removed: docs/quality.md, "Joint or cross attention".) With
+config.aligned_music, each pose token also gets, through a zero-initialised
 linear map, the mean of the encoded music tokens of its own latent columns (the null token for
 dropped music) added to its embedding: a direct path from the music of a moment to the pose of
 that moment, beside the attention.
@@ -25,13 +23,11 @@ sits at bin i and time j p_time + (p_time - 1) / 2, its patch centre in latent c
 temporal_index "shared": music token k at time k (the same unit, so the pose and the music of one
 moment share the time index) and at the reserved bin MUSIC_BIN, outside the pose bins.
 "sequential" (the paper's ablation): music token k at time k + T' (after the pose), same bin.
-"none": no time axis at all (every time position is 0) and music tokens carry no rotation (position
-(0, 0)); only the pose tokens' bin axis is rotated.
 
 Conditioning. adaLN-Zero (facebookresearch/DiT) on the flow time: a sinusoidal embedding of 1000 t
 through an MLP gives shift, scale and gate for attention and MLP in every block; the modulation
 and the final projection start at zero, so the untrained model outputs exactly 0. QK-norm (RMSNorm
-per head), SwiGLU or GELU MLP, `jax.nn.dot_product_attention` (its cuDNN flash attention where
+per head), SwiGLU MLP, `jax.nn.dot_product_attention` (its cuDNN flash attention where
 DiTConfig.attention_implementation asks for it).
 
 Sharding. Parameters carry logical axis names (LOGICAL_AXES): "embed" the model width, "mlp" MLP
@@ -57,9 +53,7 @@ from hotdance_jax.errors import InputError
 from hotdance_jax.models.rope import apply_rope, rope_frequencies
 
 LOGICAL_AXES = ("embed", "mlp", "heads", "norm")
-ATTENTION_KINDS = ("joint", "cross")
-TEMPORAL_INDEX = ("shared", "sequential", "none")
-MLP_KINDS = ("swiglu", "gelu")
+TEMPORAL_INDEX = ("shared", "sequential")
 # config.remat -> what a block keeps for the backward pass (jax.checkpoint_policies); the rest is
 # recomputed. "none": no rematerialisation, everything kept.
 REMAT_POLICIES = {
@@ -78,10 +72,9 @@ class DiTConfig:
     latent_bins, latent_frames, latent_channels: B', T', c of a latent segment.
     music_features: D, features per music frame; frames_per_token: frames per latent column.
     patch: (p_bins, p_time) latent cells per pose token.
-    width, depth, heads: transformer size; mlp_ratio: MLP hidden / width ("swiglu" uses 2/3 of it,
-    rounded up to a multiple of 64, to match "gelu"'s parameter count).
-    temporal_index: "shared", "sequential" or "none" (see the module docstring).
-    attention: "joint" or "cross" (see the module docstring).
+    width, depth, heads: transformer size; mlp_ratio: a plain MLP's hidden / width (SwiGLU uses
+    2/3 of it, rounded up to a multiple of 64: the same parameter count).
+    temporal_index: "shared" or "sequential" (see the module docstring).
     reference: whether the pose tokens see the reference latent and mask (False: the paper's
     no-reference ablation).
     aligned_music: also add each pose token's own columns' music to it (module docstring).
@@ -102,9 +95,7 @@ class DiTConfig:
     depth: int = 12
     heads: int = 12
     mlp_ratio: float = 4.0
-    mlp: str = "swiglu"
     temporal_index: str = "shared"
-    attention: str = "joint"
     reference: bool = True
     aligned_music: bool = False
     rope_theta: float = 10000.0
@@ -117,9 +108,6 @@ class DiTConfig:
         checks = {
             f"temporal_index {self.temporal_index!r} not in {TEMPORAL_INDEX}":
                 self.temporal_index in TEMPORAL_INDEX,
-            f"mlp {self.mlp!r} not in {MLP_KINDS}": self.mlp in MLP_KINDS,
-            f"attention {self.attention!r} not in {ATTENTION_KINDS}":
-                self.attention in ATTENTION_KINDS,
             f"dtype {self.dtype!r} not float32/bfloat16": self.dtype in ("float32", "bfloat16"),
             f"attention_implementation {self.attention_implementation!r} not xla/cudnn":
                 self.attention_implementation in ("xla", "cudnn"),
@@ -146,8 +134,7 @@ class DiTConfig:
 
     @property
     def mlp_hidden(self) -> int:
-        hidden = self.mlp_ratio * self.width
-        return int(hidden) if self.mlp == "gelu" else 64 * math.ceil(2 * hidden / 3 / 64)
+        return 64 * math.ceil(2 * self.mlp_ratio * self.width / 3 / 64)
 
     @property
     def rope_dims(self) -> tuple[int, int]:
@@ -166,8 +153,6 @@ def token_positions(config: DiTConfig) -> tuple[np.ndarray, np.ndarray]:
     music_bin = np.full_like(music_time, MUSIC_BIN)
     if config.temporal_index == "sequential":
         music_time = music_time + config.latent_frames
-    elif config.temporal_index == "none":
-        pose_time, music_time, music_bin = 0 * pose_time, 0 * music_time, 0 * music_bin
     music = np.stack([music_time, music_bin], axis=-1).astype(np.float32)
     pose = np.stack([pose_time, bins.ravel()], axis=-1).astype(np.float32)
     return music, pose
@@ -276,9 +261,8 @@ class MusicEncoder(nnx.Module):
 
 
 class Attention(nnx.Module):
-    """Multi-head attention with QK-norm and rotary positions: queries from x (b, N, width) at
-    rotations (cos, sin), keys and values from `context` (b, M, width; default x) at
-    `context_rope` (default the queries'); returns (b, N, width)."""
+    """Multi-head self-attention with QK-norm and rotary positions: x (b, N, width) at rotations
+    (cos, sin) (b or 1, N, rotated dims) -> (b, N, width)."""
 
     def __init__(self, config: DiTConfig, rngs: nnx.Rngs):
         width, self.heads = config.width, config.heads
@@ -290,71 +274,48 @@ class Attention(nnx.Module):
         self.out = _linear(width, width, ("heads", "embed"), config, rngs)
         self.implementation = config.attention_implementation
 
-    def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array,
-                 context: jax.Array | None = None,
-                 context_rope: tuple[jax.Array, jax.Array] | None = None) -> jax.Array:
+    def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
         b, n, width = x.shape
-        context = x if context is None else context
-        context_cos, context_sin = (cos, sin) if context_rope is None else context_rope
 
         def split(y):  # (b, N, width) -> (b, N, heads, head_dim)
-            return y.reshape(b, y.shape[1], self.heads, width // self.heads)
+            return y.reshape(b, n, self.heads, width // self.heads)
 
         q = apply_rope(self.query_norm(split(self.query(x))), cos, sin)
-        k = apply_rope(self.key_norm(split(self.key(context))), context_cos, context_sin)
-        y = jax.nn.dot_product_attention(q, k, split(self.value(context)),
+        k = apply_rope(self.key_norm(split(self.key(x))), cos, sin)
+        y = jax.nn.dot_product_attention(q, k, split(self.value(x)),
                                          implementation=self.implementation)
         return self.out(y.reshape(b, n, width))
 
 
 class MLP(nnx.Module):
-    """SwiGLU (silu(gate(x)) * up(x)) or GELU (tanh approximation) MLP: (..., width) -> same."""
+    """SwiGLU MLP, down(silu(gate(x)) * up(x)): (..., width) -> same."""
 
     def __init__(self, config: DiTConfig, rngs: nnx.Rngs):
         hidden = config.mlp_hidden
         self.up = _linear(config.width, hidden, ("embed", "mlp"), config, rngs)
-        self.gate = (_linear(config.width, hidden, ("embed", "mlp"), config, rngs)
-                     if config.mlp == "swiglu" else None)
+        self.gate = _linear(config.width, hidden, ("embed", "mlp"), config, rngs)
         self.down = _linear(hidden, config.width, ("mlp", "embed"), config, rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        h = self.up(x)
-        h = jax.nn.silu(self.gate(x)) * h if self.gate is not None else jax.nn.gelu(h)
-        return self.down(h)
+        return self.down(jax.nn.silu(self.gate(x)) * self.up(x))
 
 
 class Block(nnx.Module):
-    """adaLN-Zero transformer block: (b, N, width) tokens, (b, width) conditioning -> tokens.
-
-    With config.attention "cross" it also attends from x to `music` (b, M, width) at
-    `music_rope`, between self-attention and MLP, with its own shift, scale and gate.
-    """
+    """adaLN-Zero transformer block: (b, N, width) tokens, (b, width) conditioning -> tokens."""
 
     def __init__(self, config: DiTConfig, rngs: nnx.Rngs):
         self.attention_norm = _plain_norm(config, rngs)
         self.attention = Attention(config, rngs)
-        self.cross = config.attention == "cross"
-        if self.cross:
-            self.cross_norm = _plain_norm(config, rngs)
-            self.cross_attention = Attention(config, rngs)
         self.mlp_norm = _plain_norm(config, rngs)
         self.mlp = MLP(config, rngs)
-        chunks = 9 if self.cross else 6
-        self.modulation = _linear(config.width, chunks * config.width, ("embed", "mlp"), config,
+        self.modulation = _linear(config.width, 6 * config.width, ("embed", "mlp"), config,
                                   rngs, zero=True)
 
-    def __call__(self, x: jax.Array, c: jax.Array, cos: jax.Array, sin: jax.Array,
-                 music: jax.Array | None = None,
-                 music_rope: tuple[jax.Array, jax.Array] | None = None) -> jax.Array:
-        modulation = jnp.split(self.modulation(jax.nn.silu(c))[:, None, :], 9 if self.cross else 6,
-                               axis=-1)
-        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = modulation[:6]
+    def __call__(self, x: jax.Array, c: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = jnp.split(
+            self.modulation(jax.nn.silu(c))[:, None, :], 6, axis=-1)
         h = _modulate(self.attention_norm(x), shift_a, scale_a)
         x = x + gate_a * self.attention(h, cos, sin)
-        if self.cross:
-            shift_c, scale_c, gate_c = modulation[6:]
-            h = _modulate(self.cross_norm(x), shift_c, scale_c)
-            x = x + gate_c * self.cross_attention(h, cos, sin, music, music_rope)
         return x + gate_m * self.mlp(_modulate(self.mlp_norm(x), shift_m, scale_m))
 
 
@@ -412,18 +373,11 @@ class DiT(nnx.Module):
         music_positions, pose_positions = token_positions(config)
         c = self.time_embed(t)
         run = _rematerialised(config.remat)
-        if config.attention == "joint":
-            tokens = jnp.concatenate([music_tokens, pose], axis=1)
-            cos, sin = self._rope(np.concatenate([music_positions, pose_positions]))
-            for block in self.blocks:
-                tokens = run(block, tokens, c, cos, sin)
-            pose = tokens[:, config.latent_frames:]
-        else:
-            cos, sin = self._rope(pose_positions)
-            music_rope = self._rope(music_positions)
-            for block in self.blocks:
-                pose = run(block, pose, c, cos, sin, music_tokens, music_rope)
-        out = self.final(pose, c)
+        tokens = jnp.concatenate([music_tokens, pose], axis=1)
+        cos, sin = self._rope(np.concatenate([music_positions, pose_positions]))
+        for block in self.blocks:
+            tokens = run(block, tokens, c, cos, sin)
+        out = self.final(tokens[:, config.latent_frames:], c)
         return unpatchify(out, config.patch, config.grid).astype(jnp.float32)
 
     def _rope(self, positions: np.ndarray) -> tuple[jax.Array, jax.Array]:

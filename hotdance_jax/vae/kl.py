@@ -1,8 +1,7 @@
 """An SD-style KL autoencoder in Flax NNX, parameter for parameter diffusers' `AutoencoderKL`.
 
-Channels last throughout: images (N, H, W, C), latents (N, H / s_H, W / s, c) with s = 2 **
-(levels - 1) and s_H = `height_stride` (s unless set lower: a one-hot image then keeps more rows
-of bins). Module and parameter paths mirror diffusers' state-dict keys
+Channels last throughout: images (N, H, W, C), latents (N, H / s, W / s, c) with s = 2 **
+(levels - 1). Module and parameter paths mirror diffusers' state-dict keys
 ("encoder.down_blocks.0.resnets.1.conv1.kernel" is "encoder.down_blocks.0.resnets.1.conv1.weight"),
 so diffusers weights load by name: `load_diffusers`. `diffusers_kl_autoencoder` runs such an RGB
 model over the one-hot channels in groups of three; `save_onehot_kl`/`load_onehot_kl` keep the
@@ -39,10 +38,8 @@ _LEGACY_ATTENTION = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn
 class KLConfig:
     """The architecture (diffusers' AutoencoderKL config keys); defaults are SD 1.x's VAE.
 
-    stride = 2 ** (len(block_out_channels) - 1). height_stride: the downsampling along H, a power
-    of 2 up to stride (None: stride, diffusers' only choice); the first log2(height_stride) levels
-    halve H, the rest keep it, and the decoder mirrors that; the parameters' shapes do not change.
-    Latents are normalised for diffusion as (mean - shift_factor) * scaling_factor. dtype: compute
+    stride = 2 ** (len(block_out_channels) - 1), along H and W. Latents are normalised for
+    diffusion as (mean - shift_factor) * scaling_factor. dtype: compute
     dtype ("float32" or "bfloat16"); params stay float32.
     """
 
@@ -58,27 +55,11 @@ class KLConfig:
     scaling_factor: float = 0.18215
     shift_factor: float | None = None
     dtype: str = "float32"
-    height_stride: int | None = None
-
-    def __post_init__(self):
-        hs = self.height_stride
-        if hs is not None and not (1 <= hs <= self.stride and hs & (hs - 1) == 0):
-            raise InputError(f"height_stride {hs}: expected a power of 2 from 1 to the stride "
-                             f"{self.stride}")
 
     @property
     def stride(self) -> int:
         return 2 ** (len(self.block_out_channels) - 1)
 
-    @property
-    def strides(self) -> tuple[int, int]:
-        """(along H, along W)."""
-        return (self.height_stride or self.stride, self.stride)
-
-    def halves_height(self, level: int) -> bool:
-        """Whether encoder level `level`'s downsampling (decoder: the mirror level's upsampling)
-        halves H as well as W."""
-        return 2 ** level < self.strides[0]
 
 
 # ---------------------------------------------------------------- layers
@@ -140,27 +121,23 @@ class Attention(nnx.Module):
 
 
 class Downsample2D(nnx.Module):
-    """Stride-2 3x3 conv after zero padding one row/column at the bottom/right: (H, W) -> /2.
-    Unless `halve_height`, H keeps its size (stride 1, one row of padding on each side)."""
+    """Stride-2 3x3 conv after zero padding one row/column at the bottom/right: (H, W) -> /2."""
 
-    def __init__(self, channels: int, halve_height: bool, config: KLConfig, rngs: nnx.Rngs):
-        self.rows = (0, 1) if halve_height else (1, 1)
-        self.conv = _conv(channels, channels, 3, config, rngs, strides=(1 + halve_height, 2),
-                          padding="VALID")
+    def __init__(self, channels: int, config: KLConfig, rngs: nnx.Rngs):
+        self.conv = _conv(channels, channels, 3, config, rngs, strides=2, padding="VALID")
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.conv(jnp.pad(x, ((0, 0), self.rows, (0, 1), (0, 0))))
+        return self.conv(jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0))))
 
 
 class Upsample2D(nnx.Module):
-    """Nearest-neighbour x2 (along H only if `double_height`) then a 3x3 conv."""
+    """Nearest-neighbour x2 then a 3x3 conv."""
 
-    def __init__(self, channels: int, double_height: bool, config: KLConfig, rngs: nnx.Rngs):
-        self.height_factor = 1 + double_height
+    def __init__(self, channels: int, config: KLConfig, rngs: nnx.Rngs):
         self.conv = _conv(channels, channels, 3, config, rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.conv(x.repeat(self.height_factor, axis=1).repeat(2, axis=2))
+        return self.conv(x.repeat(2, axis=1).repeat(2, axis=2))
 
 
 class UNetMidBlock2D(nnx.Module):
@@ -189,7 +166,7 @@ class DownEncoderBlock2D(nnx.Module):
     def __init__(self, cin: int, cout: int, level: int, config: KLConfig, rngs: nnx.Rngs):
         self.resnets = _resnets(cin, cout, config.layers_per_block, config, rngs)
         self.downsamplers = nnx.List(
-            [Downsample2D(cout, config.halves_height(level), config, rngs)]
+            [Downsample2D(cout, config, rngs)]
             if level < len(config.block_out_channels) - 1 else [])
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -206,7 +183,7 @@ class UpDecoderBlock2D(nnx.Module):
         self.resnets = _resnets(cin, cout, config.layers_per_block + 1, config, rngs)
         mirror = len(config.block_out_channels) - 2 - index
         self.upsamplers = nnx.List(
-            [Upsample2D(cout, config.halves_height(mirror), config, rngs)] if mirror >= 0 else [])
+            [Upsample2D(cout, config, rngs)] if mirror >= 0 else [])
 
     def __call__(self, x: jax.Array) -> jax.Array:
         for layer in [*self.resnets, *self.upsamplers]:
@@ -344,7 +321,7 @@ def _config_from_diffusers(source: Path) -> KLConfig:
                          "DownEncoderBlock2D/UpDecoderBlock2D per block_out_channels entry)")
     defaults = KLConfig()
     fields = {f.name: raw.get(f.name, getattr(defaults, f.name))
-              for f in dataclasses.fields(KLConfig) if f.name not in ("dtype", "height_stride")}
+              for f in dataclasses.fields(KLConfig) if f.name != "dtype"}
     fields["block_out_channels"] = tuple(fields["block_out_channels"])
     return KLConfig(**fields)
 
@@ -408,7 +385,7 @@ def diffusers_kl_autoencoder(path: str | os.PathLike, image_channels: int) -> Au
         return grouped(lambda lat: m.decode(lat / scale + shift), image_channels, decode=True)(z)
 
     latent_channels = num_groups(image_channels) * config.latent_channels
-    return Autoencoder("diffusers-kl", config.strides, image_channels,
+    return Autoencoder("diffusers-kl", (config.stride,) * 2, image_channels,
                        latent_channels, file_sha256(_diffusers_files(path)[0]),
                        with_weights(model, encode), with_weights(model, decode))
 
@@ -439,6 +416,8 @@ def load_onehot_kl(path: str | os.PathLike) -> tuple[AutoencoderKL, KLConfig]:
         if data.get("format") != ONEHOT_KL_FORMAT or data.get("version") != ONEHOT_KL_VERSION:
             raise ValueError(f"not a {ONEHOT_KL_FORMAT} v{ONEHOT_KL_VERSION} file")
         raw = dict(data["config"])
+        if raw.pop("height_stride", None) not in (None, 2 ** (len(raw["block_out_channels"]) - 1)):
+            raise ValueError("its bins are downsampled less than its frames (bin_stride, removed)")
         config = KLConfig(**{**raw, "block_out_channels": tuple(raw["block_out_channels"])})
         params = traverse_util.flatten_dict(data["params"], sep=".")
     except (ValueError, TypeError, KeyError, AttributeError) as e:

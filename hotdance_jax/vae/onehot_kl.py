@@ -8,11 +8,7 @@ over the bins and visibility logits. The decoded image is, per column (channel c
 so each column is a distribution over bins scaled by a confidence in [0, 1], which the one-hot
 codec's decode reads like a one-hot column. The loss (`onehot_kl_loss`) is the per-column
 cross-entropy over bins for visible columns, a binary cross-entropy of the visibility against the
-column's hot value, a small KL term on the latent posterior and, weighted by centre_weight, the
-distance in bins between each visible column's expected position (the mean of its distribution
-over bins) and the hot bin: cross-entropy alone does not mind where the mass it misses goes, the
-expectation does, so this term pulls stray mass in (far-off second peaks are what give the large
-decoding errors).
+column's hot value, and a small KL term on the latent posterior.
 """
 
 from __future__ import annotations
@@ -41,7 +37,7 @@ def image_from_outputs(outputs: jax.Array) -> jax.Array:
 def fit_terms(outputs: jax.Array, images: jax.Array) -> dict[str, jax.Array]:
     """How well decoder outputs (N, B, T, 2C) fit one-hot images (N, B, T, C): "position" (mean
     cross-entropy over bins of visible columns, nats), "visibility" (mean binary cross-entropy of
-    every column), "centre" (mean |expected bin - hot bin| of visible columns, bins)."""
+    every column)."""
     position, visibility = split_outputs(outputs.astype(jnp.float32))
     hot = images.max(axis=-3)  # (N, T, C): the column's confidence, 0 if invisible
     visible = hot > 0
@@ -49,12 +45,8 @@ def fit_terms(outputs: jax.Array, images: jax.Array) -> dict[str, jax.Array]:
     log_probability = jax.nn.log_softmax(position, axis=-3)
     cross_entropy = -(target * log_probability).sum(axis=-3)
     count = jnp.maximum(visible.sum(), 1)
-    bins = jnp.arange(images.shape[-3], dtype=jnp.float32)[:, None, None]
-    expected = (jnp.exp(log_probability) * bins).sum(axis=-3)
-    centre = jnp.where(visible, jnp.abs(expected - (target * bins).sum(axis=-3)), 0.0).sum() / count
     return {"position": jnp.where(visible, cross_entropy, 0.0).sum() / count,
-            "visibility": optax.sigmoid_binary_cross_entropy(visibility, hot).mean(),
-            "centre": centre}
+            "visibility": optax.sigmoid_binary_cross_entropy(visibility, hot).mean()}
 
 
 def onehot_kl_loss(
@@ -63,7 +55,6 @@ def onehot_kl_loss(
     key: jax.Array,
     kl_weight: float,
     visibility_weight: float,
-    centre_weight: float = 0.0,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Training loss of one batch of one-hot images (N, B, T, C); returns (loss, parts):
     fit_terms' parts and "kl" (mean KL per latent element)."""
@@ -71,8 +62,7 @@ def onehot_kl_loss(
     z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape, mean.dtype)
     parts = fit_terms(model.decode(z), images)
     parts["kl"] = 0.5 * (mean**2 + jnp.exp(logvar) - 1.0 - logvar).mean()
-    loss = (parts["position"] + visibility_weight * parts["visibility"]
-            + kl_weight * parts["kl"] + centre_weight * parts["centre"])
+    loss = parts["position"] + visibility_weight * parts["visibility"] + kl_weight * parts["kl"]
     return loss, parts
 
 
@@ -83,7 +73,7 @@ def onehot_kl_autoencoder(weights: str, image_channels: int) -> Autoencoder:
         raise InputError(f"{weights}: onehot-kl for {config.in_channels} channels, "
                          f"the images have {image_channels}")
     return Autoencoder(
-        "onehot-kl", config.strides, image_channels, config.latent_channels,
+        "onehot-kl", (config.stride,) * 2, image_channels, config.latent_channels,
         file_sha256(weights),
         with_weights(model, lambda m, x: m.encode(x)[0]),
         with_weights(model, lambda m, z: image_from_outputs(m.decode(z).astype(jnp.float32))),

@@ -4,9 +4,8 @@ r"""Train the onehot-kl autoencoder on segments, once per skeleton and bin count
       [--config.vae.train.segments=data/dwm] [--config.vae.train.steps=4000]
 
 Reads the train split of a segment build (python -m data_pipeline.build; poses only, so motion-only
-performances, built without music, serve as well as any), takes random crops
-(played faster or slower, scaled and moved in the frame, limbs taken from another moment, as
-config.vae.train.augment_* asks; mirrored at random), makes their one-hot images inside the
+performances, built without music, serve as well as any), takes random crops (mirrored at
+random), makes their one-hot images inside the
 jitted step, and fits them with `onehot_kl.onehot_kl_loss` (AdamW, warmup + cosine). Checkpoints
 (model, optimizer, step, data iterator) go to WORKDIR/checkpoints with Orbax; the same command
 resumes from the latest. Every eval_every steps it reports the decoded keypoint error on the
@@ -68,93 +67,20 @@ def kl_config(config: ml_collections.ConfigDict) -> KLConfig:
         mid_block_add_attention=arch.mid_block_add_attention,
         scaling_factor=1.0,
         shift_factor=None,
-        height_stride=config.vae.bin_stride,
     )
 
 
-# Each limb as (root, joints hanging off it): arms off the shoulders, legs off the hips.
-LIMBS = tuple(
-    (OPENPOSE_18.index(f"{side}_{root}"), [OPENPOSE_18.index(f"{side}_{j}") for j in joints])
-    for side in ("right", "left")
-    for root, joints in (("shoulder", ("elbow", "wrist")), ("hip", ("knee", "ankle")))
-)
-
-
-def augmented_crop(record: dict, rng: np.random.Generator,
-                   train: ml_collections.ConfigDict) -> dict:
-    """A random `train.crop_frames`-frame window of a segment, played up to `train.augment_speed`
-    times faster or slower, with probability `train.augment_limbs` some limbs swapped for the
-    same limbs of another window (`splice_limbs`), scaled in the frame by up to
-    `train.augment_scale` and moved to a random place in it (`train.augment_shift`), mirrored
-    with probability `train.flip`."""
-    crop, frames = train.crop_frames, record["keypoints"].shape[0]
-    if train.augment_speed > 1.0:
-        speed = np.exp(rng.uniform(-1, 1) * np.log(train.augment_speed))
-        speed = min(speed, (frames - 1) / max(crop - 1, 1))
-        start = rng.uniform(0, frames - 1 - (crop - 1) * speed)
-    else:
-        speed, start = 1.0, int(rng.integers(0, frames - crop + 1))
-    kp, conf = resample_frames(record["keypoints"], record["confidence"],
-                               start + np.arange(crop) * speed)
-    if train.augment_limbs > 0 and rng.random() < train.augment_limbs:
-        donor = slice(first := int(rng.integers(0, frames - crop + 1)), first + crop)
-        kp, conf = splice_limbs(kp, conf, record["keypoints"][donor], record["confidence"][donor],
-                                rng.random(len(LIMBS)) < 0.5)
+def random_crop(record: dict, rng: np.random.Generator,
+                train: ml_collections.ConfigDict) -> dict:
+    """A random `train.crop_frames`-frame window of a segment, mirrored with probability
+    `train.flip`: keypoints (crop, J, 2) pixels, confidence (crop, J), frame size (2,)."""
+    start = int(rng.integers(0, record["keypoints"].shape[0] - train.crop_frames + 1))
+    window = slice(start, start + train.crop_frames)
+    kp, conf = record["keypoints"][window], record["confidence"][window]
     size = np.array([record["width"], record["height"]], np.float32)
-    kp = place_in_frame(kp, conf, size, rng, train.augment_scale, train.augment_shift)
     if rng.random() < train.flip:
         kp, conf = flip_horizontal(kp, conf, float(record["width"]))
     return {"keypoints": np.nan_to_num(kp), "confidence": conf, "size": size}
-
-
-def splice_limbs(keypoints: np.ndarray, confidence: np.ndarray, donor_keypoints: np.ndarray,
-                 donor_confidence: np.ndarray, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Poses (T, J, 2), (T, J) whose `chosen` LIMBS (a (4,) bool mask) are the donor's (T, J, 2),
-    (T, J), moved frame by frame so the donor limb's root sits on this pose's root: new
-    combinations of real arm and leg motions. Frames where either root is invisible keep theirs."""
-    keypoints, confidence = keypoints.copy(), confidence.copy()
-    for (root, joints), take in zip(LIMBS, chosen, strict=True):
-        if not take:
-            continue
-        rooted = (confidence[:, root] > 0) & (donor_confidence[:, root] > 0)
-        moved = (donor_keypoints[:, joints] - donor_keypoints[:, root, None]
-                 + keypoints[:, root, None])
-        keypoints[:, joints] = np.where(rooted[:, None, None], moved, keypoints[:, joints])
-        confidence[:, joints] = np.where(rooted[:, None], donor_confidence[:, joints],
-                                         confidence[:, joints])
-    return keypoints, confidence
-
-
-def resample_frames(keypoints: np.ndarray, confidence: np.ndarray,
-                    times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Keypoints (T, J, 2) and confidence (T, J) at fractional frame `times` (n,): linear between
-    the two neighbouring frames where the keypoint is visible in both, else the nearest frame."""
-    lo = np.floor(times).astype(int)
-    hi = np.minimum(lo + 1, len(keypoints) - 1)
-    nearest = np.rint(times).astype(int)
-    w = (times - lo)[:, None, None]
-    both = (confidence[lo] > 0) & (confidence[hi] > 0)
-    blend = keypoints[lo] * (1 - w) + keypoints[hi] * w
-    return (np.where(both[..., None], blend, keypoints[nearest]).astype(np.float32),
-            confidence[nearest])
-
-
-def place_in_frame(keypoints: np.ndarray, confidence: np.ndarray, size: np.ndarray,
-                   rng: np.random.Generator, max_scale: float, shift: bool) -> np.ndarray:
-    """Keypoints (T, J, 2) pixels scaled about the centre of their visible box by a factor drawn
-    log-uniformly in [1/max_scale, max_scale] (smaller if the box would not fit the frame `size`
-    (2,) pixels), then, with `shift`, moved by a uniform offset that keeps the box inside."""
-    visible = confidence > 0
-    if not visible.any() or (max_scale <= 1.0 and not shift):
-        return keypoints
-    low, high = keypoints[visible].min(0), keypoints[visible].max(0)
-    centre, extent = (low + high) / 2, np.maximum(high - low, 1e-6)
-    scale = np.exp(rng.uniform(-1, 1) * np.log(max(max_scale, 1.0)))
-    scale = min(scale, float(((size - 1) / extent).min()))
-    low, high = centre - extent * scale / 2, centre + extent * scale / 2
-    offset = (rng.uniform(-low, size - 1 - high) if shift
-              else np.clip(np.zeros(2), -low, size - 1 - high))  # back inside, if scaled out
-    return (centre + (keypoints - centre) * scale + offset).astype(np.float32)
 
 
 def training_data(config: ml_collections.ConfigDict) -> grain.MapDataset:
@@ -166,7 +92,7 @@ def training_data(config: ml_collections.ConfigDict) -> grain.MapDataset:
         raise InputError(f"config.vae.train.crop_frames={train.crop_frames} must divide by "
                          f"{config.vae.stride} and fit the segments' {frames} frames")
     return (grain.MapDataset.source(store).seed(train.seed).shuffle().repeat(None)
-            .random_map(lambda r, rng: augmented_crop(r, rng, train))
+            .random_map(lambda r, rng: random_crop(r, rng, train))
             .batch(train.batch_size, drop_remainder=True))
 
 
@@ -176,15 +102,14 @@ def images_of(batch: dict, bins: int) -> jax.Array:
     return encode(batch["keypoints"], batch["confidence"], size[:, 0], size[:, 1], bins)
 
 
-@functools.partial(nnx.jit, static_argnames=("bins", "kl_weight", "visibility_weight",
-                                             "centre_weight"), donate_argnums=(0, 1))
-def train_step(model, optimizer, batch, key, *, bins, kl_weight, visibility_weight,
-               centre_weight=0.0):
+@functools.partial(nnx.jit, static_argnames=("bins", "kl_weight", "visibility_weight"),
+                   donate_argnums=(0, 1))
+def train_step(model, optimizer, batch, key, *, bins, kl_weight, visibility_weight):
     """One optimizer step on a batch; updates model and optimizer in place, returns metrics."""
     images = images_of(batch, bins)
 
     def loss_fn(m):
-        return onehot_kl_loss(m, images, key, kl_weight, visibility_weight, centre_weight)
+        return onehot_kl_loss(m, images, key, kl_weight, visibility_weight)
 
     (loss, parts), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
     optimizer.update(model, grads)
@@ -251,8 +176,7 @@ def train(
         nnx.update((model, optimizer), restored.state)
         print(f"resumed from step {step}")
     hyper = {"bins": config.pose.bins, "kl_weight": train_config.kl_weight,
-             "visibility_weight": train_config.visibility_weight,
-             "centre_weight": train_config.centre_weight}
+             "visibility_weight": train_config.visibility_weight}
     key = jax.random.key(train_config.seed)
     start, last_log = time.perf_counter(), step
     last = train_config.steps if stop_at is None else min(stop_at, train_config.steps)
@@ -269,7 +193,7 @@ def train(
             rate = (step - last_log) * train_config.batch_size / elapsed
             print(f"step {step}/{train_config.steps} loss {metrics['loss']:.4f} "
                   f"position {metrics['position']:.4f} visibility {metrics['visibility']:.4f} "
-                  f"kl {metrics['kl']:.3f} centre {metrics['centre']:.2f} | "
+                  f"kl {metrics['kl']:.3f} | "
                   f"{elapsed / (step - last_log):.3f} s/step {rate:.1f} examples/s", flush=True)
             start, last_log = time.perf_counter(), step
         if step % train_config.eval_every == 0 or step == train_config.steps:
