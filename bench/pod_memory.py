@@ -85,8 +85,8 @@ def measure(path: str, devices: int, remats: list[str]) -> list[dict]:
     config = pod_config(path)
     mesh = parallel.make_mesh(config.train.mesh, jax.devices()[:devices],
                               dcn=config.train.dcn_mesh)
-    trainer = train.Trainer(config, dit_run.dit_config(config, dit_run.cache_shapes(config)), mesh,
-                            allocate=False)
+    model_config = dit_run.dit_config(config, dit_run.cache_shapes(config))
+    trainer = train.dit_trainer(config, model_config, mesh, allocate=False)
     compiled = trainer.compile(abstract_batch(config, config.train.batch_size,
                                               parallel.batch_sharding(mesh)))
     per_device = config.train.batch_size // parallel.batch_divisor(mesh)

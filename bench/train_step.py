@@ -6,14 +6,14 @@
 Each --configs entry is a config file, optionally with overrides after a colon, e.g.
 `configs/base.py:model.attention_implementation=xla,model.dtype=float32`.
 
-For each config: the Trainer of hotdance_jax/train.py (the same jitted, sharded, donated step the
+For each config: the DiT's Trainer (train.dit_trainer: the same jitted, sharded, donated step the
 training command runs) on random batches of the config's shapes (latents B/8 x T/8 x
 vae.latent_channels, 35 music features per frame), timed over --steps steps after a warm-up step
 that compiles; "dispatch ms" is the median host time of one step's call, before the device
 finishes it (the device is kept busy only while that is shorter than s/step). FLOPs per step are
 model FLOPs (Trainer.model_flops: XLA's cost analysis of the step as lowered, attention counted
 as XLA's, so cuBLAS and cuDNN calls on a GPU are counted too); the peak from the device's data
-sheet, or on CPU from a timed matmul (train.peak_flops_per_device). Each config's figures are
+sheet, or on CPU from a timed matmul (training.peak_flops_per_device). Each config's figures are
 measured side by side in one run.
 --profile writes a jax.profiler trace of the timed steps of the last config to DIR (open it with
 TensorBoard's profile plugin or Perfetto) and, on CPU, prints where the step's time goes: each kind
@@ -35,7 +35,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from hotdance_jax import dit_run, parallel, train
+from hotdance_jax import dit_run, parallel, train, training
 from hotdance_jax.config_utils import apply_overrides, sibling_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ def measure(config: ml_collections.ConfigDict, batch_size: int, steps: int,
     config.train.batch_size = batch_size
     model_config = dit_run.dit_config(config, dit_run.cache_shapes(config))
     mesh = parallel.make_mesh(mesh_shape)
-    trainer = train.Trainer(config, model_config, mesh)
+    trainer = train.dit_trainer(config, model_config, mesh)
     batch = parallel.global_batch(random_batch(config, batch_size), mesh)
     jax.block_until_ready(trainer.step(batch))
     tracing = (jax.profiler.trace(str(profile), create_perfetto_trace=True) if profile
@@ -136,7 +136,7 @@ def main() -> None:
     args = parser.parse_args()
     if len(args.batch_sizes) != len(args.configs):
         parser.error("give one --batch-sizes value per config")
-    peak, source = train.peak_flops_per_device()
+    peak, source = training.peak_flops_per_device()
     print(f"{jax.device_count()} x {jax.devices()[0].device_kind}; peak "
           f"{peak / 1e12:.2f} TFLOP/s per device ({source})")
     print("| config | compute, attention | params (M) | tokens | batch | s/step | dispatch ms "

@@ -86,7 +86,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.vae.train = ml_collections.ConfigDict()
     config.vae.train.segments = ""  # segment build folder (python -m data_pipeline.build)
     config.vae.train.seed = 0
-    config.vae.train.batch_size = 16
+    config.vae.train.batch_size = 16  # global, split over the mesh's data x fsdp devices
+    config.vae.train.mesh = (-1, 1, 1)  # (data, fsdp, tensor); the autoencoder is replicated
     config.vae.train.crop_frames = 64  # train on random crops of this many frames
     config.vae.train.flip = 0.5  # probability of mirroring a crop
     config.vae.train.steps = 20000

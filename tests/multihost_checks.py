@@ -25,7 +25,7 @@ from hotdance_jax.errors import InputError
 from tests.test_multihost import pod_config
 
 
-def restore(workdir: Path, trainer: train.Trainer) -> tuple[int, dict]:
+def restore(workdir: Path, trainer: training.Trainer) -> tuple[int, dict]:
     """(step, state) of the latest checkpoint of `workdir`, onto `trainer`'s mesh and shardings."""
     with training.checkpoint_manager(workdir, keep=3) as manager:
         step = manager.latest_step()
@@ -43,7 +43,8 @@ def main(cache: str, pair: str, single: str) -> None:
     config = pod_config(cache, dcn_mesh=(1, 1, 1))
     val_loss = train.train(config, Path(single))["val_loss"]
     mesh = parallel.make_mesh((1, 4, 2))
-    trainer = train.Trainer(config, dit_run.dit_config(config, latents.read_manifest(cache)), mesh)
+    model_config = dit_run.dit_config(config, latents.read_manifest(cache))
+    trainer = train.dit_trainer(config, model_config, mesh)
     pair_step, pair_state = restore(Path(pair), trainer)
     single_step, single_state = restore(Path(single), trainer)
     placed = all(x.sharding == s for x, s in zip(jax.tree.leaves(pair_state),

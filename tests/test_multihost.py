@@ -79,8 +79,8 @@ def test_two_processes_train_as_one_and_their_checkpoint_restores_anywhere(cache
     assert launch.returncode == 0, launch.stderr + outputs[0][-2000:] + outputs[1][-2000:]
     assert "--num_processes=2 --process_id=1" in launch.stdout
     assert "{'data': 2, 'fsdp': 4, 'tensor': 1} over 8 cpu devices, 2 process(es)" in outputs[0]
-    assert "step 4 loss" in outputs[0]
-    assert "step 4 loss" not in outputs[1]  # only process 0 logs
+    assert "step 4/4 loss" in outputs[0]
+    assert "step 4/4 loss" not in outputs[1]  # only process 0 logs
 
     checks = subprocess.run(
         [sys.executable, "-m", "tests.multihost_checks", latents, str(pair), str(single)],

@@ -46,7 +46,7 @@ def train_config(cache, **overrides):  # noqa: F811
 
 def make_trainer(config, mesh=(1, -1, 1), devices=None):
     manifest = latents.read_manifest(config.train.latents)
-    return train.Trainer(config, dit_run.dit_config(config, manifest),
+    return train.dit_trainer(config, dit_run.dit_config(config, manifest),
                          parallel.make_mesh(mesh, devices))
 
 
@@ -74,7 +74,7 @@ def test_training_lowers_the_validation_loss(cache):  # noqa: F811
 
     def val_losses():
         """(with the music, with the null music token)"""
-        return np.mean([np.asarray(trainer.eval_loss(b, jax.random.fold_in(key, i)))
+        return np.mean([np.asarray(trainer.eval_step(b, jax.random.fold_in(key, i)))
                         for i, b in enumerate(validation)], axis=0)
 
     before = val_losses()
@@ -205,12 +205,14 @@ def test_mesh_shapes():
 
 
 def test_batch_must_divide_over_the_mesh(cache):  # noqa: F811
-    config = train_config(cache, train__batch_size=3)
     mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]).reshape(1, 1, 1), parallel.MESH_AXES)
-    assert train.check_batch_size(train_config(cache), mesh) == 4
+    assert training.local_batch_size(4, mesh, "config.train.batch_size") == 4
     fake = type("FakeMesh", (), {"shape": {"data": 1, "fsdp": 2, "tensor": 1}})()
+    with pytest.raises(InputError, match=r"config\.train\.batch_size=3 must be a multiple of 2"):
+        training.local_batch_size(3, fake, "config.train.batch_size")
     with pytest.raises(InputError, match="batch_size=3 must be a multiple of 2"):
-        train.check_batch_size(config, fake)
+        train.train(train_config(cache, train__batch_size=3, train__mesh=(1, 2, 1)),
+                    cache[0] / "refused")
 
 
 def test_ema_follows_the_weights(cache):  # noqa: F811

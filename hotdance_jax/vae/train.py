@@ -6,17 +6,19 @@ r"""Train the onehot-kl autoencoder on segments, once per skeleton and bin count
 Reads the train split of a segment build (python -m data_pipeline.build; poses only, so motion-only
 performances, built without music, serve as well as any), takes random crops (mirrored at
 random), makes their one-hot images inside the
-jitted step, and fits them with `onehot_kl.onehot_kl_loss` (AdamW, warmup + cosine). Checkpoints
-(model, optimizer, step, data iterator) go to WORKDIR/checkpoints with Orbax; the same command
-resumes from the latest. Every eval_every steps it reports the decoded keypoint error on the
-validation split. At the end it writes the frozen weights to WORKDIR/onehot_kl.msgpack, the file
-`--vae-weights` takes.
+jitted step, and fits them with `onehot_kl.onehot_kl_loss` (AdamW, warmup + cosine). It trains
+through the DiT's loop (hotdance_jax.training.run): the batch split over the config.vae.train.mesh
+devices (weights replicated), Orbax checkpoints of the model, optimizer and data iterator in
+WORKDIR/checkpoints (the same command resumes exactly), TensorBoard events, a progress bar, log
+lines with MFU, SIGTERM saves and stops, a non-finite loss stops. Every eval_every steps it
+reports the decoded keypoint error on the validation split. At the end it writes the frozen
+weights to WORKDIR/onehot_kl.msgpack, the file `--vae-weights` takes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import time
 from pathlib import Path
 
 import grain
@@ -24,12 +26,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 from absl import flags
 from flax import nnx
 
-from data_pipeline.segments import SegmentStore
-from hotdance_jax import cli
+from data_pipeline.segments import SegmentStore, read_manifest
+from hotdance_jax import cli, parallel
 from hotdance_jax.errors import InputError
 from hotdance_jax.pose import (
     OPENPOSE_18,
@@ -40,8 +41,11 @@ from hotdance_jax.pose import (
 from hotdance_jax.training import (
     POSE_DATA,
     OptimizerSettings,
+    Task,
+    Trainer,
     check_workdir,
-    checkpoint_manager,
+    local_batch_size,
+    run,
 )
 from hotdance_jax.vae.kl import AutoencoderKL, KLConfig, save_onehot_kl
 from hotdance_jax.vae.onehot_kl import image_from_outputs, onehot_kl_loss
@@ -83,8 +87,9 @@ def random_crop(record: dict, rng: np.random.Generator,
     return {"keypoints": np.nan_to_num(kp), "confidence": conf, "size": size}
 
 
-def training_data(config: ml_collections.ConfigDict) -> grain.MapDataset:
-    """Shuffled, endlessly repeated batches of cropped segments of the train split."""
+def training_data(config: ml_collections.ConfigDict, local_batch: int) -> grain.MapDataset:
+    """Shuffled, endlessly repeated batches of `local_batch` cropped segments of the train split:
+    this process's share of the stream (crops process_index, process_index + process_count, ...)."""
     train = config.vae.train
     store = SegmentStore(train.segments, "train")
     frames = store[0]["keypoints"].shape[0]
@@ -93,7 +98,8 @@ def training_data(config: ml_collections.ConfigDict) -> grain.MapDataset:
                          f"{config.vae.stride} and fit the segments' {frames} frames")
     return (grain.MapDataset.source(store).seed(train.seed).shuffle().repeat(None)
             .random_map(lambda r, rng: random_crop(r, rng, train))
-            .batch(train.batch_size, drop_remainder=True))
+            [jax.process_index()::jax.process_count()]
+            .batch(local_batch, drop_remainder=True))
 
 
 def images_of(batch: dict, bins: int) -> jax.Array:
@@ -102,27 +108,54 @@ def images_of(batch: dict, bins: int) -> jax.Array:
     return encode(batch["keypoints"], batch["confidence"], size[:, 0], size[:, 1], bins)
 
 
-@functools.partial(nnx.jit, static_argnames=("bins", "kl_weight", "visibility_weight"),
-                   donate_argnums=(0, 1))
-def train_step(model, optimizer, batch, key, *, bins, kl_weight, visibility_weight):
-    """One optimizer step on a batch; updates model and optimizer in place, returns metrics."""
-    images = images_of(batch, bins)
+class VAETrainState(nnx.Module):
+    """What a checkpoint holds besides the loader: the autoencoder and its AdamW state."""
+
+    def __init__(self, arch: KLConfig, optimizer: OptimizerSettings, seed: int):
+        self.model = create_model(arch, seed)
+        self.optimizer = nnx.Optimizer(self.model, optimizer.transform(), wrt=nnx.Param)
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSettings:
+    """The train step's settings besides the optimizer's: bins of the one-hot images, the loss
+    weights and the seed of the posterior samples' keys."""
+
+    bins: int
+    kl_weight: float
+    visibility_weight: float
+    seed: int
+
+
+def train_step(settings: LossSettings, ts: VAETrainState, batch: dict) -> dict[str, jax.Array]:
+    """One optimizer step on a batch of crops (keypoints (N, T, J, 2) pixels, confidence (N, T,
+    J), size (N, 2)), in place; returns the loss and its parts. The posterior sample's key is
+    the seed's folded with the step."""
+    images = images_of(batch, settings.bins)
+    key = jax.random.fold_in(jax.random.key(settings.seed), ts.optimizer.step[...])
 
     def loss_fn(m):
-        return onehot_kl_loss(m, images, key, kl_weight, visibility_weight)
+        return onehot_kl_loss(m, images, key, settings.kl_weight, settings.visibility_weight)
 
-    (loss, parts), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
-    optimizer.update(model, grads)
+    (loss, parts), grads = nnx.value_and_grad(loss_fn, has_aux=True)(ts.model)
+    ts.optimizer.update(ts.model, grads)
     return {"loss": loss, **parts}
+
+
+def vae_trainer(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Trainer:
+    """The autoencoder's Trainer on `mesh`."""
+    train = config.vae.train
+    settings = LossSettings(config.pose.bins, train.kl_weight, train.visibility_weight,
+                            train.seed)
+    new_state = functools.partial(VAETrainState, kl_config(config),
+                                  OptimizerSettings.of(train), train.seed)
+    return Trainer(new_state, functools.partial(train_step, settings), mesh)
 
 
 def evaluate(model: AutoencoderKL, config: ml_collections.ConfigDict) -> dict[str, float]:
     """Decoded keypoint error (bins) and visibility accuracy on validation segments, decoded
     (and smoothed in time) as the sampler decodes."""
-    try:
-        store = SegmentStore(config.vae.train.segments, "val")
-    except InputError:
-        return {}
+    store = SegmentStore(config.vae.train.segments, "val")
     n = min(len(store), config.vae.train.eval_segments)
     batch = {"keypoints": [], "confidence": [], "size": []}
     for record in store.__getitems__(range(n)):
@@ -157,56 +190,29 @@ def train(
 ) -> dict[str, float]:
     """Trains (or resumes) to config.vae.train.steps; writes the frozen weights; returns the
     final evaluation. `stop_at` ends this run early at that step with a checkpoint, as a
-    preemption would (the next call resumes from it)."""
+    preemption would (the next call resumes from it; returns {})."""
     train_config = config.vae.train
-    arch = kl_config(config)
-    model = create_model(arch, train_config.seed)
-    optimizer = nnx.Optimizer(model, OptimizerSettings.of(train_config).transform(),
-                              wrt=nnx.Param)
-    data = iter(training_data(config))
-    check_workdir(workdir, config, ("vae.arch", *POSE_DATA))
-    manager = checkpoint_manager(workdir, train_config.keep_checkpoints)
-    step = 0
-    if manager.latest_step() is not None:
-        step = manager.latest_step()
-        abstract = nnx.state((model, optimizer))
-        restored = manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract),
-            data=grain.checkpoint.CheckpointRestore(data)))
-        nnx.update((model, optimizer), restored.state)
-        print(f"resumed from step {step}")
-    hyper = {"bins": config.pose.bins, "kl_weight": train_config.kl_weight,
-             "visibility_weight": train_config.visibility_weight}
-    key = jax.random.key(train_config.seed)
-    start, last_log = time.perf_counter(), step
-    last = train_config.steps if stop_at is None else min(stop_at, train_config.steps)
-    while step < last:
-        batch = next(data)
-        metrics = train_step(model, optimizer, batch, jax.random.fold_in(key, step), **hyper)
-        step += 1
-        if step % train_config.log_every == 0 or step == train_config.steps:
-            metrics = {k: float(v) for k, v in metrics.items()}
-            if not np.isfinite(metrics["loss"]):
-                raise InputError(f"loss is {metrics['loss']} at step {step}; the last good "
-                                 f"checkpoint is step {manager.latest_step()}")
-            elapsed = time.perf_counter() - start
-            rate = (step - last_log) * train_config.batch_size / elapsed
-            print(f"step {step}/{train_config.steps} loss {metrics['loss']:.4f} "
-                  f"position {metrics['position']:.4f} visibility {metrics['visibility']:.4f} "
-                  f"kl {metrics['kl']:.3f} | "
-                  f"{elapsed / (step - last_log):.3f} s/step {rate:.1f} examples/s", flush=True)
-            start, last_log = time.perf_counter(), step
-        if step % train_config.eval_every == 0 or step == train_config.steps:
-            print(f"step {step} eval {evaluate(model, config)}", flush=True)
-        if step % train_config.checkpoint_every == 0 or step == last:
-            manager.save(step, args=ocp.args.Composite(
-                state=ocp.args.StandardSave(nnx.state((model, optimizer))),
-                data=grain.checkpoint.CheckpointSave(data)))
-    manager.wait_until_finished()
-    if step < train_config.steps:
+    mesh = parallel.make_mesh(tuple(train_config.mesh))
+    local_batch = local_batch_size(train_config.batch_size, mesh, "config.vae.train.batch_size")
+    data = iter(training_data(config, local_batch))
+    check_workdir(workdir, config, ("vae.arch", *POSE_DATA), write=jax.process_index() == 0)
+    trainer = vae_trainer(config, mesh)
+    params = sum(x.size for x in jax.tree.leaves(trainer.abstract["model"]))
+    has_val = read_manifest(train_config.segments)["counts"]["segments"].get("val", 0) > 0
+    task = Task(
+        trainer, data, train_config,
+        describe=(f"onehot-kl autoencoder {params / 1e6:.2f} M parameters, "
+                  f"{config.pose.bins} bins, crops of {train_config.crop_frames} frames; mesh "
+                  f"{dict(mesh.shape)} over {jax.device_count()} {jax.devices()[0].platform} "
+                  f"devices; global batch {train_config.batch_size}"),
+        validate=(lambda: evaluate(trainer.module().model, config)) if has_val else None)
+    run(task, workdir, stop_at)
+    if trainer.step_count < train_config.steps:
         return {}
-    save_onehot_kl(workdir / WEIGHTS_FILE, model, arch)
-    final = evaluate(model, config)
+    model = trainer.module().model
+    if jax.process_index() == 0:
+        save_onehot_kl(workdir / WEIGHTS_FILE, model, kl_config(config))
+    final = evaluate(model, config) if has_val else {}
     print(f"frozen weights: {workdir / WEIGHTS_FILE}; final eval {final}")
     return final
 
