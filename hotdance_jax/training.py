@@ -311,9 +311,9 @@ class Task:
     batch_size (global), log_every, eval_every, checkpoint_every and keep_checkpoints.
     describe: a line about the model and data, printed with the start or resume step.
     validate: figures at every eval_every step and the last (saved with the checkpoint; with
-    keep_best, they include BEST_METRIC and the best checkpoint by it is kept too). checks: (every, fn(step) -> figures)
-    further periodic evaluations (also at the last step), only logged. eval_note: appended to
-    the evaluation log lines (which weights they are of).
+    keep_best, they include BEST_METRIC and the best checkpoint by it is kept too).
+    checks: (every, fn(step) -> figures), further periodic evaluations (also at the last step),
+    only logged. eval_note: appended to the evaluation log lines (which weights they are of).
     """
 
     trainer: Trainer
