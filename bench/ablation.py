@@ -65,7 +65,6 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2)
     args = parser.parse_args()
     base = sibling_config(args.config, Path(args.config).stem)
-    base.train.latents = args.latents
     base.vae.name = latents.read_manifest(args.latents)["settings"]["vae"]
     if args.steps:
         base.train.steps = args.steps
@@ -76,7 +75,7 @@ def main() -> None:
         apply_overrides(config, variant)
         workdir = args.workdir / variant.replace("=", "-").replace(",", "_")
         start = time.perf_counter()
-        metrics = train.train(config, workdir)
+        metrics = train.train(config, Path(args.latents), workdir)
         generator = sample.DanceGenerator.load(workdir)
         loaded = [sample.load_song(path, config, config.pose.fps, offset, args.seconds)
                   for path, offset in songs]

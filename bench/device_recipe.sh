@@ -113,11 +113,9 @@ from hotdance_jax.config_utils import sibling_config
 
 def get_config():
     config = sibling_config("$PWD/configs/dwm.py", "dwm")
-    config.vae.train.segments = "$SEGMENTS"
     config.vae.train.batch_size = $VAE_BATCH
     config.vae.train.steps = $VAE_STEPS
     config.latents.workers = $WORKERS
-    config.train.latents = "$LATENTS"
     config.train.batch_size = $DIT_BATCH
     config.train.steps = $DIT_STEPS
     return config
@@ -141,7 +139,7 @@ recipe() {
   write_config
 
   JAX_PLATFORMS=cpu stage build "$LIMIT_BUILD" python3 -m data_pipeline.build --source dwm \
-      --root "$DWM_ROOT" --out "$SEGMENTS" --config "$CONFIG" >"$OUT/build.log" 2>&1 &
+      --root "$DWM_ROOT" --segments "$SEGMENTS" --config "$CONFIG" >"$OUT/build.log" 2>&1 &
   local build=$!
   stage train_step "$LIMIT_TRAIN_STEP" python3 bench/train_step.py --configs configs/dwm.py \
       "$BENCH_CONFIG" --batch-sizes "$DIT_BATCH" "$BENCH_BATCH" --steps "$BENCH_STEPS"
@@ -151,11 +149,12 @@ recipe() {
   tail -n 2 "$OUT/build.log"
 
   stage vae "$LIMIT_VAE" python3 -m hotdance_jax.vae.train --config "$CONFIG" \
-      --workdir "$WORK/vae"
+      --segments "$SEGMENTS" --workdir "$WORK/vae"
   stage latents "$LIMIT_LATENTS" python3 -m data_pipeline.precompute --segments "$SEGMENTS" \
-      --vae onehot-kl --vae-weights "$WORK/vae/onehot_kl.msgpack" --out "$LATENTS" \
+      --vae onehot-kl --vae-weights "$WORK/vae/onehot_kl.msgpack" --latents "$LATENTS" \
       --config "$CONFIG"
-  stage dit "$LIMIT_DIT" python3 -m hotdance_jax.train --config "$CONFIG" --workdir "$RUN" \
+  stage dit "$LIMIT_DIT" python3 -m hotdance_jax.train --config "$CONFIG" \
+      --latents "$LATENTS" --workdir "$RUN" \
       || [[ $? == 124 ]]  # stopped by its cap: it saved the step it reached
   local reached
   reached=$(find "$RUN/checkpoints" -maxdepth 1 -regex '.*/[0-9]+' -printf '%f\n' | sort -n \

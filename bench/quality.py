@@ -7,7 +7,8 @@
       [--decode smooth_window=15 decode_jump_cost=2 ...]
 
 Every variant trains with hotdance_jax.train from the same seed, data order and steps
-(WORKDIR/NAME, reused or resumed when there), then dances with its EMA weights to the music of
+(WORKDIR/NAME, reused or resumed when there; with the config's dance check on the --segments
+build when config.train.dance_eval_every > 0), then dances with its EMA weights to the music of
 every performance of the segment build's --split (--seeds samples each, the first --seconds of the
 song, the training data's mean dancer, --sampling-steps Euler steps, --guidance), and the dances
 are scored by hotdance_jax.evaluate against that split's real performances. --set KEY=VALUE
@@ -55,15 +56,15 @@ def setting(text: str) -> tuple[str, object]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def variant_latents(config, name: str, args: argparse.Namespace) -> str:
+def variant_latents(config, name: str, args: argparse.Namespace) -> Path:
     """The latent cache a variant trains on: --latents, or for raw_coords its own cache."""
     if config.vae.name != "raw-coords":
-        return args.latents
+        return Path(args.latents)
     out = args.workdir / f"{name}_latents"
     autoencoder = load_autoencoder("raw-coords", "", 2 * OPENPOSE_18.num_joints,
                                    bins=config.pose.bins)
     precompute(args.segments, autoencoder, out, config)
-    return str(out)
+    return out
 
 
 def dance_to_songs(generator: sample.DanceGenerator, reference: evaluate.DanceSet,
@@ -111,8 +112,8 @@ def main() -> None:
     for name in args.variants:
         config = base.copy_and_resolve_references()
         config.update_from_flattened_dict(VARIANTS[name])
-        config.train.latents = variant_latents(config, name, args)
-        train.train(config, args.workdir / name)
+        train.train(config, variant_latents(config, name, args), args.workdir / name,
+                    segments=args.segments)
         generator = sample.DanceGenerator.load(args.workdir / name)
         generator.config.pose.update(dict(args.decode))
         out = args.workdir / name / "".join(

@@ -2,8 +2,8 @@
 
 Every other config starts from this one and overrides what it changes. Run with, for example:
 
-  python -m hotdance_jax.train --config configs/base.py --workdir runs/base \
-      --config.train.latents=data/base_latents
+  python -m hotdance_jax.train --config configs/base.py --latents data/base_latents \
+      --workdir runs/base
   python bench/train_step.py --configs configs/base.py --batch-sizes 4
 
 Reaches: the DiT at these shapes has 130.4 M parameters over 64 x 32 x 16 latents (1024 pose
@@ -12,6 +12,8 @@ here: a CPU is far too slow for it (see configs/pod_*.py).
 """
 
 import ml_collections
+
+from hotdance_jax.pose import onehot, smoothing
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -24,13 +26,15 @@ def get_config() -> ml_collections.ConfigDict:
     config.pose.bins = 512  # B: bins across the frame per axis (one-hot image height)
     config.pose.fps = 30.0  # every source is resampled to this frame rate
     config.pose.segment_frames = 256  # T: frames per training segment (one-hot image width)
-    config.pose.decode_radius = 2  # soft-argmax window: peak bin +- this many bins
-    config.pose.visibility_threshold = 0.1  # a decoded column with less window mass is invisible
-    config.pose.decode_jump_cost = 1.0  # nats per bin a decoded path moves per frame (0: peaks)
-    config.pose.decode_jump_cap = 16.0  # nats, the most one jump of the decoded path costs
-    config.pose.decode_free_motion = 4  # bins per frame the decoded path moves at no cost
-    config.pose.smooth_window = 9  # frames of a Savitzky-Golay filter on decoded keypoints (0: off)
-    config.pose.smooth_order = 3  # its polynomial degree (hotdance_jax/pose/smoothing.py)
+    # How decoded images are read: the codec's defaults (hotdance_jax/pose/onehot.py, smoothing.py)
+    config.pose.decode_radius = onehot.DEFAULT_DECODE_RADIUS  # soft-argmax: peak bin +- radius
+    # a decoded column with less window mass than this is invisible
+    config.pose.visibility_threshold = onehot.DEFAULT_VISIBILITY_THRESHOLD
+    config.pose.decode_jump_cost = onehot.DEFAULT_JUMP_COST  # nats per bin a path moves per frame
+    config.pose.decode_jump_cap = onehot.DEFAULT_JUMP_CAP  # nats, the most one jump costs
+    config.pose.decode_free_motion = onehot.DEFAULT_FREE_MOTION  # bins per frame moved at no cost
+    config.pose.smooth_window = smoothing.DEFAULT_SMOOTH_WINDOW  # Savitzky-Golay frames (0: off)
+    config.pose.smooth_order = smoothing.DEFAULT_SMOOTH_ORDER  # its polynomial degree
 
     config.audio = ml_collections.ConfigDict()
     config.audio.sample_rate = 22050  # Hz, audio is resampled to it on load
@@ -84,7 +88,6 @@ def get_config() -> ml_collections.ConfigDict:
 
     # python -m hotdance_jax.vae.train: fitting onehot-kl to one-hot images of segments.
     config.vae.train = ml_collections.ConfigDict()
-    config.vae.train.segments = ""  # segment build folder (python -m data_pipeline.build)
     config.vae.train.seed = 0
     config.vae.train.batch_size = 16  # global, split over the mesh's data x fsdp devices
     config.vae.train.mesh = (-1, 1, 1)  # (data, fsdp, tensor); the autoencoder is replicated
@@ -132,7 +135,6 @@ def get_config() -> ml_collections.ConfigDict:
 
     # python -m hotdance_jax.train: rectified flow on the latent cache.
     config.train = ml_collections.ConfigDict()
-    config.train.latents = ""  # latent cache folder (python -m data_pipeline.precompute)
     config.train.mesh = (1, -1, 1)  # (data, fsdp, tensor); -1 takes the devices left over
     config.train.dcn_mesh = (1, 1, 1)  # (data, fsdp, tensor) across TPU slices (multi-slice);
     #                                    then `mesh` is the mesh inside one slice
@@ -156,9 +158,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.eval_every = 1000  # validation loss of the EMA weights
     config.train.eval_batches = 8  # validation batches (of batch_size) per evaluation
     # Dances of the EMA weights scored every dance_eval_every steps (0: never; single process):
-    # BAS, FID_k, FID_g and jitter against the real dances of a segment build's split.
+    # BAS, FID_k, FID_g and jitter against the real dances of a split of the build --segments.
     config.train.dance_eval_every = 0
-    config.train.dance_eval_segments = ""  # segment build (python -m data_pipeline.build)
     config.train.dance_eval_split = "val"
     config.train.dance_eval_seconds = 10.0  # of each song danced to
     config.train.dance_eval_sampling_steps = 20

@@ -2,14 +2,14 @@
 
 The whole pipeline on this 2-core CPU, one config for every stage:
 
-  python -m data_pipeline.build --source dwm --root ../shared/data/dwm --out data/dwm \\
+  python -m data_pipeline.build --source dwm --root ../shared/data/dwm --segments data/dwm \\
       --config configs/dwm.py
-  python -m hotdance_jax.vae.train --config configs/dwm.py --workdir runs/vae_dwm \\
-      --config.vae.train.segments=data/dwm
-  python -m data_pipeline.precompute --segments data/dwm --vae onehot-kl \\
-      --vae-weights runs/vae_dwm/onehot_kl.msgpack --out data/dwm_latents --config configs/dwm.py
-  python -m hotdance_jax.train --config configs/dwm.py --workdir runs/dwm \\
-      --config.train.latents=data/dwm_latents --config.train.dance_eval_segments=data/dwm
+  python -m hotdance_jax.vae.train --config configs/dwm.py --segments data/dwm \\
+      --workdir runs/vae_dwm
+  python -m data_pipeline.precompute --config configs/dwm.py --segments data/dwm \\
+      --vae onehot-kl --vae-weights runs/vae_dwm/onehot_kl.msgpack --latents data/dwm_latents
+  python -m hotdance_jax.train --config configs/dwm.py --latents data/dwm_latents \\
+      --workdir runs/dwm --segments data/dwm
 
 Reaches (docs/real_dances.md, the study that tunes this recipe): the 33 performances in
 ../shared -> 853 segments (610 train, 45 val, 198 test) at 30 fps through one fixed camera in
@@ -53,6 +53,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.log_every = 25
     config.train.eval_every = 250
     config.train.eval_batches = 2
-    config.train.dance_eval_every = 500  # with --config.train.dance_eval_segments=data/dwm
+    config.train.dance_eval_every = 500  # with --segments data/dwm
     config.train.checkpoint_every = 250
     return config

@@ -5,7 +5,7 @@ Its pose tokens see only the noisy latent, so consecutive segments of a long son
 settings; the loader's reference latents go unused):
 
   python -m hotdance_jax.train --config configs/dwm_noref.py --workdir runs/dwm_noref \\
-      --config.train.latents=data/dwm_latents
+      --latents data/dwm_latents
 
 Not run here yet.
 """

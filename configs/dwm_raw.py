@@ -6,9 +6,9 @@ hotdance_jax/vae/raw_coords.py), cut into 1 x 1 patches: 32 pose tokens beside t
 tokens. Everything else is configs/dwm.py. The segment build is dwm's; there is no VAE to train:
 
   python -m data_pipeline.precompute --segments data/dwm --vae raw-coords \\
-      --out data/dwm_raw_latents --config configs/dwm_raw.py
+      --latents data/dwm_raw_latents --config configs/dwm_raw.py
   python -m hotdance_jax.train --config configs/dwm_raw.py --workdir runs/dwm_raw \\
-      --config.train.latents=data/dwm_raw_latents
+      --latents data/dwm_raw_latents
 
 Reaches (2026-11-25, this 2-core CPU shared with other jobs): the precompute takes 137 s (933
 records). 7.9 M parameters, 0.41 s/step at batch 16 (dwm: 2.10 s/step in the same

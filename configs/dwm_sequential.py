@@ -4,7 +4,7 @@ the pose tokens' (T' .. 2T' - 1) instead of sharing them (hotdance_jax/models/di
 It trains on dwm's latent cache:
 
   python -m hotdance_jax.train --config configs/dwm_sequential.py --workdir runs/dwm_sequential \\
-      --config.train.latents=data/dwm_latents
+      --latents data/dwm_latents
 
 Not run here yet.
 """

@@ -9,7 +9,7 @@ requeues itself and resumes), or on a list of hosts over ssh (launch/README.md):
       --workdir /shared/runs/aistpp2d_gpu --latents /shared/data/aistpp2d_latents
 
 Each process runs python -m hotdance_jax.train --config configs/pod_gpu_8xh100.py --workdir
-DIR --config.train.latents=DIR (the coordinator from SLURM's environment, or explicit flags).
+DIR --latents DIR (the coordinator from SLURM's environment, or explicit flags).
 
 Mesh (-1, 8, 1) (data, fsdp, tensor): fsdp over the 8 GPUs of a node (NVLink), data parallel
 across nodes. Global batch 256: 32 examples per device on one node (fewer on more nodes).

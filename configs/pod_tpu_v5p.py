@@ -8,7 +8,7 @@ worker, recreating the slice and resuming when it is preempted (launch/README.md
       --latents gs://BUCKET/aistpp2d_latents
 
 which runs, on every worker, python -m hotdance_jax.train --config configs/pod_tpu_v5p.py
---workdir gs://BUCKET/runs/aistpp2d_v5p --multihost --config.train.latents=LOCAL_COPY.
+--workdir gs://BUCKET/runs/aistpp2d_v5p --multihost --latents LOCAL_COPY.
 
 Mesh (1, -1, 1) (data, fsdp, tensor): fsdp over all 32 chips, so the 130 M-parameter DiT's
 weights, gradients, AdamW moments and EMA are split 32 ways. Global batch 256: 8 examples per

@@ -4,14 +4,14 @@ The README's `make demo` runs the whole pipeline with it (python -m hotdance_jax
 configs/tiny_cpu.py --out demo_out); stage by stage:
 
   python -m data_pipeline.build --source synthetic --root data/synthetic_raw \\
-      --out data/synthetic --config configs/tiny_cpu.py
+      --segments data/synthetic --config configs/tiny_cpu.py
   python -m hotdance_jax.vae.train --config configs/tiny_cpu.py --workdir runs/vae_tiny \\
-      --config.vae.train.segments=data/synthetic
+      --segments data/synthetic
   python -m data_pipeline.precompute --segments data/synthetic --vae onehot-kl \\
-      --vae-weights runs/vae_tiny/onehot_kl.msgpack --out data/synthetic_latents \\
+      --vae-weights runs/vae_tiny/onehot_kl.msgpack --latents data/synthetic_latents \\
       --config configs/tiny_cpu.py
   python -m hotdance_jax.train --config configs/tiny_cpu.py --workdir runs/tiny \\
-      --config.train.latents=data/synthetic_latents
+      --latents data/synthetic_latents
 
 Reaches (2026-11-26, this 2-core CPU, `make demo`): 96 songs of 20 s (88 to train on; with 24
 the DiT learnt them by heart: the music lowered its loss on training songs by 22% and raised it

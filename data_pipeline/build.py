@@ -1,6 +1,6 @@
 r"""Raw dataset -> training segments + manifest.
 
-  python -m data_pipeline.build --source dwm --root ../shared/data/dwm --out data/dwm_segments \
+  python -m data_pipeline.build --source dwm --root ../shared/data/dwm --segments data/dwm \
       [--config configs/base.py] [--config.pose.fps=25]
 
 Every performance is resampled to config.pose.fps, its music analysed on the same frame grid, and
@@ -8,9 +8,9 @@ cut into segments of config.pose.segment_frames frames every config.data.segment
 (see data_pipeline/segments.py for what a segment holds). A performance whose music is missing
 (a source gives it no audio_path) is built whole and motion-only: zero music features, has_music
 False, "music": false among the manifest's sequences, counted per split in counts.motion_only
-and in the printed summary. The build is written beside --out and swapped in whole, so --out
-never holds half a build. Re-running with the same inputs and settings is a no-op; other inputs
-or settings rebuild.
+and in the printed summary. The build is written beside --segments and swapped in whole, so
+--segments never holds half a build. Re-running with the same inputs and settings is a no-op;
+other inputs or settings rebuild.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from hotdance_jax.io import files_sha256, staged_directory
 
 # The pose settings segments depend on (bins and decoding matter only to later stages).
 SEGMENT_POSE_KEYS = ("skeleton", "fps", "segment_frames")
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "base.py"
 
 FLAGS = flags.FLAGS
 
@@ -98,7 +97,7 @@ def build(source: str, root: Path, out: Path, config: ml_collections.ConfigDict)
             print(f"{out}: up to date ({sum(previous['counts']['segments'].values())} segments)")
             return previous
     elif out.exists() and any(out.iterdir()):
-        raise InputError(f"{out}: exists and is not a segment build; choose an empty --out")
+        raise InputError(f"{out}: exists and is not a segment build; choose an empty --segments")
 
     with staged_directory(out) as staging:
         return _write_build(source, root, staging, config, digest)
@@ -161,10 +160,10 @@ def _write_build(
 
 def define_flags() -> None:
     """The command's flags; defined only when it runs, so modules import side-effect free."""
-    cli.define_config(str(DEFAULT_CONFIG))
+    cli.define_config("base")
     flags.DEFINE_string("source", None, f"Data source, one of {sorted(SOURCES)}.")
     flags.DEFINE_string("root", None, "Raw dataset folder (written to for 'synthetic').")
-    flags.DEFINE_string("out", None, "Output folder for segments and manifest.")
+    flags.DEFINE_string("segments", None, "Output folder for the segments and their manifest.")
 
 
 def main(argv: list[str]) -> None:
@@ -172,17 +171,18 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = FLAGS.config
     source = FLAGS.source or config.data.source
-    if not FLAGS.root or not FLAGS.out:
-        raise InputError("--root and --out are required")
-    manifest = build(source, Path(FLAGS.root), Path(FLAGS.out), config)
+    if not FLAGS.root or not FLAGS.segments:
+        raise InputError("--root and --segments are required")
+    manifest = build(source, Path(FLAGS.root), Path(FLAGS.segments), config)
     counts = manifest["counts"]
-    print(f"{FLAGS.out}: {counts['segments']} segments from {counts['performances']} "
+    print(f"{FLAGS.segments}: {counts['segments']} segments from {counts['performances']} "
           f"performances, {counts['hours']:.2f} h; stats {manifest['stats']}")
     silent = segments.motion_only(manifest)
-    print(f"{FLAGS.out}: {sum(silent.values())} of {sum(counts['performances'].values())} "
+    print(f"{FLAGS.segments}: {sum(silent.values())} of {sum(counts['performances'].values())} "
           f"performances motion-only (no music; for the autoencoder, not the DiT): {silent}")
 
 
+console = cli.command(main, define_flags)
+
 if __name__ == "__main__":
-    define_flags()
-    cli.run(main)
+    console()

@@ -117,6 +117,7 @@ def main(argv: list[str]) -> None:
     print(f"contact sheet: {sheet}")
 
 
+console = cli.command(main, define_flags)
+
 if __name__ == "__main__":
-    define_flags()
-    cli.run(main)
+    console()

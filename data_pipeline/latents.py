@@ -1,7 +1,7 @@
 r"""The latent cache: segments encoded once by the frozen autoencoder, read by the training loader.
 
   python -m data_pipeline.precompute --segments data/dwm --vae onehot-kl \
-      --vae-weights runs/vae/onehot_kl.msgpack --out data/dwm_latents [--config configs/base.py]
+      --vae-weights runs/vae/onehot_kl.msgpack --latents data/dwm_latents [--config configs/base.py]
 
 One record per segment of every split, and per mirrored copy of a train segment when
 config.latents.flip (data_pipeline/precompute.py makes them). A record holds:

@@ -1,14 +1,14 @@
 r"""Segment build -> latent cache: one-hot images encoded once by the frozen autoencoder.
 
   python -m data_pipeline.precompute --segments data/dwm --vae onehot-kl \
-      --vae-weights runs/vae/onehot_kl.msgpack --out data/dwm_latents [--config configs/base.py]
+      --vae-weights runs/vae/onehot_kl.msgpack --latents data/dwm_latents [--config configs/base.py]
 
 A grain pipeline reads the segments of every split of the build (for the train split, when
 config.latents.flip, then a mirrored copy of each). For each batch, the one-hot images (bins
 config.pose.bins, frame size from each record) of the poses and of the reference poses for every
 N in config.latents.reference_frames are made on the devices and encoded by the frozen
 autoencoder, config.latents.batch_size segments per device at a time. data_pipeline/latents.py
-describes the records and the manifest. The cache is written beside --out and swapped in whole;
+describes the records and the manifest. The cache is written beside --latents and swapped in whole;
 re-running with the same segments, weights and settings is a no-op, anything else rebuilds it.
 A build with motion-only performances (music missing at build time) is refused: the DiT learns
 poses from music.
@@ -40,7 +40,6 @@ from hotdance_jax.io import files_sha256, staged_directory
 from hotdance_jax.pose import OPENPOSE_18, flip_horizontal, reference_images
 from hotdance_jax.vae import RAW_COORDS, Autoencoder, load_autoencoder
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "base.py"
 FLAGS = flags.FLAGS
 POSE_FIELDS = ("keypoints", "confidence", "shape_keypoints", "shape_confidence", "width", "height")
 
@@ -105,7 +104,7 @@ def _existing_manifest(out: Path) -> dict:
     except (OSError, json.JSONDecodeError):
         manifest = None
     if not isinstance(manifest, dict) or manifest.get("format") != latents.FORMAT:
-        raise InputError(f"{out}: exists and is not a latent cache; choose an empty --out")
+        raise InputError(f"{out}: exists and is not a latent cache; choose an empty --latents")
     return manifest
 
 
@@ -298,12 +297,12 @@ def pooling_autoencoder(
 
 def define_flags() -> None:
     """The command's flags; defined only when it runs, so modules import side-effect free."""
-    cli.define_config(str(DEFAULT_CONFIG))
+    cli.define_config("base")
     flags.DEFINE_string("segments", None, "Segment build folder (python -m data_pipeline.build).")
     flags.DEFINE_string("vae", None, "Autoencoder name; default config.vae.name.")
     flags.DEFINE_string("vae-weights", None, "Frozen weights; default config.vae.weights "
                         "(none for raw-coords).")
-    flags.DEFINE_string("out", None, "Output folder for the latent cache and its manifest.")
+    flags.DEFINE_string("latents", None, "Output folder for the latent cache and its manifest.")
 
 
 def main(argv: list[str]) -> None:
@@ -312,15 +311,17 @@ def main(argv: list[str]) -> None:
     config = FLAGS.config
     name = FLAGS.vae or config.vae.name
     weights = FLAGS["vae-weights"].value or config.vae.weights
-    if not FLAGS.segments or not FLAGS.out or not (weights or name == RAW_COORDS):
-        raise InputError("--segments, --out and --vae-weights (or config.vae.weights) are required")
+    if not FLAGS.segments or not FLAGS.latents or not (weights or name == RAW_COORDS):
+        raise InputError("--segments, --latents and --vae-weights (or config.vae.weights) are "
+                         "required")
     autoencoder = load_autoencoder(name, weights, 2 * OPENPOSE_18.num_joints,
                                    bins=config.pose.bins)
-    manifest = precompute(Path(FLAGS.segments), autoencoder, Path(FLAGS.out), config)
-    print(f"{FLAGS.out}: {manifest['counts']} records of latents {manifest['latent_shape']} "
+    manifest = precompute(Path(FLAGS.segments), autoencoder, Path(FLAGS.latents), config)
+    print(f"{FLAGS.latents}: {manifest['counts']} records of latents {manifest['latent_shape']} "
           f"({autoencoder.name}, reference frames {manifest['settings']['reference_frames']})")
 
 
+console = cli.command(main, define_flags)
+
 if __name__ == "__main__":
-    define_flags()
-    cli.run(main)
+    console()

@@ -8,8 +8,10 @@ Library logs (Orbax's INFO lines) are shown from WARNING up unless `-v 0` (or `-
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 from absl import app, flags
@@ -23,15 +25,20 @@ def fail(message: str, status: int) -> NoReturn:
     sys.exit(status)
 
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
 def define_config(default: str, help_text: str = "Config file (configs/NAME.py).") -> Any:
-    """`--config=FILE` with `--config.a.b=value` overrides; an unknown key is a one-line error.
+    """`--config=FILE` (default configs/`default`.py of this repository, from any working
+    folder) with `--config.a.b=value` overrides; an unknown key is a one-line error.
 
     ml_collections applies the overrides on sys.argv when the flag is defined, so an unknown key
     surfaces here, at import of the command's module.
     """
     global _config
     try:
-        _config = config_flags.DEFINE_config_file("config", default, help_text, lock_config=True)
+        _config = config_flags.DEFINE_config_file("config", str(CONFIGS / f"{default}.py"),
+                                                  help_text, lock_config=True)
     except (AttributeError, KeyError) as e:
         _fail_unknown_key(e)
     return _config
@@ -41,7 +48,13 @@ _config = None  # the FlagHolder of --config, once defined
 
 
 def _fail_unknown_key(error: Exception) -> NoReturn:
-    key = str(error).strip("\"'")
+    """Names the whole dotted key of the override that failed: ml_collections' KeyError names
+    only its last part (quoted, perhaps with a suggestion)."""
+    match = re.search(r"\w+", str(error))
+    leaf = match.group(0) if match else str(error)
+    overrides = [arg.removeprefix("--config.").split("=")[0] for arg in sys.argv
+                 if arg.startswith("--config.")]
+    key = next((key for key in overrides if key.split(".")[-1] == leaf), leaf)
     fail(f"config key {key!r} does not exist (check the --config.* overrides)", 2)
 
 
@@ -62,6 +75,19 @@ def _parse_flags(argv: list[str]) -> list[str]:
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         fail(f"cannot load --config: {' '.join(lines[-3:])}", 2)
     return remaining
+
+
+def command(main: Callable[[list[str]], Any], define_flags: Callable[[], None]
+            ) -> Callable[[], None]:
+    """A module's command: defines its flags (only when it runs, so modules import side-effect
+    free) and runs `main` as `run` does. Both its `python -m` entry and its console script
+    (pyproject.toml) call it."""
+
+    def start() -> None:
+        define_flags()
+        run(main)
+
+    return start
 
 
 def run(main: Callable[[list[str]], Any]) -> None:

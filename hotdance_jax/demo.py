@@ -77,21 +77,19 @@ def prepare(config: ml_collections.ConfigDict, work: Path) -> Path:
         weights = ""
     else:
         stage(2, f"onehot-kl autoencoder ({config.vae.train.steps} steps), then the latent cache")
-        config.vae.train.segments = str(work / "segments")
-        vae_train.train(config, work / "vae")
+        vae_train.train(config, work / "segments", work / "vae")
         weights = str(work / "vae" / vae_train.WEIGHTS_FILE)
     autoencoder = load_autoencoder(config.vae.name, weights, 2 * OPENPOSE_18.num_joints,
                                    bins=config.pose.bins)
     precompute.precompute(work / "segments", autoencoder, work / "latents", config)
     stage(3, f"DiT ({config.train.steps} steps)")
-    config.train.latents = str(work / "latents")
-    train.train(config, work / "run")
+    train.train(config, work / "latents", work / "run")
     return work / "run"
 
 
 def define_flags() -> None:
     """The command's flags; defined only when it runs, so modules import side-effect free."""
-    cli.define_config("configs/tiny_cpu.py")
+    cli.define_config("tiny_cpu")
     flags.DEFINE_string("out", "demo_out", "Output folder (and OUT/work for the cached stages).")
     flags.DEFINE_float("seconds", 30.0, "Seconds of the song to dance to.")
 
@@ -126,6 +124,7 @@ def main(argv: list[str]) -> None:
           f"in {time.perf_counter() - start:.0f} s")
 
 
+console = cli.command(main, define_flags)
+
 if __name__ == "__main__":
-    define_flags()
-    cli.run(main)
+    console()

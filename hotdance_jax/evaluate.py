@@ -356,6 +356,7 @@ def main(argv: list[str]) -> None:
     print(f"-> {FLAGS.json}")
 
 
+console = cli.command(main, define_flags)
+
 if __name__ == "__main__":
-    define_flags()
-    cli.run(main)
+    console()

@@ -378,17 +378,16 @@ class DanceCheck:
     """The dances of a training run's EMA weights, scored as `python -m hotdance_jax.evaluate`
     scores them: one dance (the mean dancer, seed 0) to the first config.train.dance_eval_seconds
     of the song of every performance in split config.train.dance_eval_split of the segment build
-    config.train.dance_eval_segments, against that split's real dances. `info` is the run's latent
-    cache info (dit_run.cache_info)."""
+    `segments`, against that split's real dances. `info` is the run's latent cache info
+    (dit_run.cache_info)."""
 
-    def __init__(self, config: ml_collections.ConfigDict, info: dict):
+    def __init__(self, config: ml_collections.ConfigDict, info: dict, segments: Path):
         train = config.train
         self.config, self.info = config, info
-        self.reference = evaluate.read_dance_set(Path(train.dance_eval_segments),
-                                                 train.dance_eval_split)
+        self.reference = evaluate.read_dance_set(segments, train.dance_eval_split)
         if self.reference.fps != config.pose.fps:
-            raise InputError(f"{train.dance_eval_segments}: {self.reference.fps:g} fps; the run "
-                             f"is at {config.pose.fps:g} (config.train.dance_eval_segments)")
+            raise InputError(f"{segments}: {self.reference.fps:g} fps; the run is at "
+                             f"{config.pose.fps:g} (--segments of the dance check)")
         self.songs = [load_song(Path(d.audio_path), config, d.fps, d.audio_offset,
                                 train.dance_eval_seconds) for d in self.reference.dances]
         self.autoencoder = _autoencoder(info, None)
@@ -536,6 +535,7 @@ def main(argv: list[str]) -> None:
           f"{time.perf_counter() - start:.1f} s")
 
 
+console = cli.command(main, define_flags)
+
 if __name__ == "__main__":
-    define_flags()
-    cli.run(main)
+    console()

@@ -1,7 +1,7 @@
 r"""Train the DiT with rectified flow on a latent cache; the same command resumes.
 
-  python -m hotdance_jax.train --config configs/tiny_cpu.py --workdir runs/tiny \
-      --config.train.latents=data/synthetic_latents [--config.train.steps=2000]
+  python -m hotdance_jax.train --config configs/tiny_cpu.py --latents data/synthetic_latents \
+      --workdir runs/tiny [--segments data/synthetic] [--config.train.steps=2000]
 
 The latent cache (python -m data_pipeline.precompute) fixes the latent and music shapes; the
 config's `model` section the DiT, its `train` section the rest. Per step, on a global batch of
@@ -128,13 +128,13 @@ def dit_trainer(config: ml_collections.ConfigDict, model_config: DiTConfig,
                    allocate=allocate)
 
 
-def validation_set(config: ml_collections.ConfigDict, local_batch: int,
+def validation_set(config: ml_collections.ConfigDict, cache: Path, local_batch: int,
                    mesh: jax.sharding.Mesh) -> list[dict] | None:
-    """config.train.eval_batches global batches on the mesh, of the val split (each process
-    reads its share, cycled to fill them), made once and used at every evaluation; None
-    without a val split."""
+    """config.train.eval_batches global batches on the mesh, of the val split of the latent
+    cache (each process reads its share, cycled to fill them), made once and used at every
+    evaluation; None without a val split."""
     try:
-        batches = loader.validation_batches(config.train.latents, config, local_batch,
+        batches = loader.validation_batches(cache, config, local_batch,
                                             num_batches=config.train.eval_batches)
     except InputError as error:
         if "no 'val' records" in str(error):
@@ -143,17 +143,15 @@ def validation_set(config: ml_collections.ConfigDict, local_batch: int,
     return [parallel.global_batch(batch, mesh) for batch in batches]
 
 
-def train(config: ml_collections.ConfigDict, workdir: epath.Path | Path, stop_at: int | None = None
-          ) -> dict[str, float]:
-    """Trains (or resumes) to config.train.steps; returns the last logged metrics (and the last
-    validation loss, "val_loss"). `stop_at` ends this run at that step with a checkpoint, as a
-    preemption would."""
+def train(config: ml_collections.ConfigDict, cache: Path, workdir: epath.Path | Path,
+          segments: Path | None = None, stop_at: int | None = None) -> dict[str, float]:
+    """Trains (or resumes) on the latent cache `cache` to config.train.steps; returns the last
+    logged metrics (and the last validation loss, "val_loss"). With the segment build `segments`
+    (and config.train.dance_eval_every > 0) it runs the dance check. `stop_at` ends this run at
+    that step with a checkpoint, as a preemption would."""
     train_config = config.train
-    if not train_config.latents:
-        raise InputError("set --config.train.latents to a latent cache folder "
-                         "(python -m data_pipeline.precompute)")
-    manifest = latents.read_manifest(train_config.latents)
-    latents.check_settings(train_config.latents, manifest, config)
+    manifest = latents.read_manifest(cache)
+    latents.check_settings(cache, manifest, config)
     model_config = dit_config(config, manifest)
     mesh = parallel.make_mesh(train_config.mesh, dcn=train_config.dcn_mesh)
     local_batch = local_batch_size(train_config.batch_size, mesh, "config.train.batch_size")
@@ -164,10 +162,10 @@ def train(config: ml_collections.ConfigDict, workdir: epath.Path | Path, stop_at
         io.write_text(workdir / CACHE_INFO_FILE, json.dumps(cache_info(manifest), indent=1))
     trainer = dit_trainer(config, model_config, mesh)
     params = sum(x.size for x in jax.tree.leaves(trainer.abstract["model"]))
-    validation = validation_set(config, local_batch, mesh)
-    dance_check = make_dance_check(config, manifest)
+    validation = validation_set(config, cache, local_batch, mesh)
+    dance_check = make_dance_check(config, manifest, segments)
     task = Task(
-        trainer, iter(loader.train_dataset(train_config.latents, config, local_batch)),
+        trainer, iter(loader.train_dataset(cache, config, local_batch)),
         train_config,
         describe=(f"DiT {params / 1e6:.1f} M parameters, "
                   f"{model_config.grid[0] * model_config.grid[1]} pose + "
@@ -191,17 +189,17 @@ def run_dance_check(dance_check: DanceCheck, trainer: Trainer, workdir: epath.Pa
         return dance_check(trainer.module().ema, step, out)
 
 
-def make_dance_check(config: ml_collections.ConfigDict, manifest: dict):
-    """sample.DanceCheck when config.train.dance_eval_every and dance_eval_segments ask for one
-    and this is a single process (the EMA weights of several would need gathering), else None."""
-    train_config = config.train
-    if not (train_config.dance_eval_every and train_config.dance_eval_segments):
+def make_dance_check(config: ml_collections.ConfigDict, manifest: dict, segments: Path | None):
+    """sample.DanceCheck on the segment build `segments` when it is given, config.train.
+    dance_eval_every > 0 and this is a single process (the EMA weights of several would need
+    gathering), else None."""
+    if not (config.train.dance_eval_every and segments):
         return None
     if jax.process_count() > 1:
         if jax.process_index() == 0:
             print("dance evaluation skipped: it runs in single-process training only", flush=True)
         return None
-    return DanceCheck(config, cache_info(manifest))
+    return DanceCheck(config, cache_info(manifest), Path(segments))
 
 
 @contextlib.contextmanager
@@ -229,8 +227,12 @@ def evaluate(trainer: Trainer, validation: list[dict], seed: int) -> dict[str, f
 
 def define_flags() -> None:
     """The command's flags; defined only when it runs, so modules import side-effect free."""
-    cli.define_config("configs/tiny_cpu.py")
+    cli.define_config("tiny_cpu")
+    flags.DEFINE_string("latents", None,
+                        "Latent cache folder (python -m data_pipeline.precompute).")
     flags.DEFINE_string("workdir", None, "Run folder: config, checkpoints, TensorBoard events.")
+    flags.DEFINE_string("segments", None, "Segment build folder (python -m data_pipeline.build) "
+                        "whose songs the dance check dances to (config.train.dance_eval_*).")
     flags.DEFINE_string("coordinator_address", None,
                         "host:port of process 0 for a multi-process run (otherwise detected "
                         "from the cluster environment, or a single process).")
@@ -244,13 +246,16 @@ def define_flags() -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise InputError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS.workdir:
-        raise InputError("--workdir is required")
+    for name in ("latents", "workdir"):
+        if not FLAGS[name].value:
+            raise InputError(f"--{name} is required")
     parallel.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,
                                     FLAGS.process_id, FLAGS.multihost)
-    train(FLAGS.config, io.run_path(FLAGS.workdir))
+    train(FLAGS.config, Path(FLAGS.latents), io.run_path(FLAGS.workdir),
+          Path(FLAGS.segments) if FLAGS.segments else None)
 
+
+console = cli.command(main, define_flags)
 
 if __name__ == "__main__":
-    define_flags()
-    cli.run(main)
+    console()

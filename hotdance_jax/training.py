@@ -424,7 +424,8 @@ class TrainLog:
         """Logs the metrics of `step` (fetched from the devices) with the rates since the last
         log line; returns them."""
         metrics = {k: float(v) for k, v in device_metrics.items()}
-        parts = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        loss_first = sorted(metrics, key=lambda name: name != "loss")
+        parts = " ".join(f"{k} {metrics[k]:.4f}" for k in loss_first)
         now = time.perf_counter()
         seconds = (now - self.last_time) / max(step - self.last_step, 1)
         self.last_step, self.last_time = step, now

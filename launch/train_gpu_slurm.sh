@@ -50,7 +50,7 @@ done
 
 REPO=$(pwd)
 train=("$PYTHON" -m hotdance_jax.train --config="$CONFIG" --workdir="$WORKDIR"
-       --config.train.latents="$LATENTS" "${EXTRA[@]}")
+       --latents="$LATENTS" "${EXTRA[@]}")
 script="#!/bin/bash
 #SBATCH --job-name=hotdance
 #SBATCH --nodes=$NODES

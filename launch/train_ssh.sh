@@ -53,7 +53,7 @@ for h in "${!HOST_LIST[@]}"; do
     gpu=()
     [[ $PER_HOST == 1 ]] || gpu=(CUDA_VISIBLE_DEVICES="$g")
     command="cd $(quoted "$REPO_DIR") && $(quoted "${gpu[@]}" "$PYTHON" -m hotdance_jax.train \
-      --config="$CONFIG" --workdir="$WORKDIR" --config.train.latents="$LATENTS" \
+      --config="$CONFIG" --workdir="$WORKDIR" --latents="$LATENTS" \
       --coordinator_address="$COORDINATOR" --num_processes="$COUNT" --process_id="$id" \
       "${EXTRA[@]}")"
     echo "+ $(quoted ssh "${HOST_LIST[h]}" "$command") > $LOG_DIR/process-$id.log"

@@ -175,7 +175,7 @@ train() {
   command="set -o pipefail; cd ~/hotdance; mkdir -p ~/hotdance-logs"
   command+="; W=\$(curl -s -H Metadata-Flavor:Google http://metadata.google.internal/computeMetadata/v1/instance/attributes/agent-worker-number)"
   command+="; ~/hotdance-venv/bin/python -m hotdance_jax.train --config=$(quoted "$CONFIG")"
-  command+=" --workdir=$(quoted "$WORKDIR") --multihost --config.train.latents=$latents"
+  command+=" --workdir=$(quoted "$WORKDIR") --multihost --latents=$latents"
   [[ ${#EXTRA[@]} == 0 ]] || command+=" $(quoted "${EXTRA[@]}")"
   command+=" 2>&1 | tee $log; s=\$?"
   [[ $DRY_RUN == 1 ]] || mkdir -p "$LOG_DIR"

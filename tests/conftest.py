@@ -1,4 +1,5 @@
-"""Shared test helpers: the ../shared data through HOTDANCE_SHARED."""
+"""Shared test helpers: the ../shared data through HOTDANCE_SHARED, and the tiny latent cache
+that the latent, loader, training and sharding tests read."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
+
+from data_pipeline import build, precompute
+from hotdance_jax.config_utils import sibling_config
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def shared_file(relative: str) -> Path:
@@ -27,3 +33,39 @@ def shared_file(relative: str) -> Path:
 def shared():
     """The shared_file function, as a fixture."""
     return shared_file
+
+
+def tiny_config(**data_overrides):
+    """configs/tiny_cpu.py with 4 synthetic songs of 6 s (1 val, 1 test); `data_overrides` set
+    config.data keys."""
+    config = sibling_config(str(REPO / "configs" / "base.py"), "tiny_cpu")
+    config.data.synthetic.num_songs = 4
+    config.data.synthetic.val_songs = 1
+    config.data.synthetic.test_songs = 1
+    config.data.synthetic.seconds = 6.0
+    for key, value in data_overrides.items():
+        config.data[key] = value
+    return config
+
+
+LATENT_CHANNELS = 4
+
+
+def latent_config():
+    """tiny_config with the pooling autoencoder and several train shards."""
+    config = tiny_config()
+    config.vae.name = "pooling"
+    config.latents.records_per_shard = 5  # several train shards
+    return config
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory):
+    """(root, config, autoencoder, manifest): tiny synthetic segments in root/segments, their
+    latents in root/latents; built once for every test that reads them (none writes there)."""
+    root = tmp_path_factory.mktemp("cache")
+    config = latent_config()
+    build.build("synthetic", root / "raw", root / "segments", config)
+    autoencoder = precompute.pooling_autoencoder(36, LATENT_CHANNELS)
+    manifest = precompute.precompute(root / "segments", autoencoder, root / "latents", config)
+    return root, config, autoencoder, manifest

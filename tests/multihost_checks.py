@@ -40,8 +40,8 @@ def max_difference(a, b) -> float:
 
 
 def main(cache: str, pair: str, single: str) -> None:
-    config = pod_config(cache, dcn_mesh=(1, 1, 1))
-    val_loss = train.train(config, Path(single))["val_loss"]
+    config = pod_config(dcn_mesh=(1, 1, 1))
+    val_loss = train.train(config, Path(cache), Path(single))["val_loss"]
     mesh = parallel.make_mesh((1, 4, 2))
     model_config = dit_run.dit_config(config, latents.read_manifest(cache))
     trainer = train.dit_trainer(config, model_config, mesh)
@@ -50,9 +50,9 @@ def main(cache: str, pair: str, single: str) -> None:
     placed = all(x.sharding == s for x, s in zip(jax.tree.leaves(pair_state),
                                                  jax.tree.leaves(trainer.shardings), strict=True))
     refusal = ""
-    longer = pod_config(cache, dcn_mesh=(1, 1, 1), steps=config.train.steps + 2)
+    longer = pod_config(dcn_mesh=(1, 1, 1), steps=config.train.steps + 2)
     try:
-        train.train(longer, Path(pair))
+        train.train(longer, Path(cache), Path(pair))
     except InputError as error:
         refusal = str(error)
     print(json.dumps({

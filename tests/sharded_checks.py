@@ -17,7 +17,7 @@ import numpy as np
 
 from data_pipeline import loader
 from hotdance_jax import parallel
-from tests.test_latents import latent_config
+from tests.conftest import latent_config
 from tests.test_train import make_trainer, train_config
 
 
@@ -36,9 +36,10 @@ def one_step(trainer, batch) -> tuple[float, list[np.ndarray]]:
 def main(cache_root: str) -> None:
     config = train_config((Path(cache_root), latent_config()), train__batch_size=8,
                           train__warmup_steps=0)  # a first step with a nonzero learning rate
-    batch = next(iter(loader.train_dataset(config.train.latents, config, 8)))
-    single = make_trainer(config, (1, 1, 1), jax.devices()[:1])
-    sharded = make_trainer(config, (1, 4, 2))
+    cache = Path(cache_root) / "latents"
+    batch = next(iter(loader.train_dataset(cache, config, 8)))
+    single = make_trainer(config, cache, (1, 1, 1), jax.devices()[:1])
+    sharded = make_trainer(config, cache, (1, 4, 2))
     loss_single, updates_single = one_step(single, batch)
     loss_sharded, updates_sharded = one_step(sharded, batch)
     params = jax.tree.leaves(sharded.state["model"])

@@ -34,13 +34,12 @@ def raw_cache(tmp_path_factory):
     build.build("synthetic", root / "raw", root / "segments", config)
     made = subprocess.run(
         [sys.executable, "-m", "data_pipeline.precompute", "--segments", str(root / "segments"),
-         "--vae", "raw-coords", "--out", str(root / "latents"),
+         "--vae", "raw-coords", "--latents", str(root / "latents"),
          "--config", str(REPO / "configs" / "tiny_cpu.py")],
         capture_output=True, text=True, env=ENV, cwd=root, timeout=300)
     assert made.returncode == 0, made.stderr[-2000:]
     config.vae.name = "raw-coords"
     config.latents.workers = 0
-    config.train.latents = str(root / "latents")
     config.model.update(width=32, depth=1, heads=2)
     config.train.update(batch_size=4, steps=2, warmup_steps=1, log_every=1, eval_every=2,
                         eval_batches=1, checkpoint_every=2)
@@ -70,7 +69,7 @@ def test_raw_cache_has_one_latent_row_that_decodes_to_the_poses(raw_cache):
 def test_ablation_trains_and_samples_a_two_segment_dance(raw_cache, tmp_path, model):
     config = raw_cache[1].copy_and_resolve_references()
     config.model.update(model)
-    metrics = train.train(config, tmp_path / "run")
+    metrics = train.train(config, raw_cache[0] / "latents", tmp_path / "run")
     assert np.isfinite([metrics["loss"], metrics["val_loss"]]).all()
     generator = sample.DanceGenerator.load(tmp_path / "run")
     dit = generator.model_config

@@ -18,21 +18,8 @@ from data_pipeline.sources.base import Performance
 from hotdance_jax.audio import ONSET_ENVELOPE, load_audio, music_features
 from hotdance_jax.config_utils import sibling_config
 from hotdance_jax.errors import InputError
-from tests.conftest import shared_file
+from tests.conftest import REPO, shared_file, tiny_config
 from tests.test_source_aistpp import TEST, TRAIN, real_aistpp, views_2d, write_dataset
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def tiny_config(**data_overrides):
-    config = sibling_config(str(REPO / "configs" / "base.py"), "tiny_cpu")
-    config.data.synthetic.num_songs = 4
-    config.data.synthetic.val_songs = 1
-    config.data.synthetic.test_songs = 1
-    config.data.synthetic.seconds = 6.0
-    for key, value in data_overrides.items():
-        config.data[key] = value
-    return config
 
 
 def build_real_aistpp(out: Path, config, lists: Path | None = None) -> Path:
@@ -198,7 +185,7 @@ def test_build_and_inspect_commands(tmp_path):
                  "--config.data.synthetic.num_songs=3", "--config.data.synthetic.val_songs=1",
                  "--config.data.synthetic.test_songs=1", "--config.data.synthetic.seconds=5"]
     cmd = [sys.executable, "-m", "data_pipeline.build", "--source", "synthetic",
-           "--root", str(tmp_path / "raw"), "--out", str(tmp_path / "seg"), *overrides]
+           "--root", str(tmp_path / "raw"), "--segments", str(tmp_path / "seg"), *overrides]
     first = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     second = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
@@ -272,7 +259,8 @@ def test_the_real_aistpp_folder_builds_motion_only(tmp_path):
     out = tmp_path / "aistpp"
     result = subprocess.run(
         [sys.executable, "-m", "data_pipeline.build", "--source", "aistpp", "--root",
-         str(real_aistpp()), "--out", str(out), "--config", str(REPO / "configs" / "tiny_cpu.py")],
+         str(real_aistpp()), "--segments", str(out), "--config",
+         str(REPO / "configs" / "tiny_cpu.py")],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (f"{out}: 1 of 1 performances motion-only (no music; for the autoencoder, not the "

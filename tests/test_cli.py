@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +61,7 @@ def test_unknown_config_key_is_a_one_line_error(tmp_path):
     result = run_demo(tmp_path, "--config.pose.nope=3")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: config key 'nope' does not exist (check the --config.* overrides)"]
+        "error: config key 'pose.nope' does not exist (check the --config.* overrides)"]
     assert not (tmp_path / "out").exists()
 
 
@@ -86,3 +88,46 @@ def test_library_info_logs_are_quiet_unless_asked():
 
     assert "checkpoint saved" not in stderr()
     assert "checkpoint saved" in stderr("-v", "0")
+
+
+@pytest.mark.parametrize(("command", "given", "missing"), [
+    ("data_pipeline.build", ["--root", "raw"], "--segments"),
+    ("hotdance_jax.vae.train", ["--workdir", "run"], "--segments"),
+    ("data_pipeline.precompute", ["--segments", "seg", "--vae", "raw-coords"], "--latents"),
+    ("hotdance_jax.train", ["--workdir", "run"], "--latents"),
+])
+def test_every_command_names_its_inputs_the_same_way(tmp_path, command, given, missing):
+    """--segments (a segment build) and --latents (a latent cache) on every command, and no
+    config key that takes them a second way."""
+    result = subprocess.run([sys.executable, "-m", command, *given], capture_output=True,
+                            text=True, cwd=tmp_path, env={**ENV, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert missing in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("key", ["vae.train.segments", "train.latents",
+                                 "train.dance_eval_segments"])
+def test_the_removed_input_keys_are_refused(key):
+    result = subprocess.run(
+        [sys.executable, "-m", "hotdance_jax.train", f"--config.{key}=data", "--workdir", "run"],
+        capture_output=True, text=True, cwd=REPO, env=ENV)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: config key '{key}' does not exist (check the --config.* overrides)"]
+
+
+def test_console_scripts_run_the_commands():
+    """Each command has a console script beside `python -m`; the installed one runs it."""
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert set(scripts) == {f"hotdance-{name}" for name in (
+        "build", "inspect", "train-vae", "precompute", "train", "sample", "evaluate", "demo")}
+    for target in scripts.values():
+        module, name = target.split(":")
+        assert callable(getattr(importlib.import_module(module), name))
+    installed = Path(sys.executable).parent / "hotdance-train"
+    result = subprocess.run([installed, "--workdir", "run"], capture_output=True, text=True,
+                            cwd=REPO, env=ENV)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["error: --latents is required"]

@@ -266,7 +266,7 @@ def test_motion_only_reference_dances_are_refused(sets, tmp_path):
                           "--json", tmp_path / "scores.json")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"error: {message}"]
-    config.train.update(dance_eval_segments=str(reference), dance_eval_split="test")
+    config.train.dance_eval_split = "test"
     with pytest.raises(InputError) as refused:
-        DanceCheck(config, {})
+        DanceCheck(config, {}, reference)
     assert str(refused.value) == message

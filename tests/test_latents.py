@@ -14,28 +14,8 @@ import pytest
 from data_pipeline import build, latents, loader, precompute, segments
 from hotdance_jax.errors import InputError
 from hotdance_jax.pose import flip_horizontal, onehot, reference_pose
+from tests.conftest import LATENT_CHANNELS, latent_config
 from tests.test_build import REPO, build_real_aistpp, tiny_config
-
-LATENT_CHANNELS = 4
-
-
-def latent_config():
-    config = tiny_config()
-    config.vae.name = "pooling"
-    config.latents.records_per_shard = 5  # several train shards
-    return config
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """(root, config, autoencoder, manifest): tiny synthetic segments in root/segments, their
-    latents in root/latents."""
-    root = tmp_path_factory.mktemp("cache")
-    config = latent_config()
-    build.build("synthetic", root / "raw", root / "segments", config)
-    autoencoder = precompute.pooling_autoencoder(36, LATENT_CHANNELS)
-    manifest = precompute.precompute(root / "segments", autoencoder, root / "latents", config)
-    return root, config, autoencoder, manifest
 
 
 def encode_poses(autoencoder, keypoints, confidence, record, bins):
@@ -209,8 +189,8 @@ def test_precompute_command(cache, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = tmp_path / "latents"
     cmd = [sys.executable, "-m", "data_pipeline.precompute", "--segments", str(root / "segments"),
-           "--vae", "onehot-kl", "--vae-weights", str(tmp_path / "vae.msgpack"), "--out", str(out),
-           "--config", str(REPO / "configs" / "tiny_cpu.py"),
+           "--vae", "onehot-kl", "--vae-weights", str(tmp_path / "vae.msgpack"),
+           "--latents", str(out), "--config", str(REPO / "configs" / "tiny_cpu.py"),
            "--config.latents.reference_frames=(0, 16)"]
 
     def run(command):
@@ -244,7 +224,7 @@ def test_motion_only_segments_are_refused(tmp_path):
     assert str(refused.value) == message
     result = subprocess.run(
         [sys.executable, "-m", "data_pipeline.precompute", "--segments", str(segments_dir),
-         "--vae", "raw-coords", "--out", str(tmp_path / "latents"), "--config",
+         "--vae", "raw-coords", "--latents", str(tmp_path / "latents"), "--config",
          str(REPO / "configs" / "tiny_cpu.py")],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path)
     assert result.returncode == 1

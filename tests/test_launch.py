@@ -59,7 +59,7 @@ def test_tpu_v5p_spot_slice_is_created_trained_and_recreated_after_a_preemption(
     trains = commands(out, "tpu-vm ssh hd", "--worker=all", "python -m hotdance_jax.train")
     for attempt, command in enumerate(trains, 1):
         for part in ("--config=configs/pod_tpu_v5p.py", "--workdir=gs://bucket/runs/v5p",
-                     "--multihost", "--config.train.latents=$HOME/hotdance-latents",
+                     "--multihost", "--latents=$HOME/hotdance-latents",
                      "--config.train.steps=5000", f"hotdance-logs/attempt-{attempt}.log",
                      f"gs://bucket/runs/v5p/logs/hd-worker-$W-attempt-{attempt}.log"):
             assert part in command, part
@@ -84,7 +84,7 @@ def test_tpu_v5e_queued_multislice_waits_for_the_slices_and_trains_on_both():
     for node in ("hd-0", "hd-1"):
         [train] = commands(out, f"tpu-vm ssh {node} ", "--worker=all", "hotdance_jax.train")
         assert "--config.train.dcn_mesh=(2,1,1)" in train
-        assert "--config.train.latents=/mnt/disks/latents" in train  # not copied: on the VM
+        assert "--latents=/mnt/disks/latents" in train  # not copied: on the VM
         assert "gcloud storage rsync" not in "".join(commands(out, f"tpu-vm ssh {node} "))
 
 
@@ -116,7 +116,7 @@ def test_slurm_batch_script_runs_one_process_per_gpu_and_requeues_after_preempti
         assert line in out.splitlines(), line
     [srun] = [line for line in out.splitlines() if line.startswith("srun ")]
     assert "-m hotdance_jax.train --config=configs/pod_gpu_8xh100.py" in srun
-    assert "--workdir=/shared/runs/gpu --config.train.latents=/shared/latents" in srun
+    assert "--workdir=/shared/runs/gpu --latents=/shared/latents" in srun
     assert "--config.train.steps=500" in srun
     assert "--coordinator_address" not in srun  # SLURM's environment names the coordinator
     assert "%t.log" in srun  # one log per task

@@ -10,10 +10,10 @@ import pytest
 from data_pipeline import latents, loader
 from hotdance_jax.errors import InputError
 from hotdance_jax.pose import reference_mask
-from tests.test_latents import LATENT_CHANNELS, cache  # noqa: F401 (the fixture)
+from tests.conftest import LATENT_CHANNELS
 
 
-def config_of(cache, **latents_overrides):  # noqa: F811
+def config_of(cache, **latents_overrides):
     config = cache[1].copy_and_resolve_references()
     config.latents.workers = 0
     for key, value in latents_overrides.items():
@@ -45,7 +45,7 @@ def record_indices(batch, store):
     return found.argmin(axis=1)
 
 
-def test_batches_hold_the_drawn_reference_and_its_mask(cache):  # noqa: F811
+def test_batches_hold_the_drawn_reference_and_its_mask(cache):
     root, config = cache[0], config_of(cache)
     batches = take(iter(loader.train_dataset(root / "latents", config, batch_size=4)), 40)
     batch = batches[0]
@@ -82,7 +82,7 @@ def test_n_probabilities():
         loader.n_probabilities(np.array([8, 16]), 0.5)
 
 
-def test_deterministic_per_seed_and_resumable(cache):  # noqa: F811
+def test_deterministic_per_seed_and_resumable(cache):
     root, config = cache[0], config_of(cache)
 
     def batches(config):
@@ -101,7 +101,7 @@ def test_deterministic_per_seed_and_resumable(cache):  # noqa: F811
     assert not np.array_equal(take(batches(other), 1)[0]["latent"], head[0]["latent"])
 
 
-def test_worker_processes_give_the_same_stream_and_resume(cache):  # noqa: F811
+def test_worker_processes_give_the_same_stream_and_resume(cache):
     root = cache[0]
     serial = take(iter(loader.train_dataset(root / "latents", config_of(cache), 2)), 6)
     parallel = iter(loader.train_dataset(root / "latents", config_of(cache, workers=2), 2))
@@ -118,7 +118,7 @@ def test_worker_processes_give_the_same_stream_and_resume(cache):  # noqa: F811
         resumed.close()
 
 
-def test_every_epoch_is_a_new_order_of_all_records(cache):  # noqa: F811
+def test_every_epoch_is_a_new_order_of_all_records(cache):
     root, config = cache[0], config_of(cache)
     store = latents.LatentStore(root / "latents")
     ds = loader.train_dataset(root / "latents", config, batch_size=4)
@@ -127,7 +127,7 @@ def test_every_epoch_is_a_new_order_of_all_records(cache):  # noqa: F811
     assert not np.array_equal(seen[:16], seen[16:])
 
 
-def test_processes_read_disjoint_shares_of_each_epoch(cache):  # noqa: F811
+def test_processes_read_disjoint_shares_of_each_epoch(cache):
     root, config = cache[0], config_of(cache)
     store = latents.LatentStore(root / "latents")
     seen, positions = [], []
@@ -142,7 +142,7 @@ def test_processes_read_disjoint_shares_of_each_epoch(cache):  # noqa: F811
     assert sorted(positions) == list(range(16))
 
 
-def test_validation_batches_are_one_deterministic_pass(cache):  # noqa: F811
+def test_validation_batches_are_one_deterministic_pass(cache):
     root, config = cache[0], config_of(cache)
     batches = list(loader.validation_batches(root / "latents", config, batch_size=3))
     assert [len(b["latent"]) for b in batches] == [3, 1]

@@ -18,7 +18,6 @@ from hotdance_jax import io, parallel, training
 from hotdance_jax.config_utils import sibling_config
 from hotdance_jax.errors import InputError
 from tests.test_build import REPO
-from tests.test_latents import cache  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.slow  # trains or starts processes: make test-fast skips it
 
@@ -33,10 +32,10 @@ OVERRIDES = {
 }
 
 
-def pod_config(latents: str, dcn_mesh=(1, 1, 1), steps: int | None = None):
-    """configs/tiny_cpu.py with OVERRIDES, on the cache at `latents`."""
+def pod_config(dcn_mesh=(1, 1, 1), steps: int | None = None):
+    """configs/tiny_cpu.py with OVERRIDES."""
     config = sibling_config(REPO / "configs" / "tiny_cpu.py", "tiny_cpu")
-    for key, value in {**OVERRIDES, "train.latents": latents, "train.dcn_mesh": dcn_mesh}.items():
+    for key, value in {**OVERRIDES, "train.dcn_mesh": dcn_mesh}.items():
         section, name = key.split(".")
         config[section][name] = value
     if steps is not None:
@@ -55,7 +54,7 @@ def environment(devices: int) -> dict[str, str]:
             "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
 
 
-def test_two_processes_train_as_one_and_their_checkpoint_restores_anywhere(cache, tmp_path):  # noqa: F811
+def test_two_processes_train_as_one_and_their_checkpoint_restores_anywhere(cache, tmp_path):
     """Two processes of 4 CPU devices, started by launch/train_ssh.sh (through an ssh that runs
     the command here) as one host with 2 "GPUs", in a DCN mesh of 2 process granules (data 2 x
     fsdp 4), train the same 4 steps as one process of 8 devices, to the same weights; their
@@ -107,13 +106,13 @@ class FakeGCS(MemoryFileSystem):
     pseudo_dirs: list = [""]  # noqa: RUF012
 
 
-def test_a_gs_workdir_is_kept_whole_and_written_through_epath(cache, monkeypatch, tmp_path):  # noqa: F811
+def test_a_gs_workdir_is_kept_whole_and_written_through_epath(monkeypatch, tmp_path):
     bucket = FakeGCS()
     monkeypatch.setattr(backend.fsspec_backend, "fs", lambda path: bucket)
     monkeypatch.chdir(tmp_path)
     workdir = io.run_path("gs://bucket/runs/pod")
     assert str(workdir / "checkpoints") == "gs://bucket/runs/pod/checkpoints"  # not gs:/bucket
-    config = pod_config(str(cache[0] / "latents"))
+    config = pod_config()
     training.check_workdir(workdir, config, ("model",))
     assert json.loads((workdir / training.CONFIG_FILE).read_text())["model"]["width"] == 64
     config.model.width = 32

@@ -36,20 +36,19 @@ def run(tmp_path_factory):
     config.vae.latent_channels = 4
     config.vae.arch.block_out_channels = (8, 16, 16, 16)
     config.vae.arch.norm_num_groups = 8
-    config.vae.train.update(segments=str(root / "segments"), batch_size=8, crop_frames=64,
-                            steps=40, learning_rate=3e-3, warmup_steps=1, log_every=20,
-                            eval_every=40, checkpoint_every=40, eval_segments=4)
+    config.vae.train.update(batch_size=8, crop_frames=64, steps=40, learning_rate=3e-3,
+                            warmup_steps=1, log_every=20, eval_every=40, checkpoint_every=40,
+                            eval_segments=4)
     build.build("synthetic", root / "raw", root / "segments", config)
-    vae_train.train(config, root / "vae")
+    vae_train.train(config, root / "segments", root / "vae")
     autoencoder = load_autoencoder("onehot-kl", str(root / "vae" / vae_train.WEIGHTS_FILE), 36)
     config.vae.name = "onehot-kl"
     config.latents.workers = 0
     precompute.precompute(root / "segments", autoencoder, root / "latents", config)
-    config.train.latents = str(root / "latents")
     config.model.width, config.model.depth, config.model.heads = 64, 2, 4
     config.train.update(batch_size=8, steps=60, log_every=20, eval_every=60, checkpoint_every=60,
                         eval_batches=1, warmup_steps=5, learning_rate=1e-3)
-    train.train(config, root / "run")
+    train.train(config, root / "latents", root / "run")
     return root, config
 
 
@@ -225,9 +224,9 @@ def test_dances_of_the_ema_weights_are_scored_during_training(run, tmp_path, cap
     root, config = run
     config = config.copy_and_resolve_references()
     config.train.update(steps=4, log_every=2, eval_every=4, checkpoint_every=4,
-                        dance_eval_every=2, dance_eval_segments=str(root / "segments"),
-                        dance_eval_seconds=4.0, dance_eval_sampling_steps=2)
-    metrics = train.train(config, tmp_path)
+                        dance_eval_every=2, dance_eval_seconds=4.0,
+                        dance_eval_sampling_steps=2)
+    metrics = train.train(config, root / "latents", tmp_path, segments=root / "segments")
     names = {"dance_bas", "dance_fid_k", "dance_fid_g", "dance_jitter"}
     assert names <= metrics.keys()
     assert np.isfinite([metrics[n] for n in names]).all()

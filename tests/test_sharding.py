@@ -10,12 +10,11 @@ import sys
 import pytest
 
 from tests.test_build import REPO
-from tests.test_latents import cache  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.slow  # trains or starts processes: make test-fast skips it
 
 
-def test_a_sharded_step_equals_a_one_device_step_and_shards_the_weights(cache):  # noqa: F811
+def test_a_sharded_step_equals_a_one_device_step_and_shards_the_weights(cache):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
            "PYTHONPATH": str(REPO)}
     result = subprocess.run([sys.executable, "-m", "tests.sharded_checks", str(cache[0])],

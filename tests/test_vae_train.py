@@ -36,7 +36,7 @@ def segments(tmp_path_factory):
     return root / "segments"
 
 
-def micro_config(segments_dir=""):
+def micro_config():
     """A VAE small enough to train a few steps in seconds: 32 bins, 32-frame segments."""
     config = tiny_config()
     config.pose.bins = 32
@@ -45,9 +45,9 @@ def micro_config(segments_dir=""):
     config.vae.arch.block_out_channels = (8, 16, 16, 16)
     config.vae.arch.layers_per_block = 2
     config.vae.arch.norm_num_groups = 8
-    config.vae.train.update(segments=str(segments_dir), batch_size=4, crop_frames=16, steps=24,
-                            learning_rate=3e-3, warmup_steps=1, log_every=4, eval_every=12,
-                            checkpoint_every=12, eval_segments=4)
+    config.vae.train.update(batch_size=4, crop_frames=16, steps=24, learning_rate=3e-3,
+                            warmup_steps=1, log_every=4, eval_every=12, checkpoint_every=12,
+                            eval_segments=4)
     return config
 
 
@@ -83,13 +83,13 @@ def test_loss_parts_by_hand():
 
 
 def test_training_lowers_the_loss_and_resumes_exactly(segments, tmp_path):
-    config = micro_config(segments)
+    config = micro_config()
     straight = tmp_path / "straight"
-    vae_train.train(config, straight)
+    vae_train.train(config, segments, straight)
     interrupted = tmp_path / "interrupted"
-    assert vae_train.train(config, interrupted, stop_at=14) == {}
+    assert vae_train.train(config, segments, interrupted, stop_at=14) == {}
     assert not (interrupted / vae_train.WEIGHTS_FILE).exists()
-    final = vae_train.train(config, interrupted)
+    final = vae_train.train(config, segments, interrupted)
     assert set(final) == {"val_error_bins_mean", "val_error_bins_p99", "val_visibility_accuracy"}
     a, _ = load_onehot_kl(straight / vae_train.WEIGHTS_FILE)
     b, _ = load_onehot_kl(interrupted / vae_train.WEIGHTS_FILE)
@@ -125,7 +125,7 @@ def test_random_crop_is_a_window_of_whole_frames_mirrored_at_the_flip_rate():
 
 
 def test_loss_falls(segments, tmp_path, capsys):
-    vae_train.train(micro_config(segments), tmp_path)
+    vae_train.train(micro_config(), segments, tmp_path)
     losses = [float(line.split(" loss ")[1].split()[0])
               for line in capsys.readouterr().out.splitlines() if line.startswith("step ")
               and " loss " in line]
@@ -141,35 +141,34 @@ def test_trains_on_motion_only_real_aistpp(tmp_path):
     config = micro_config()
     segments = build_real_aistpp(tmp_path / "segments", config, lists)
     assert SegmentStore(segments, "train")[0]["has_music"] is False
-    config.vae.train.update(segments=str(segments), steps=4, log_every=2, eval_every=4,
-                            checkpoint_every=4)
-    final = vae_train.train(config, tmp_path / "run")
+    config.vae.train.update(steps=4, log_every=2, eval_every=4, checkpoint_every=4)
+    final = vae_train.train(config, segments, tmp_path / "run")
     assert (tmp_path / "run" / vae_train.WEIGHTS_FILE).exists()
     assert set(final) == {"val_error_bins_mean", "val_error_bins_p99", "val_visibility_accuracy"}
     assert np.isfinite(list(final.values())).all()
 
 
 def test_workdir_of_another_config_is_refused(segments, tmp_path):
-    vae_train.train(micro_config(segments), tmp_path, stop_at=1)
-    other = micro_config(segments)
+    vae_train.train(micro_config(), segments, tmp_path, stop_at=1)
+    other = micro_config()
     other.vae.arch.block_out_channels = (8, 16, 16, 32)
     with pytest.raises(InputError, match=r"another config \(vae.arch: block_out_channels differ\)"):
-        vae_train.train(other, tmp_path)
-    other = micro_config(segments)
+        vae_train.train(other, segments, tmp_path)
+    other = micro_config()
     other.pose.bins *= 2
     with pytest.raises(InputError, match=r"another config \(pose.bins: pose.bins differ\)"):
-        vae_train.train(other, tmp_path)
+        vae_train.train(other, segments, tmp_path)
     # How decoded images are read is not part of what was trained: the run resumes.
-    other = micro_config(segments)
+    other = micro_config()
     other.pose.decode_jump_cost = 0.0
-    vae_train.train(other, tmp_path, stop_at=2)
+    vae_train.train(other, segments, tmp_path, stop_at=2)
 
 
 def test_fits_one_batch_to_the_codecs_floor(segments):
     """Architecture, loss and decode together can represent one-hot poses exactly: fitted to one
     batch, the decoded keypoints reach the codec's quantisation floor (mean 0.25, max 0.5 bin).
     Measured: mean 0.21, p99 0.50 bins after 200 steps (0.59 / 3.7 after 50)."""
-    config = micro_config(segments)
+    config = micro_config()
     batch = first_crops(segments)
     ts = vae_train.VAETrainState(vae_train.kl_config(config),
                                  OptimizerSettings.of(config.vae.train), 0)

@@ -1,7 +1,7 @@
 r"""Train the onehot-kl autoencoder on segments, once per skeleton and bin count; then freeze it.
 
-  python -m hotdance_jax.vae.train --config configs/dwm.py --workdir runs/vae_dwm \
-      [--config.vae.train.segments=data/dwm] [--config.vae.train.steps=4000]
+  python -m hotdance_jax.vae.train --config configs/dwm.py --segments data/dwm \
+      --workdir runs/vae_dwm [--config.vae.train.steps=4000]
 
 Reads the train split of a segment build (python -m data_pipeline.build; poses only, so motion-only
 performances, built without music, serve as well as any), takes random crops (mirrored at
@@ -87,11 +87,13 @@ def random_crop(record: dict, rng: np.random.Generator,
     return {"keypoints": np.nan_to_num(kp), "confidence": conf, "size": size}
 
 
-def training_data(config: ml_collections.ConfigDict, local_batch: int) -> grain.MapDataset:
-    """Shuffled, endlessly repeated batches of `local_batch` cropped segments of the train split:
-    this process's share of the stream (crops process_index, process_index + process_count, ...)."""
+def training_data(config: ml_collections.ConfigDict, segments: Path,
+                  local_batch: int) -> grain.MapDataset:
+    """Shuffled, endlessly repeated batches of `local_batch` cropped segments of the train split
+    of the build `segments`: this process's share of the stream (crops process_index,
+    process_index + process_count, ...)."""
     train = config.vae.train
-    store = SegmentStore(train.segments, "train")
+    store = SegmentStore(segments, "train")
     frames = store[0]["keypoints"].shape[0]
     if train.crop_frames > frames or train.crop_frames % config.vae.stride:
         raise InputError(f"config.vae.train.crop_frames={train.crop_frames} must divide by "
@@ -152,10 +154,11 @@ def vae_trainer(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> T
     return Trainer(new_state, functools.partial(train_step, settings), mesh)
 
 
-def evaluate(model: AutoencoderKL, config: ml_collections.ConfigDict) -> dict[str, float]:
-    """Decoded keypoint error (bins) and visibility accuracy on validation segments, decoded
-    (and smoothed in time) as the sampler decodes."""
-    store = SegmentStore(config.vae.train.segments, "val")
+def evaluate(model: AutoencoderKL, config: ml_collections.ConfigDict,
+             segments: Path) -> dict[str, float]:
+    """Decoded keypoint error (bins) and visibility accuracy on the validation segments of the
+    build `segments`, decoded (and smoothed in time) as the sampler decodes."""
+    store = SegmentStore(segments, "val")
     n = min(len(store), config.vae.train.eval_segments)
     batch = {"keypoints": [], "confidence": [], "size": []}
     for record in store.__getitems__(range(n)):
@@ -186,53 +189,55 @@ def create_model(arch: KLConfig, seed: int) -> AutoencoderKL:
 
 
 def train(
-    config: ml_collections.ConfigDict, workdir: Path, stop_at: int | None = None
+    config: ml_collections.ConfigDict, segments: Path, workdir: Path, stop_at: int | None = None
 ) -> dict[str, float]:
-    """Trains (or resumes) to config.vae.train.steps; writes the frozen weights; returns the
+    """Trains (or resumes) on the segment build `segments` to config.vae.train.steps; writes
+    the frozen weights; returns the
     final evaluation. `stop_at` ends this run early at that step with a checkpoint, as a
     preemption would (the next call resumes from it; returns {})."""
     train_config = config.vae.train
     mesh = parallel.make_mesh(tuple(train_config.mesh))
     local_batch = local_batch_size(train_config.batch_size, mesh, "config.vae.train.batch_size")
-    data = iter(training_data(config, local_batch))
+    data = iter(training_data(config, segments, local_batch))
     check_workdir(workdir, config, ("vae.arch", *POSE_DATA), write=jax.process_index() == 0)
     trainer = vae_trainer(config, mesh)
     params = sum(x.size for x in jax.tree.leaves(trainer.abstract["model"]))
-    has_val = read_manifest(train_config.segments)["counts"]["segments"].get("val", 0) > 0
+    has_val = read_manifest(segments)["counts"]["segments"].get("val", 0) > 0
     task = Task(
         trainer, data, train_config,
         describe=(f"onehot-kl autoencoder {params / 1e6:.2f} M parameters, "
                   f"{config.pose.bins} bins, crops of {train_config.crop_frames} frames; mesh "
                   f"{dict(mesh.shape)} over {jax.device_count()} {jax.devices()[0].platform} "
                   f"devices; global batch {train_config.batch_size}"),
-        validate=(lambda: evaluate(trainer.module().model, config)) if has_val else None)
+        validate=(lambda: evaluate(trainer.module().model, config, segments)) if has_val else None)
     run(task, workdir, stop_at)
     if trainer.step_count < train_config.steps:
         return {}
     model = trainer.module().model
     if jax.process_index() == 0:
         save_onehot_kl(workdir / WEIGHTS_FILE, model, kl_config(config))
-    final = evaluate(model, config) if has_val else {}
+    final = evaluate(model, config, segments) if has_val else {}
     print(f"frozen weights: {workdir / WEIGHTS_FILE}; final eval {final}")
     return final
 
 
 def define_flags() -> None:
     """The command's flags; defined only when it runs, so modules import side-effect free."""
-    cli.define_config("configs/tiny_cpu.py")
+    cli.define_config("tiny_cpu")
+    flags.DEFINE_string("segments", None, "Segment build folder (python -m data_pipeline.build).")
     flags.DEFINE_string("workdir", None, "Run folder: checkpoints, log, frozen weights.")
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise InputError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS.workdir:
-        raise InputError("--workdir is required")
-    if not FLAGS.config.vae.train.segments:
-        raise InputError("set --config.vae.train.segments to a segment build folder")
-    train(FLAGS.config, Path(FLAGS.workdir))
+    for name in ("segments", "workdir"):
+        if not FLAGS[name].value:
+            raise InputError(f"--{name} is required")
+    train(FLAGS.config, Path(FLAGS.segments), Path(FLAGS.workdir))
 
+
+console = cli.command(main, define_flags)
 
 if __name__ == "__main__":
-    define_flags()
-    cli.run(main)
+    console()
