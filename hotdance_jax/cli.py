@@ -77,6 +77,13 @@ def _parse_flags(argv: list[str]) -> list[str]:
     return remaining
 
 
+def require_flags(*names: str) -> None:
+    """InputError "--NAME is required" for the first of the command's flags `names` not given."""
+    for name in names:
+        if not flags.FLAGS[name].value:
+            raise InputError(f"--{name} is required")
+
+
 def command(main: Callable[[list[str]], Any], define_flags: Callable[[], None]
             ) -> Callable[[], None]:
     """A module's command: defines its flags (only when it runs, so modules import side-effect

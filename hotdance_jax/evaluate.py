@@ -338,9 +338,7 @@ def define_flags() -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise InputError(f"unexpected arguments: {argv[1:]}")
-    for name in ("generated", "reference", "json"):
-        if not FLAGS[name].value:
-            raise InputError(f"--{name} is required")
+    cli.require_flags("generated", "reference", "json")
     if not FLAGS["window-seconds"].value > 0:
         raise InputError(f"--window-seconds {FLAGS['window-seconds'].value:g}; expected > 0")
     reference = read_dance_set(Path(FLAGS.reference), FLAGS.split)

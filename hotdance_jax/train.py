@@ -199,7 +199,7 @@ def make_dance_check(config: ml_collections.ConfigDict, manifest: dict, segments
         if jax.process_index() == 0:
             print("dance evaluation skipped: it runs in single-process training only", flush=True)
         return None
-    return DanceCheck(config, cache_info(manifest), Path(segments))
+    return DanceCheck(config, cache_info(manifest), segments)
 
 
 @contextlib.contextmanager
@@ -246,9 +246,7 @@ def define_flags() -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise InputError(f"unexpected arguments: {argv[1:]}")
-    for name in ("latents", "workdir"):
-        if not FLAGS[name].value:
-            raise InputError(f"--{name} is required")
+    cli.require_flags("latents", "workdir")
     parallel.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,
                                     FLAGS.process_id, FLAGS.multihost)
     train(FLAGS.config, Path(FLAGS.latents), io.run_path(FLAGS.workdir),

@@ -231,9 +231,7 @@ def define_flags() -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise InputError(f"unexpected arguments: {argv[1:]}")
-    for name in ("segments", "workdir"):
-        if not FLAGS[name].value:
-            raise InputError(f"--{name} is required")
+    cli.require_flags("segments", "workdir")
     train(FLAGS.config, Path(FLAGS.segments), Path(FLAGS.workdir))
 
 
