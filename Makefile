@@ -21,14 +21,18 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 demo: $(VENV)/.runtime
 	$(BIN)/python -m hotdance_jax.demo --config configs/tiny_cpu.py --out demo_out
 
+# Tests run in one process per core (up to 4), a whole test file to each: most of a test's time
+# is one core compiling.
+PYTEST := $(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile
+
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(PYTEST)
 
 # The edit-test loop: every test not marked slow (those that train runs or start processes).
 test-fast: $(VENV)/.dev
 	$(BIN)/ruff check .
-	$(BIN)/pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache

@@ -1,17 +1,43 @@
-"""Shared test helpers: the ../shared data through HOTDANCE_SHARED, and the tiny latent cache
-that the latent, loader, training and sharding tests read."""
+"""Shared test helpers: the ../shared data through HOTDANCE_SHARED, the tiny latent cache that
+the latent, loader, training and sharding tests read, and one XLA compilation cache for the run."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
+import jax
 import pytest
 
 from data_pipeline import build, precompute
 from hotdance_jax.config_utils import sibling_config
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    """Many tests compile the same programs (a training and its resume, a command run twice, the
+    same model in a subprocess): JAX's persistent compilation cache in a folder of this run
+    compiles each once; set through the environment too, so the commands the tests start share
+    it. A JAX_COMPILATION_CACHE_DIR set by the user is kept."""
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return
+    folder = tempfile.mkdtemp(prefix="hotdance-test-xla-")
+    config.stash[_CACHE_FOLDER] = folder
+    for name, value in {"jax_compilation_cache_dir": folder,
+                        "jax_persistent_cache_min_compile_time_secs": 0,
+                        "jax_persistent_cache_min_entry_size_bytes": -1}.items():
+        os.environ[name.upper()] = str(value)
+        jax.config.update(name, value)  # this process loaded jax before
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(config.stash.get(_CACHE_FOLDER, ""), ignore_errors=True)
+
+
+_CACHE_FOLDER = pytest.StashKey[str]()
 
 
 def shared_file(relative: str) -> Path:
