@@ -1,4 +1,4 @@
-"""The command lines: config files and overrides, one-line errors, and the demo end to end."""
+"""The command lines: config files and overrides, one-line errors, inputs, console scripts."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,39 +21,6 @@ def run_demo(tmp_path, *args):
          "--out", str(tmp_path / "out"), *args],
         capture_output=True, text=True, cwd=REPO, env=ENV,
     )
-
-
-QUICK = ["--config.data.synthetic.num_songs=4", "--config.data.synthetic.val_songs=1",
-         "--config.data.synthetic.test_songs=1", "--config.data.synthetic.seconds=6",
-         "--config.vae.train.steps=10", "--config.vae.train.eval_every=10",
-         "--config.vae.arch.block_out_channels=(8,16,16,16)", "--config.vae.arch.norm_num_groups=8",
-         "--config.train.steps=10", "--config.train.eval_every=10", "--config.train.batch_size=8",
-         "--config.model.width=64", "--config.model.depth=1", "--config.latents.workers=0",
-         "--seconds=4"]
-
-
-@pytest.mark.slow
-def test_demo_runs_end_to_end_and_a_second_run_only_samples(tmp_path):
-    result = run_demo(tmp_path, *QUICK)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "dancing to a synthesised drum track" in result.stdout  # no song, no network here
-    assert "[5/5] 4.0 s dance" in result.stdout
-    assert "beat align score" in result.stdout
-    out = tmp_path / "out"
-    assert {"dance.npz", "dance.mp4", "openpose", "speed_beats.png", "work"} == {
-        p.name for p in out.iterdir()}
-    assert len(list((out / "openpose").iterdir())) == 120
-    with np.load(out / "dance.npz") as dance:
-        assert dance["keypoints"].shape == (120, 18, 2)
-        assert dance["confidence"].shape == (120, 18)
-        assert str(dance["skeleton"]) == "openpose18"
-        assert float(dance["fps"]) == 30.0
-    again = run_demo(tmp_path, *QUICK)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count("up to date") == 2  # the dataset and the latent cache
-    assert "resumed at step 10" in again.stdout  # the DiT: nothing left to train
-    assert "step 10/10 loss" in result.stdout  # the VAE trained the first time ...
-    assert "step 10/10 loss" not in again.stdout  # ... and not the second
 
 
 def test_unknown_config_key_is_a_one_line_error(tmp_path):
