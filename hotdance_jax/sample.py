@@ -497,18 +497,22 @@ def main(argv: list[str]) -> None:
     workdir = run_path(flag("workdir")) if flag("workdir") else checkpoint.parent.parent
     files, num_samples = music_files(), flag("num-samples")
     start = time.perf_counter()
-    generator = DanceGenerator.load(workdir, checkpoint, flag("vae-weights"))
-    fps = generator.config.pose.fps
+    # The inputs first (the run's config is one small file), then the model: a bad song or
+    # reference is refused in seconds.
+    config = _read_config(workdir)
+    fps = config.pose.fps
     if flag("fps") is not None and abs(flag("fps") - fps) > 1e-6:
         raise InputError(f"--fps {flag('fps'):g}: the run was trained at {fps:g} fps")
-    if flag("reference") and not generator.model_config.reference:
+    if flag("reference") and not config.model.reference:
         raise InputError(f"--reference {flag('reference')}: this run's DiT takes no reference "
                          "(config.model.reference = False)")
+    reference = read_reference(Path(flag("reference"))) if flag("reference") else None
+    songs = [load_song(p, config, fps, flag("start"), flag("seconds")) for p in files]
+    generator = DanceGenerator.load(workdir, checkpoint, flag("vae-weights"))
     frame = generator.info["mean_dancer"]["frame"]
     width, height = flag("width") or frame[0], flag("height") or frame[1]
-    shape = (shape_pose(*(x[None] for x in read_reference(Path(flag("reference")))))
-             if flag("reference") else generator.mean_dancer(width, height))
-    songs = [load_song(p, generator.config, fps, flag("start"), flag("seconds")) for p in files]
+    shape = (shape_pose(*(x[None] for x in reference)) if reference is not None
+             else generator.mean_dancer(width, height))
     dances = generator.generate(songs, shape, width=width, height=height,
                                 num_samples=num_samples, seed=flag("seed"), steps=flag("steps"),
                                 sampler=flag("sampler"), guidance=flag("guidance"))
