@@ -3,7 +3,7 @@ r"""How well each autoencoder keeps the keypoints: encode + decode held-out segm
   python bench/vae_quality.py --segments data/dwm --split test --bins 512 \
       --onehot-kl runs/vae_dwm/onehot_kl.msgpack --taef2 ../shared/weights/taef2 \
       [--diffusers path/to/vae] [--num 32] [--frames 64] [--jump-cost 1] [--jump-cap 16] \
-      [--free-motion 4] [--smooth-window 9] [--smooth-order 3]
+      [--free-motion 4] [--radius 0] [--smooth-window 9] [--smooth-order 3] [--dances DIR]
 
 Per autoencoder (and the bare one-hot codec as the floor): mean and 99th-percentile keypoint
 error after decoding, in bins and in % of the frame width, visibility accuracy (decoded visible
@@ -11,10 +11,16 @@ error after decoding, in bins and in % of the frame width, visibility accuracy (
 acceleration, body lengths/s^2, beside the real segments'), latent shape, and encode throughput in
 segments/s, all measured in this one run. Decoding tracks each column's bins through time with
 --jump-cost / --jump-cap / --free-motion (the config's pose.decode_jump_cost, decode_jump_cap
-and decode_free_motion; --jump-cost 0: per-frame peaks), and smooths the keypoints in time with
+and decode_free_motion; --jump-cost 0: per-frame peaks; --radius: decode_radius, the soft-argmax
+half-width in bins), and smooths the keypoints in time with
 --smooth-window / --smooth-order (pose.smooth_window and smooth_order; --smooth-window 0: not
 smoothed), as sampling does. The issue's bar for the default: mean <= 1 bin, p99 <= 3 bins,
 visibility >= 99%.
+
+--dances DIR also writes every decoded segment as a dance npz (python -m hotdance_jax.sample's
+keys), one folder per row (DIR/codec, DIR/onehot-kl, ...) and the real segments in DIR/real, so
+that `python -m hotdance_jax.evaluate --generated DIR/onehot-kl --reference SEGMENTS` scores what
+the autoencoder alone leaves of the real dances: the ceiling of any DiT trained on its latents.
 """
 
 from __future__ import annotations
@@ -27,17 +33,24 @@ import numpy as np
 
 from data_pipeline.segments import SegmentStore
 from hotdance_jax.errors import InputError
+from hotdance_jax.io import save_npz
 from hotdance_jax.metrics import body_frame, jitter
-from hotdance_jax.pose import decoded_poses, encode
-from hotdance_jax.pose.onehot import DEFAULT_FREE_MOTION, DEFAULT_JUMP_CAP, DEFAULT_JUMP_COST
+from hotdance_jax.pose import OPENPOSE_18, decoded_poses, encode
+from hotdance_jax.pose.onehot import (
+    DEFAULT_DECODE_RADIUS,
+    DEFAULT_FREE_MOTION,
+    DEFAULT_JUMP_CAP,
+    DEFAULT_JUMP_COST,
+)
 from hotdance_jax.pose.smoothing import DEFAULT_SMOOTH_ORDER, DEFAULT_SMOOTH_WINDOW
 from hotdance_jax.vae import load_autoencoder
 
 _encode = jax.jit(encode, static_argnames="bins")
 
 
-def load_segments(directory: str, split: str, num: int, frames: int) -> dict[str, np.ndarray]:
-    """The first `frames` frames of the first `num` segments of a split, stacked."""
+def load_segments(directory: str, split: str, num: int, frames: int) -> dict:
+    """The first `frames` frames of the first `num` segments of a split, stacked, with each
+    segment's name, music file and music offset (s)."""
     store = SegmentStore(directory, split)
     records = store.__getitems__(range(min(num, len(store))))
     return {
@@ -45,6 +58,8 @@ def load_segments(directory: str, split: str, num: int, frames: int) -> dict[str
         "confidence": np.stack([r["confidence"][:frames] for r in records]),
         "size": np.array([[r["width"], r["height"]] for r in records], np.float32),
         "fps": float(records[0]["fps"]),
+        "names": [f"{r['sequence_id']}_{int(r['start_frame']):06d}" for r in records],
+        "music": [(str(r["audio_path"]), float(r["audio_offset"])) for r in records],
     }
 
 
@@ -60,11 +75,27 @@ def mean_jitter(keypoints: np.ndarray, confidence: np.ndarray, fps: float) -> fl
     return float(np.mean(values)) if values else float("nan")
 
 
-def keypoint_errors(images: jax.Array, data: dict, bins: int, pose: dict) -> dict[str, float]:
+def save_dances(directory: str, keypoints: np.ndarray, confidence: np.ndarray,
+                data: dict) -> None:
+    """Segments (N, T, K, 2) px with confidence (N, T, K) as dance npz files in `directory`."""
+    for k, c, name, (music, offset), (width, height) in zip(
+            keypoints, confidence, data["names"], data["music"], data["size"], strict=True):
+        save_npz(f"{directory}/{name}.npz", keypoints=k.astype(np.float32),
+                 confidence=c.astype(np.float32), fps=np.float32(data["fps"]),
+                 width=np.int32(width), height=np.int32(height),
+                 skeleton=np.str_(OPENPOSE_18.name), music_path=np.str_(music),
+                 music_offset=np.float32(offset))
+
+
+def keypoint_errors(images: jax.Array, data: dict, bins: int, pose: dict,
+                    dances: str | None = None) -> dict[str, float]:
     """Error, visibility and jitter figures of images decoded and smoothed as the config `pose`
-    section (a dict of its decode_* and smooth_* keys) asks, against the true keypoints."""
+    section (a dict of its decode_* and smooth_* keys) asks, against the true keypoints; the
+    decoded segments saved as dances in the folder `dances` when given."""
     size = data["size"]
     kp, conf = decoded_poses(images, size[:, 0], size[:, 1], pose)
+    if dances:
+        save_dances(dances, kp, conf, data)
     decoded_visible = conf > 0
     decoded_jitter = mean_jitter(kp, conf, data["fps"])
     visible = data["confidence"] > 0
@@ -84,13 +115,14 @@ def keypoint_errors(images: jax.Array, data: dict, bins: int, pose: dict) -> dic
     }
 
 
-def measure(autoencoder, images: jax.Array, data: dict, bins: int, pose: dict) -> dict:
+def measure(autoencoder, images: jax.Array, data: dict, bins: int, pose: dict,
+            dances: str | None = None) -> dict:
     """Figures of one autoencoder; encode throughput timed after a warm-up call."""
     jax.block_until_ready(autoencoder.encode(images[:1]))
     start = time.perf_counter()
     latents = jax.block_until_ready(autoencoder.encode(images))
     seconds = time.perf_counter() - start
-    figures = keypoint_errors(autoencoder.decode(latents), data, bins, pose)
+    figures = keypoint_errors(autoencoder.decode(latents), data, bins, pose, dances)
     figures["latent_shape"] = tuple(latents.shape[1:])
     figures["segments_per_s"] = len(images) / seconds
     return figures
@@ -112,10 +144,13 @@ def main() -> None:
                         help="decoding's largest cost of one jump, nats")
     parser.add_argument("--free-motion", type=int, default=DEFAULT_FREE_MOTION,
                         help="bins per frame decoding's path moves at no cost")
+    parser.add_argument("--radius", type=int, default=DEFAULT_DECODE_RADIUS,
+                        help="decoding's soft-argmax half-width, bins (0: the peak bin)")
     parser.add_argument("--smooth-window", type=int, default=DEFAULT_SMOOTH_WINDOW,
                         help="frames of the Savitzky-Golay filter on decoded keypoints (0: none)")
     parser.add_argument("--smooth-order", type=int, default=DEFAULT_SMOOTH_ORDER,
                         help="its polynomial degree")
+    parser.add_argument("--dances", help="folder to write the decoded segments to as dances")
     args = parser.parse_args()
 
     data = load_segments(args.segments, args.split, args.num, args.frames)
@@ -124,16 +159,21 @@ def main() -> None:
                      bins=args.bins)
     channels = images.shape[-1]
     pose = {"decode_jump_cost": args.jump_cost, "decode_jump_cap": args.jump_cap,
-            "decode_free_motion": args.free_motion, "smooth_window": args.smooth_window,
-            "smooth_order": args.smooth_order}
-    rows = {"one-hot codec only (floor)": {**keypoint_errors(images, data, args.bins, pose),
+            "decode_free_motion": args.free_motion, "decode_radius": args.radius,
+            "smooth_window": args.smooth_window, "smooth_order": args.smooth_order}
+    if args.dances:
+        save_dances(f"{args.dances}/real", data["keypoints"], data["confidence"], data)
+    codec_dances = args.dances and f"{args.dances}/codec"
+    rows = {"one-hot codec only (floor)": {**keypoint_errors(images, data, args.bins, pose,
+                                                             codec_dances),
                                            "latent_shape": tuple(images.shape[1:]),
                                            "segments_per_s": float("nan")}}
     autoencoders = {name: load_autoencoder(name, weights, channels)
                     for name, weights in (("onehot-kl", args.onehot_kl), ("taef2", args.taef2),
                                           ("diffusers-kl", args.diffusers)) if weights}
     for name, autoencoder in autoencoders.items():
-        rows[name] = measure(autoencoder, images, data, args.bins, pose)
+        rows[name] = measure(autoencoder, images, data, args.bins, pose,
+                             args.dances and f"{args.dances}/{name}")
     print(f"{len(images)} {args.split} segments of {args.frames} frames, B = {args.bins} bins, "
           f"{jax.devices()[0].platform}; the real segments' jitter "
           f"{mean_jitter(data['keypoints'], data['confidence'], data['fps']):.2f} L/s^2")
