@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx, serialization
+from safetensors import numpy as safetensors_numpy
 
 from hotdance_jax.errors import InputError
 from hotdance_jax.vae.kl import (
@@ -19,50 +20,21 @@ from hotdance_jax.vae.kl import (
     load_onehot_kl,
     save_onehot_kl,
 )
-
-# Small diffusers configs: SD 1.x/SDXL-like (quant convs, stride 2) and SD3/FLUX-like (16 latent
-# channels, no quant convs, shift_factor, stride 8).
-DIFFUSERS_CONFIGS = {
-    "sd": dict(block_out_channels=(32, 64), layers_per_block=2, norm_num_groups=8,
-               latent_channels=4, scaling_factor=0.18215),
-    "flux": dict(block_out_channels=(32, 32, 64, 64), layers_per_block=1, norm_num_groups=32,
-                 latent_channels=16, use_quant_conv=False, use_post_quant_conv=False,
-                 scaling_factor=0.3611, shift_factor=0.1159),
-}
+from tests.torch_reference import (
+    DIFFUSERS_CONFIGS,
+    GROUPED_CHANNELS,
+    diffusers_folder,
+    diffusers_inputs,
+    diffusers_outputs,
+    stride_of,
+)
 
 
 @pytest.fixture(scope="module")
 def diffusers_vaes(tmp_path_factory):
-    """name -> (torch AutoencoderKL of DIFFUSERS_CONFIGS[name] with random weights, the folder it
-    was saved to), built once on demand."""
-    torch = pytest.importorskip("torch")
-    diffusers = pytest.importorskip("diffusers")
-
-    @functools.cache
-    def build(name):
-        kwargs = DIFFUSERS_CONFIGS[name]
-        levels = len(kwargs["block_out_channels"])
-        torch.manual_seed(0)
-        vae = diffusers.AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * levels,
-                                      up_block_types=("UpDecoderBlock2D",) * levels, **kwargs)
-        with torch.no_grad():
-            for key, p in vae.named_parameters():
-                is_norm_scale = "norm" in key and key.endswith("weight")
-                p.normal_(1.0 if is_norm_scale else 0.0, 0.1 if p.ndim == 1 else 0.05)
-        folder = tmp_path_factory.mktemp(name)
-        vae.eval().save_pretrained(folder, safe_serialization=True)
-        return vae, folder
-
-    return build
-
-
-def _torch_run(fn, x_nhwc):
-    """fn on an NHWC numpy array, through NCHW torch tensors, back to NHWC numpy."""
-    import torch
-
-    with torch.no_grad():
-        out = fn(torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))))
-    return out.numpy().transpose(0, 2, 3, 1)
+    """name -> the folder of the reference VAE DIFFUSERS_CONFIGS[name] (tests/torch_reference.py),
+    written once on demand."""
+    return functools.cache(lambda name: diffusers_folder(name, tmp_path_factory.mktemp(name)))
 
 
 def _close(actual, expected):
@@ -82,49 +54,41 @@ def _decode(model, z):
 
 @pytest.mark.parametrize("name", sorted(DIFFUSERS_CONFIGS))
 def test_matches_diffusers(diffusers_vaes, name):
-    vae, folder = diffusers_vaes(name)
-    model, config = load_diffusers(folder)
-    assert config.block_out_channels == tuple(vae.config.block_out_channels)
-    assert config.shift_factor == vae.config.shift_factor
-    s = config.stride
-    x = np.random.default_rng(0).uniform(-1, 1, (2, 4 * s, 3 * s, 3)).astype(np.float32)
-    mean, logvar = _encode(model, jnp.asarray(x))
-    _close(mean, _torch_run(lambda t: vae.encode(t).latent_dist.mean, x))
-    _close(logvar, _torch_run(lambda t: vae.encode(t).latent_dist.logvar, x))
-    z = np.random.default_rng(1).normal(size=mean.shape).astype(np.float32)
-    _close(_decode(model, jnp.asarray(z)), _torch_run(lambda t: vae.decode(t).sample, z))
+    model, config = load_diffusers(diffusers_vaes(name))
+    reference = DIFFUSERS_CONFIGS[name]
+    assert config.block_out_channels == reference["block_out_channels"]
+    assert config.shift_factor == reference.get("shift_factor")
+    inputs, expected = diffusers_inputs(name), diffusers_outputs(name)
+    mean, logvar = _encode(model, jnp.asarray(inputs["x"]))
+    _close(mean, expected["mean"])
+    _close(logvar, expected["logvar"])
+    _close(_decode(model, jnp.asarray(inputs["z"])), expected["decoded"])
 
 
 def test_grouped_factory_matches_diffusers_per_group(diffusers_vaes):
-    vae, folder = diffusers_vaes("flux")
-    ae = diffusers_kl_autoencoder(folder, image_channels=7)
-    s, c = 2 ** (len(vae.config.block_out_channels) - 1), vae.config.latent_channels
-    shift, scale = vae.config.shift_factor, vae.config.scaling_factor
+    folder = diffusers_vaes("flux")
+    ae = diffusers_kl_autoencoder(folder, image_channels=GROUPED_CHANNELS)
+    s, c = stride_of("flux"), DIFFUSERS_CONFIGS["flux"]["latent_channels"]
+    shift = DIFFUSERS_CONFIGS["flux"]["shift_factor"]
+    scale = DIFFUSERS_CONFIGS["flux"]["scaling_factor"]
     assert (ae.name, ae.stride, ae.latent_channels) == ("diffusers-kl", (s, s), 3 * c)
     weights = folder / "diffusion_pytorch_model.safetensors"
     assert ae.weights_sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
 
-    rng = np.random.default_rng(2)
-    bins, frames = 4 * s, 2 * s
-    hot_bin = rng.integers(0, bins, (2, 1, frames, 7))
-    confidence = rng.uniform(0.5, 1, (2, 1, frames, 7))
-    images = ((np.arange(bins)[:, None, None] == hot_bin) * confidence).astype(np.float32)
+    images, expected = diffusers_inputs("flux")["images"], diffusers_outputs("flux")
     latents = np.asarray(ae.encode(jnp.asarray(images)))
+    bins, frames = images.shape[1:3]
     assert latents.shape == (2, bins // s, frames // s, 3 * c)
-    padded = np.concatenate([images, np.zeros_like(images[..., :2])], axis=-1) * 2 - 1
-    for g in range(3):
-        mean = _torch_run(lambda t: vae.encode(t).latent_dist.mean, padded[..., 3 * g:3 * g + 3])
-        _close(latents[..., g * c:(g + 1) * c], (mean - shift) * scale)
+    reference_latents = np.concatenate((expected["group_means"] - shift) * scale, axis=-1)
+    _close(latents, reference_latents)
 
-    decoded = np.asarray(ae.decode(jnp.asarray(latents)))
+    decoded = np.asarray(ae.decode(jnp.asarray(reference_latents)))
     assert decoded.shape == images.shape
-    rgb = _torch_run(lambda t: vae.decode(t / scale + shift).sample, latents[..., c:2 * c])
-    _close(decoded[..., 3:6], (rgb + 1) / 2)
+    _close(decoded[..., 3:6], (expected["rgb_of_group_1"] + 1) / 2)
 
 
 def test_legacy_attention_names_in_a_single_file(diffusers_vaes, tmp_path):
-    _, folder = diffusers_vaes("sd")
-    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    folder = diffusers_vaes("sd")
     arrays = safetensors_numpy.load_file(folder / "diffusion_pytorch_model.safetensors")
     legacy = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"}
     renamed = {}
@@ -141,8 +105,7 @@ def test_legacy_attention_names_in_a_single_file(diffusers_vaes, tmp_path):
 
 
 def test_diffusers_bad_weights(diffusers_vaes, tmp_path):
-    _, folder = diffusers_vaes("sd")
-    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    folder = diffusers_vaes("sd")
     arrays = safetensors_numpy.load_file(folder / "diffusion_pytorch_model.safetensors")
     (tmp_path / "config.json").write_text((folder / "config.json").read_text())
     weights = tmp_path / "diffusion_pytorch_model.safetensors"

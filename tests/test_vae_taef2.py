@@ -1,8 +1,10 @@
 """TAEF2 in NNX: the safe .pth reader, the port against a PyTorch reference, grouped channels.
 
-Real weights come from $HOTDANCE_SHARED/weights/taef2; the reference needs torch (dev only).
+Real weights come from $HOTDANCE_SHARED/weights/taef2; what torch reads and computes from them is
+stored in tests/data/torch_reference (tests/torch_reference.py).
 """
 
+import json
 import os
 import pickle
 import zipfile
@@ -16,6 +18,7 @@ from hotdance_jax.errors import InputError
 from hotdance_jax.vae import load_autoencoder
 from hotdance_jax.vae.taef2 import load_taef2, read_pth
 from tests.conftest import shared_file
+from tests.torch_reference import REFERENCE_DIR, VIEWS_EXPECTED, taef2_images, tensor_sha256
 
 
 @pytest.fixture(scope="module")
@@ -29,74 +32,24 @@ def taef2(weights_dir):
     return jax.jit(lambda x: encoder(x)), jax.jit(lambda z: decoder(z))
 
 
-def torch_taef2(torch, weights_dir):
-    """A minimal PyTorch TAEF2 (taesd.py's FLUX.2 variant) with the real weights, float32."""
-    nn = torch.nn
-
-    def conv(n_in, n_out, **kwargs):
-        return nn.Conv2d(n_in, n_out, 3, padding=1, **kwargs)
-
-    class Clamp(nn.Module):
-        def forward(self, x):
-            return torch.tanh(x / 3) * 3
-
-    class Block(nn.Module):
-        def __init__(self, pooled=False):
-            super().__init__()
-            self.conv = nn.Sequential(conv(64, 64), nn.ReLU(), conv(64, 64), nn.ReLU(),
-                                      conv(64, 64))
-            self.pool = nn.Sequential(
-                nn.Conv2d(64, 256, 1, bias=False), nn.GroupNorm(4, 256), nn.ReLU(),
-                nn.Conv2d(256, 64, 1, bias=False)) if pooled else None
-
-        def forward(self, x):
-            if self.pool is not None:
-                x = x + self.pool(x)
-            return torch.relu(self.conv(x) + x)
-
-    def down():
-        return conv(64, 64, stride=2, bias=False)
-
-    def up():
-        return [nn.Upsample(scale_factor=2), conv(64, 64, bias=False)]
-
-    def stage(pooled=False):
-        return [Block(pooled) for _ in range(3)]
-
-    encoder = nn.Sequential(conv(3, 64), Block(), down(), *stage(), down(), *stage(), down(),
-                            *stage(pooled=True), conv(64, 32))
-    decoder = nn.Sequential(Clamp(), conv(32, 64), nn.ReLU(), *stage(pooled=True), *up(),
-                            *stage(), *up(), *stage(), *up(), Block(), conv(64, 3))
-    for module, name in ((encoder, "encoder"), (decoder, "decoder")):
-        state = torch.load(weights_dir / f"taef2_{name}.pth", weights_only=True)
-        module.load_state_dict(state)  # strict: the same architecture, key by key
-        module.float().eval()
-    return encoder, decoder
-
-
 def test_reader_matches_torch_load(weights_dir):
-    torch = pytest.importorskip("torch")
+    expected = json.loads((REFERENCE_DIR / "taef2_tensors.json").read_text())
     for name in ("taef2_encoder.pth", "taef2_decoder.pth"):
         ours = read_pth(weights_dir / name)
-        theirs = torch.load(weights_dir / name, weights_only=True)
-        assert list(ours) == list(theirs)
-        for key, tensor in theirs.items():
-            assert ours[key].dtype == np.float16
-            np.testing.assert_array_equal(ours[key], tensor.numpy())
+        assert list(ours) == list(expected[name])
+        for key, tensor in ours.items():
+            assert tensor.dtype == np.float16
+            assert tensor_sha256(tensor) == expected[name][key], key
 
 
-def test_reader_rebuilds_views_shared_storages_and_dtypes(tmp_path):
-    torch = pytest.importorskip("torch")
-    base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
-    state = {"t": base.t(), "slice": base[1:, ::2], "same": base,
-             "bf16": torch.linspace(-2, 2, 5, dtype=torch.bfloat16),
-             "long": torch.tensor([1, -2], dtype=torch.int64), "scalar": torch.tensor(3.5)}
-    torch.save(state, tmp_path / "views.pth")
-    ours = read_pth(tmp_path / "views.pth")
-    for key, tensor in state.items():
-        np.testing.assert_array_equal(ours[key].astype(np.float64),
-                                      tensor.double().numpy(), err_msg=key)
-        assert ours[key].shape == tuple(tensor.shape)
+def test_reader_rebuilds_views_shared_storages_and_dtypes():
+    ours = read_pth(REFERENCE_DIR / "views.pth")
+    assert list(ours) == list(VIEWS_EXPECTED)
+    for key, expected in VIEWS_EXPECTED.items():
+        np.testing.assert_array_equal(ours[key].astype(np.float64), expected, err_msg=key)
+        assert ours[key].shape == expected.shape
+    assert ours["bf16"].dtype.name == "bfloat16"
+    assert ours["long"].dtype == np.int64
 
 
 class _Exploit:
@@ -119,15 +72,10 @@ def test_reader_refuses_code_in_the_pickle(tmp_path, monkeypatch):
         load_autoencoder("taef2", str(tmp_path), 36)
 
 
-def test_port_matches_pytorch_reference(weights_dir, taef2):
-    torch = pytest.importorskip("torch")
-    encoder, decoder = torch_taef2(torch, weights_dir)
-    images = np.random.default_rng(0).uniform(size=(2, 64, 64, 3)).astype(np.float32)
-    with torch.no_grad():
-        z_ref = encoder(torch.from_numpy(images).permute(0, 3, 1, 2))
-        x_ref = decoder(z_ref).permute(0, 2, 3, 1).numpy()
-        z_ref = z_ref.permute(0, 2, 3, 1).numpy()
-    z = np.asarray(taef2[0](images))
+def test_port_matches_pytorch_reference(taef2):
+    with np.load(REFERENCE_DIR / "taef2.npz") as reference:
+        z_ref, x_ref = reference["latents"], reference["images"]
+    z = np.asarray(taef2[0](taef2_images()))
     x = np.asarray(taef2[1](z_ref))
     for name, ours, ref in (("latents", z, z_ref), ("images", x, x_ref)):
         err = np.abs(ours - ref).max()
