@@ -26,6 +26,10 @@ Prints a markdown table and writes the same figures as JSON (atomically):
   - seam: mean speed change at the frames where sampled segments join over that elsewhere, the
     same frames in the reference dances for comparison (only when the generated npz record the
     segment settings).
+A second table says how often each relation of FID_g's geometric features holds (the knee bent,
+a foot raised, a wrist above the neck, ...: hotdance_jax/metrics/features.py) in the reference
+and the generated dances, the mean over windows of the fraction of frames: which poses a set
+lacks or overdoes.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from hotdance_jax.audio import beat_times, load_audio
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import atomic_path
 from hotdance_jax.metrics import (
+    GEOMETRIC_FEATURES,
     beat_align_score,
     body_frame,
     diversity,
@@ -291,7 +296,22 @@ def score(reference: DanceSet, generated: DanceSet, window_seconds: float) -> di
     }
     sizes = {name: {"path": str(s.path), "dances": len(s.dances), "windows": len(a.first_half)}
              for name, s, a in (("reference", reference, real), ("generated", generated, fake))}
-    return {"fps": fps, "window_seconds": window_seconds, "sets": sizes, "rows": rows}
+    return {"fps": fps, "window_seconds": window_seconds, "sets": sizes, "rows": rows,
+            "relations": relation_fractions(real, fake)}
+
+
+def relation_fractions(real: Analysis, fake: Analysis) -> dict[str, dict[str, float]]:
+    """{relation: {"ground_truth": f, "generated": f}}: the mean over windows of the fraction of
+    frames in which each geometric relation holds (NaN where no window sees its joints)."""
+    means = {}
+    for key, analysis in (("ground_truth", real), ("generated", fake)):
+        values = analysis.features["g"]  # (W, relations), NaN where unseen
+        seen = np.isfinite(values)
+        counts = seen.sum(axis=0)
+        means[key] = np.where(seen, values, 0).sum(axis=0) / np.maximum(counts, 1)
+        means[key][counts == 0] = np.nan
+    return {name: {key: float(means[key][i]) for key in means}
+            for i, name in enumerate(GEOMETRIC_FEATURES)}
 
 
 # ---------------------------------------------------------------- output
@@ -308,6 +328,14 @@ def markdown_table(rows: dict[str, dict]) -> str:
     for label, row in rows.items():
         cells = [_cell(row[c]) if c in row else "" for c in COLUMNS]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def relations_table(relations: dict[str, dict[str, float]]) -> str:
+    """score()'s "relations" as a markdown table."""
+    lines = ["| relation (fraction of frames) | ground truth | generated |", "|---|---|---|"]
+    lines += [f"| {name} | {_cell(row['ground_truth'])} | {_cell(row['generated'])} |"
+              for name, row in relations.items()]
     return "\n".join(lines)
 
 
@@ -351,6 +379,7 @@ def main(argv: list[str]) -> None:
           f"({sets['reference']['windows']} windows) of {scores['window_seconds']:g} s at "
           f"{scores['fps']:g} fps")
     print(markdown_table(labelled_rows(scores)))
+    print(relations_table(scores["relations"]))
     print(f"-> {FLAGS.json}")
 
 

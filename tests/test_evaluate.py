@@ -21,7 +21,7 @@ from data_pipeline.sources import dwm
 from hotdance_jax import evaluate
 from hotdance_jax.config_utils import sibling_config
 from hotdance_jax.errors import InputError
-from hotdance_jax.metrics import seam_frames
+from hotdance_jax.metrics import GEOMETRIC_FEATURES, seam_frames
 from tests.conftest import shared_file
 from tests.test_build import build_real_aistpp, tiny_config
 from tests.test_metrics import POSE
@@ -110,6 +110,11 @@ def test_the_command_scores_a_copy_of_the_reference_like_the_reference(sets, tmp
     assert "| generated, another dance's music |  |  |  |  | 0." in result.stdout
     assert scores["sets"]["reference"] == {"path": str(sets / "reference"), "dances": 3,
                                            "windows": 12}
+    relations = scores["relations"]
+    assert list(relations) == list(GEOMETRIC_FEATURES)
+    for name, row in relations.items():
+        assert row["generated"] == pytest.approx(row["ground_truth"]), name
+    assert "| relation (fraction of frames) | ground truth | generated |" in result.stdout
 
 
 def test_other_music_skips_dances_of_the_same_music(sets):
@@ -140,6 +145,10 @@ def test_worse_dances_score_worse(sets, tmp_path):
     truth, worse = jittery["rows"]["ground_truth"], jittery["rows"]["generated"]
     assert worse["jitter"] > 5 * truth["jitter"]
     assert worse["fid_k"] > 3 * truth["fid_k"]
+    fast = {name: row for name, row in jittery["relations"].items() if name.endswith("_fast")}
+    assert len(fast) == 4
+    for name, row in fast.items():  # the noise moves every joint faster
+        assert row["generated"] > row["ground_truth"], name
     jumpy = evaluate.score(reference, evaluate.read_dance_set(tmp_path / "jumpy", ""), 2.0)
     assert jumpy["rows"]["generated"]["seam_ratio"] > 3 * jumpy["rows"]["ground_truth"][
         "seam_ratio"]
