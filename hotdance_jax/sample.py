@@ -208,10 +208,12 @@ class DanceGenerator:
 
     @classmethod
     def load(cls, workdir: Path, checkpoint: Path | None = None,
-             vae_weights: str | None = None) -> DanceGenerator:
+             vae_weights: str | None = None,
+             config: ml_collections.ConfigDict | None = None) -> DanceGenerator:
         """The EMA DiT of a run's checkpoint (default its latest) with the run's autoencoder
-        (vae_weights overrides its path; the file must be the one the latents were made with)."""
-        config = _read_config(workdir)
+        (vae_weights overrides its path; the file must be the one the latents were made with);
+        `config`: the run's config when already read (read_run_config), else read here."""
+        config = config if config is not None else read_run_config(workdir)
         info = _read_json(workdir / CACHE_INFO_FILE, "run's latent cache info")
         model, step = _restore_ema(workdir, checkpoint, config, dit_config(config, info))
         return cls(config, info, model, _autoencoder(info, vae_weights), step)
@@ -335,7 +337,8 @@ def _read_json(path: Path, what: str) -> dict:
         raise InputError(f"{path}: unreadable {what} ({e})") from None
 
 
-def _read_config(workdir: Path) -> ml_collections.ConfigDict:
+def read_run_config(workdir: Path) -> ml_collections.ConfigDict:
+    """A training run's config (its config.json)."""
     return ml_collections.ConfigDict(_read_json(workdir / CONFIG_FILE, "config"))
 
 
@@ -499,7 +502,7 @@ def main(argv: list[str]) -> None:
     start = time.perf_counter()
     # The inputs first (the run's config is one small file), then the model: a bad song or
     # reference is refused in seconds.
-    config = _read_config(workdir)
+    config = read_run_config(workdir)
     fps = config.pose.fps
     if flag("fps") is not None and abs(flag("fps") - fps) > 1e-6:
         raise InputError(f"--fps {flag('fps'):g}: the run was trained at {fps:g} fps")
@@ -508,7 +511,7 @@ def main(argv: list[str]) -> None:
                          "(config.model.reference = False)")
     reference = read_reference(Path(flag("reference"))) if flag("reference") else None
     songs = [load_song(p, config, fps, flag("start"), flag("seconds")) for p in files]
-    generator = DanceGenerator.load(workdir, checkpoint, flag("vae-weights"))
+    generator = DanceGenerator.load(workdir, checkpoint, flag("vae-weights"), config)
     frame = generator.info["mean_dancer"]["frame"]
     width, height = flag("width") or frame[0], flag("height") or frame[1]
     shape = (shape_pose(*(x[None] for x in reference)) if reference is not None
