@@ -15,6 +15,7 @@ songs' beats, with the real dances' BAS of the same songs as the reference row.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import numpy as np
 from data_pipeline import latents, segments
 from hotdance_jax import sample, train
 from hotdance_jax.config_utils import apply_overrides, sibling_config
+from hotdance_jax.errors import Preempted
 from hotdance_jax.metrics import beat_align_score
 
 
@@ -75,7 +77,10 @@ def main() -> None:
         apply_overrides(config, variant)
         workdir = args.workdir / variant.replace("=", "-").replace(",", "_")
         start = time.perf_counter()
-        metrics = train.train(config, Path(args.latents), workdir)
+        try:
+            metrics = train.train(config, Path(args.latents), workdir)
+        except Preempted as e:
+            sys.exit(f"{e}; nothing scored")
         generator = sample.DanceGenerator.load(workdir)
         loaded = [sample.load_song(path, config, config.pose.fps, offset, args.seconds)
                   for path, offset in songs]

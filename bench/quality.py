@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import sys
 from pathlib import Path
 
 from data_pipeline.precompute import precompute
 from hotdance_jax import evaluate, sample, train
 from hotdance_jax.config_utils import parse_setting, sibling_config
+from hotdance_jax.errors import Preempted
 from hotdance_jax.pose import OPENPOSE_18
 from hotdance_jax.vae import load_autoencoder
 
@@ -126,8 +128,11 @@ def main() -> None:
     for name in args.variants:
         config = base.copy_and_resolve_references()
         config.update_from_flattened_dict(VARIANTS[name])
-        train.train(config, variant_latents(config, name, args), args.workdir / name,
-                    segments=args.segments)
+        try:
+            train.train(config, variant_latents(config, name, args), args.workdir / name,
+                        segments=args.segments)
+        except Preempted as e:
+            sys.exit(f"{e}; nothing scored")
         generator = sample.DanceGenerator.load(args.workdir / name)
         generator.config.pose.update(dict(args.decode))
         out = args.workdir / name / "".join(

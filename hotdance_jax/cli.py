@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from absl import app, flags
 from ml_collections import config_flags
 
-from hotdance_jax.errors import InputError
+from hotdance_jax.errors import InputError, Preempted
 
 
 def fail(message: str, status: int) -> NoReturn:
@@ -98,7 +98,8 @@ def command(main: Callable[[list[str]], Any], define_flags: Callable[[], None]
 
 
 def run(main: Callable[[list[str]], Any]) -> None:
-    """app.run(main) where an InputError from main exits 1 with one line."""
+    """app.run(main) where an InputError from main exits 1 with one line, and a preempted
+    training (its message already printed) exits 0."""
 
     @functools.wraps(main)
     def guarded(argv: list[str]) -> Any:
@@ -106,5 +107,7 @@ def run(main: Callable[[list[str]], Any]) -> None:
             return main(argv)
         except InputError as e:
             fail(str(e), 1)
+        except Preempted:
+            sys.exit(0)
 
     app.run(guarded, flags_parser=_parse_flags)

@@ -148,7 +148,7 @@ def train(config: ml_collections.ConfigDict, cache: Path, workdir: epath.Path | 
     """Trains (or resumes) on the latent cache `cache` to config.train.steps; returns the last
     logged metrics (and the last validation loss, "val_loss"). With the segment build `segments`
     (and config.train.dance_eval_every > 0) it runs the dance check. `stop_at` ends this run at
-    that step with a checkpoint, as a preemption would."""
+    that step with a checkpoint; SIGTERM saves one and raises Preempted."""
     train_config = config.train
     manifest = latents.read_manifest(cache)
     latents.check_settings(cache, manifest, config)

@@ -41,7 +41,7 @@ from flax import nnx
 from tensorboardX import SummaryWriter
 
 from hotdance_jax import io, parallel
-from hotdance_jax.errors import InputError
+from hotdance_jax.errors import InputError, Preempted
 
 CONFIG_FILE = "config.json"
 BEST_METRIC = "val_loss"
@@ -328,8 +328,9 @@ class Task:
 
 def run(task: Task, workdir: epath.Path | Path, stop_at: int | None = None) -> dict[str, float]:
     """Trains task.trainer from its latest checkpoint in WORKDIR/checkpoints (if any) to
-    settings.steps, or to `stop_at` with a checkpoint, as a preemption would; returns the last
-    logged metrics and evaluations. The caller has checked the workdir (check_workdir)."""
+    settings.steps, or to `stop_at` with a checkpoint; returns the last logged metrics and
+    evaluations. On SIGTERM it saves a checkpoint and raises Preempted. The caller has checked
+    the workdir (check_workdir)."""
     settings, trainer, data = task.settings, task.trainer, task.data
     lead = jax.process_index() == 0
     manager = checkpoint_manager(workdir, settings.keep_checkpoints, keep_best=task.keep_best)
@@ -356,6 +357,7 @@ def run(task: Task, workdir: epath.Path | Path, stop_at: int | None = None) -> d
         return step % every == 0 or step == settings.steps
 
     metrics: dict = {}
+    preempted = None
     try:
         while step < last:
             batch = parallel.global_batch(next(data), trainer.mesh)
@@ -388,8 +390,9 @@ def run(task: Task, workdir: epath.Path | Path, stop_at: int | None = None) -> d
                 save(step, evaluation)
                 log.restart_clock(step)
             if stopping:
+                preempted = Preempted(step, workdir)
                 if lead:
-                    print(f"preempted: saved step {step} in {workdir}; rerun to resume", flush=True)
+                    print(preempted, flush=True)
                 break
     finally:
         manager.wait_until_finished()
@@ -397,6 +400,8 @@ def run(task: Task, workdir: epath.Path | Path, stop_at: int | None = None) -> d
         close = getattr(data, "close", None)  # grain's worker processes, when there are any
         if close:
             close()
+    if preempted:
+        raise preempted
     return metrics
 
 

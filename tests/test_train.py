@@ -17,7 +17,7 @@ from tensorboardX.proto import event_pb2
 
 from data_pipeline import latents, loader
 from hotdance_jax import dit_run, parallel, train, training
-from hotdance_jax.errors import InputError
+from hotdance_jax.errors import InputError, Preempted
 from tests.test_build import REPO
 
 pytestmark = pytest.mark.slow  # trains or starts processes: make test-fast skips it
@@ -126,6 +126,20 @@ def read_events(path):
         events.append(event)
         offset += 12 + length + 4
     return events
+
+
+def test_a_preempted_run_saves_and_raises(cache, tmp_path, monkeypatch):
+    """Code that trains and then uses the run (the demo, the benches) must not go on with a
+    preempted one: train.train raises Preempted after saving (the command exits 0 on it)."""
+    class Requested(training.Preemption):
+        def __init__(self):  # SIGTERM already came; no handler installed
+            self.requested = True
+
+    monkeypatch.setattr(training, "Preemption", Requested)
+    with pytest.raises(Preempted, match=r"preempted: saved step 1 in .*; rerun to resume") as e:
+        train.train(train_config(cache), latents_of(cache), tmp_path)  # the resume test's step
+    assert e.value.step == 1
+    assert params_of(tmp_path)[1] == 1
 
 
 def test_a_dance_check_at_another_fps_is_refused(cache, tmp_path):

@@ -192,9 +192,9 @@ def train(
     config: ml_collections.ConfigDict, segments: Path, workdir: Path, stop_at: int | None = None
 ) -> dict[str, float]:
     """Trains (or resumes) on the segment build `segments` to config.vae.train.steps; writes
-    the frozen weights; returns the
-    final evaluation. `stop_at` ends this run early at that step with a checkpoint, as a
-    preemption would (the next call resumes from it; returns {})."""
+    the frozen weights; returns the final evaluation. `stop_at` ends this run early at that step
+    with a checkpoint (the next call resumes from it; returns {}); SIGTERM saves one and raises
+    Preempted."""
     train_config = config.vae.train
     mesh = parallel.make_mesh(tuple(train_config.mesh))
     local_batch = local_batch_size(train_config.batch_size, mesh, "config.vae.train.batch_size")
