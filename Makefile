@@ -29,7 +29,7 @@ test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(PYTEST)
 
-# The edit-test loop: every test not marked slow (those that train runs or start processes).
+# The edit-test loop: every test not marked slow (those that train runs or start Python processes).
 test-fast: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(PYTEST) -m "not slow"

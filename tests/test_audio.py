@@ -66,6 +66,7 @@ def test_tempo_of_a_120_bpm_loop():
     assert tempo_bpm(audio, SR) == pytest.approx(120, abs=3)
 
 
+@pytest.mark.slow  # starts a Python process
 def test_librosa_example_audio_decodes(monkeypatch):
     folder = shared_file("data/music/librosa-data/audio")
     monkeypatch.setenv("LIBROSA_DATA_DIR", str(folder))

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from bench import dance_sheet
@@ -28,6 +29,7 @@ def _write_dance(path: Path, music: Path, offset: float, seed: int) -> None:
              music_path=str(music), music_offset=offset, width=512, height=512)
 
 
+@pytest.mark.slow  # starts a Python process
 def test_generated_dances_sit_beside_the_real_dance_of_their_song(tmp_path):
     amen = shared_file("data/music/sonic-pi/loop_amen_full.flac")
     mika = shared_file("data/music/sonic-pi/loop_mika.flac")

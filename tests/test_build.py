@@ -178,6 +178,7 @@ def test_dwm_segments_are_aligned_with_their_music(tmp_path):
         assert max(score) > 0.9
 
 
+@pytest.mark.slow  # starts a Python process
 def test_build_and_inspect_commands(tmp_path):
     """The two commands end to end: build (twice: a no-op), inspect, and bad input."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -253,6 +254,7 @@ def test_missing_music_is_built_motion_only(tmp_path):
         np.testing.assert_array_equal(record["music"], np.zeros((32, 35), np.float32))
 
 
+@pytest.mark.slow  # starts a Python process
 def test_the_real_aistpp_folder_builds_motion_only(tmp_path):
     """The build command on ../shared's AIST++ (no music; one sequence in the official lists):
     it succeeds, and says and records that the performance is motion-only."""

@@ -23,6 +23,7 @@ def run_demo(tmp_path, *args):
     )
 
 
+@pytest.mark.slow  # starts a Python process
 def test_unknown_config_key_is_a_one_line_error(tmp_path):
     result = run_demo(tmp_path, "--config.pose.nope=3")
     assert result.returncode == 2
@@ -31,6 +32,7 @@ def test_unknown_config_key_is_a_one_line_error(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # starts a Python process
 def test_bad_override_value_and_missing_config_file(tmp_path):
     bad_value = run_demo(tmp_path, "--config.pose.bins=many")
     assert bad_value.returncode == 2
@@ -44,6 +46,7 @@ def test_bad_override_value_and_missing_config_file(tmp_path):
     assert "configs/nothere.py" in missing.stderr
 
 
+@pytest.mark.slow  # starts a Python process
 def test_library_info_logs_are_quiet_unless_asked():
     program = ("from absl import logging; from hotdance_jax import cli; "
                "cli.run(lambda argv: logging.info('checkpoint saved'))")
@@ -56,6 +59,7 @@ def test_library_info_logs_are_quiet_unless_asked():
     assert "checkpoint saved" in stderr("-v", "0")
 
 
+@pytest.mark.slow  # starts a Python process
 @pytest.mark.parametrize(("command", "given", "missing"), [
     ("data_pipeline.build", ["--root", "raw"], "--segments"),
     ("hotdance_jax.vae.train", ["--workdir", "run"], "--segments"),
@@ -73,6 +77,7 @@ def test_every_command_names_its_inputs_the_same_way(tmp_path, command, given, m
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # starts a Python process
 @pytest.mark.parametrize("key", ["vae.train.segments", "train.latents",
                                  "train.dance_eval_segments"])
 def test_the_removed_input_keys_are_refused(key):
@@ -84,6 +89,7 @@ def test_the_removed_input_keys_are_refused(key):
         f"error: config key '{key}' does not exist (check the --config.* overrides)"]
 
 
+@pytest.mark.slow  # starts a Python process
 def test_console_scripts_run_the_commands():
     """Each command has a console script beside `python -m`; the installed one runs it."""
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]

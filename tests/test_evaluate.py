@@ -85,6 +85,7 @@ def run_evaluate(*args):
                           env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
+@pytest.mark.slow  # starts a Python process
 def test_the_command_scores_a_copy_of_the_reference_like_the_reference(sets, tmp_path):
     out = tmp_path / "scores" / "scores.json"
     result = run_evaluate("--generated", sets / "generated", "--reference", sets / "reference",
@@ -154,6 +155,7 @@ def test_worse_dances_score_worse(sets, tmp_path):
         "seam_ratio"]
 
 
+@pytest.mark.slow  # starts a Python process
 def test_bad_input_is_a_one_line_error(sets, tmp_path):
     other_fps = tmp_path / "other_fps"
     shutil.copytree(sets / "generated", other_fps)
@@ -262,6 +264,7 @@ def test_ground_truth_of_the_real_dwm_test_performances():
     assert doubled["rows"]["generated"]["jitter"] > 3 * truth["jitter"]  # 22.9: acceleration x 4
 
 
+@pytest.mark.slow  # starts a Python process
 def test_motion_only_reference_dances_are_refused(sets, tmp_path):
     """BAS needs the reference dances' music: a build of the real AIST++ pickles (no music) is
     refused, by the command and by training's dance check, in one line naming the build."""

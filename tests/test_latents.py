@@ -169,6 +169,7 @@ def test_damaged_caches_are_refused_and_rebuilt(cache, tmp_path):
     assert len(latents.LatentStore(out, "train")) == 16
 
 
+@pytest.mark.slow  # starts a Python process
 def test_precompute_command(cache, tmp_path):
     """The command end to end with a (randomly initialised) onehot-kl, then with a missing weights
     file, which leaves the cache as it was."""
@@ -210,6 +211,7 @@ def test_precompute_command(cache, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latents", "vae.msgpack"]
 
 
+@pytest.mark.slow  # starts a Python process
 def test_motion_only_segments_are_refused(tmp_path):
     """A build with motion-only performances (the real AIST++ pickles, whose music is missing):
     no latent cache, one line naming the build, from the function and the command."""

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("hotdance_jax", "data_pipeline")
 
@@ -95,6 +97,7 @@ def test_the_cycle_finder_finds_cycles_through_function_level_imports(tmp_path):
     assert import_cycles(graph) == []
 
 
+@pytest.mark.slow  # starts a Python process
 def test_loading_the_metrics_loads_no_rendering():
     code = ("import sys, hotdance_jax.metrics, hotdance_jax.evaluate; "
             "print(sorted(m for m in sys.modules if m.startswith(('matplotlib', "
