@@ -83,20 +83,6 @@ def dance_to_songs(generator: sample.DanceGenerator, reference: evaluate.DanceSe
     return evaluate.read_dance_set(out, args.split)
 
 
-def relations_table(scores: dict[str, dict]) -> str:
-    """How often each geometric relation holds (evaluate's "relations"): the ground truth and
-    every variant, as a markdown table."""
-    names = list(scores)
-    relations = scores[names[0]]["relations"]
-    lines = ["| relation (fraction of frames) | ground truth | " + " | ".join(names) + " |",
-             "|---" * (len(names) + 2) + "|"]
-    for relation, row in relations.items():
-        cells = [row["ground_truth"], *(scores[n]["relations"][relation]["generated"]
-                                        for n in names)]
-        lines.append(f"| {relation} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
@@ -153,7 +139,7 @@ def main() -> None:
     print(f"\n{args.config}, {base.train.steps} steps, {args.split} split of {args.segments}, "
           f"{args.seeds} seeds x first {args.seconds:g} s, {args.sampling_steps} Euler steps, "
           f"guidance {args.guidance:g}, {settings or 'the config as it is'}, "
-          f"{datetime.date.today().isoformat()}\n\n{table}\n\n{relations_table(scores)}")
+          f"{datetime.date.today().isoformat()}\n\n{table}\n\n{evaluate.relations_table(scores)}")
     evaluate.write_json(args.workdir / "quality.json",
                         {"args": {k: str(v) for k, v in vars(args).items()},
                          "steps": base.train.steps, "scores": scores})

@@ -331,11 +331,16 @@ def markdown_table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def relations_table(relations: dict[str, dict[str, float]]) -> str:
-    """score()'s "relations" as a markdown table."""
-    lines = ["| relation (fraction of frames) | ground truth | generated |", "|---|---|---|"]
-    lines += [f"| {name} | {_cell(row['ground_truth'])} | {_cell(row['generated'])} |"
-              for name, row in relations.items()]
+def relations_table(scores: dict[str, dict]) -> str:
+    """The "relations" of score() results {column label: scores} as one markdown table: the
+    ground truth (of the first) and each labelled set's generated dances."""
+    labels = list(scores)
+    lines = ["| relation (fraction of frames) | ground truth | " + " | ".join(labels) + " |",
+             "|---" * (len(labels) + 2) + "|"]
+    for relation, row in scores[labels[0]]["relations"].items():
+        cells = [row["ground_truth"], *(scores[label]["relations"][relation]["generated"]
+                                        for label in labels)]
+        lines.append(f"| {relation} | " + " | ".join(map(_cell, cells)) + " |")
     return "\n".join(lines)
 
 
@@ -379,7 +384,7 @@ def main(argv: list[str]) -> None:
           f"({sets['reference']['windows']} windows) of {scores['window_seconds']:g} s at "
           f"{scores['fps']:g} fps")
     print(markdown_table(labelled_rows(scores)))
-    print(relations_table(scores["relations"]))
+    print(relations_table({"generated": scores}))
     print(f"-> {FLAGS.json}")
 
 

@@ -1,8 +1,8 @@
-"""bench/quality.py's relations table: the ground truth and every variant side by side."""
+"""The relations table bench/quality.py prints: the ground truth and every variant side by side."""
 
 from __future__ import annotations
 
-from bench import quality
+from hotdance_jax import evaluate
 
 
 def test_relations_table_has_the_ground_truth_and_each_variant():
@@ -10,7 +10,7 @@ def test_relations_table_has_the_ground_truth_and_each_variant():
         return {"relations": {"knee_bent": {"ground_truth": truth, "generated": generated},
                               "feet_apart": {"ground_truth": truth / 2, "generated": 0.0}}}
 
-    table = quality.relations_table({"full": scores(0.5, 0.25), "raw": scores(0.5, 0.125)})
+    table = evaluate.relations_table({"full": scores(0.5, 0.25), "raw": scores(0.5, 0.125)})
     assert table.splitlines() == [
         "| relation (fraction of frames) | ground truth | full | raw |",
         "|---|---|---|---|",
