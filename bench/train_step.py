@@ -1,6 +1,7 @@
-"""Seconds per train step, examples/s, TFLOP/s per device and MFU of the DiT train step.
+"""Seconds per train step, examples/s, TFLOP/s per device and MFU of the DiT's or the
+autoencoder's train step.
 
-  python bench/train_step.py [--configs configs/tiny_cpu.py configs/base.py]
+  python bench/train_step.py [--model dit|vae] [--configs configs/tiny_cpu.py configs/base.py]
       [--batch-sizes 32 4] [--steps 10] [--mesh 1 -1 1] [--profile DIR]
 
 Each --configs entry is a config file, optionally with overrides after a colon, e.g.
@@ -8,7 +9,9 @@ Each --configs entry is a config file, optionally with overrides after a colon, 
 
 For each config: the DiT's Trainer (train.dit_trainer: the same jitted, sharded, donated step the
 training command runs) on random batches of the config's shapes (latents B/8 x T/8 x
-vae.latent_channels, 35 music features per frame), timed over --steps steps after a warm-up step
+vae.latent_channels, 35 music features per frame), or with --model vae the onehot-kl
+autoencoder's (vae.train.vae_trainer, on random poses in crops of config.vae.train.crop_frames
+frames; --mesh is then its data-parallel mesh), timed over --steps steps after a warm-up step
 that compiles; "dispatch ms" is the median host time of one step's call, before the device
 finishes it (the device is kept busy only while that is shorter than s/step). FLOPs per step are
 model FLOPs (Trainer.model_flops: XLA's cost analysis of the step as lowered, attention counted
@@ -37,6 +40,8 @@ import numpy as np
 
 from hotdance_jax import dit_run, parallel, train, training
 from hotdance_jax.config_utils import apply_overrides, sibling_config
+from hotdance_jax.pose import OPENPOSE_18
+from hotdance_jax.vae import train as vae_train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,15 +62,48 @@ def random_batch(config: ml_collections.ConfigDict, batch_size: int, seed: int =
     }
 
 
-def measure(config: ml_collections.ConfigDict, batch_size: int, steps: int,
-            mesh_shape=(1, -1, 1), profile: Path | None = None) -> dict[str, float]:
-    """Figures of `steps` train steps at global batch `batch_size` (after one compiling step)."""
-    config = config.copy_and_resolve_references()
+def random_crops(config: ml_collections.ConfigDict, batch_size: int, seed: int = 0) -> dict:
+    """A batch of the autoencoder's crops (vae/train.py random_crop) of random poses in a
+    1920 x 1080 frame."""
+    rng = np.random.default_rng(seed)
+    shape = (batch_size, config.vae.train.crop_frames, OPENPOSE_18.num_joints)
+    size = np.array([1920.0, 1080.0], np.float32)
+    return {"keypoints": (rng.random((*shape, 2)) * size).astype(np.float32),
+            "confidence": np.ones(shape, np.float32),
+            "size": np.broadcast_to(size, (batch_size, 2)).copy()}
+
+
+def dit_setup(config: ml_collections.ConfigDict, batch_size: int, mesh: jax.sharding.Mesh
+              ) -> tuple[training.Trainer, dict, str, int]:
+    """The DiT's Trainer, a random batch, its compute description and tokens per example."""
     config.train.batch_size = batch_size
     model_config = dit_run.dit_config(config, dit_run.cache_shapes(config))
+    return (train.dit_trainer(config, model_config, mesh), random_batch(config, batch_size),
+            f"{model_config.dtype}, {model_config.attention_implementation}",
+            model_config.grid[0] * model_config.grid[1] + model_config.latent_frames)
+
+
+def vae_setup(config: ml_collections.ConfigDict, batch_size: int, mesh: jax.sharding.Mesh
+              ) -> tuple[training.Trainer, dict, str, int]:
+    """The autoencoder's Trainer, random crops, its image shape and pixels per example."""
+    config.vae.train.batch_size = batch_size
+    frames, bins = config.vae.train.crop_frames, config.pose.bins
+    return (vae_train.vae_trainer(config, mesh), random_crops(config, batch_size),
+            f"float32, {bins} bins x {frames} frames", bins * frames)
+
+
+SETUPS = {"dit": dit_setup, "vae": vae_setup}
+
+
+def measure(config: ml_collections.ConfigDict, batch_size: int, steps: int,
+            mesh_shape=(1, -1, 1), profile: Path | None = None, model: str = "dit"
+            ) -> dict[str, float]:
+    """Figures of `steps` train steps of `model` at global batch `batch_size` (after one
+    compiling step)."""
+    config = config.copy_and_resolve_references()
     mesh = parallel.make_mesh(mesh_shape)
-    trainer = train.dit_trainer(config, model_config, mesh)
-    batch = parallel.global_batch(random_batch(config, batch_size), mesh)
+    trainer, batch, compute, tokens = SETUPS[model](config, batch_size, mesh)
+    batch = parallel.global_batch(batch, mesh)
     jax.block_until_ready(trainer.step(batch))
     tracing = (jax.profiler.trace(str(profile), create_perfetto_trace=True) if profile
                else contextlib.nullcontext())
@@ -83,8 +121,7 @@ def measure(config: ml_collections.ConfigDict, batch_size: int, steps: int,
     return {"seconds_per_step": seconds, "examples_per_second": batch_size / seconds,
             "tflops_per_device": flops / seconds / 1e12, "gflop_per_step": flops / 1e9,
             "parameters_m": params / 1e6, "dispatch_ms": 1e3 * float(np.median(dispatch)),
-            "compute": f"{model_config.dtype}, {model_config.attention_implementation}",
-            "tokens": model_config.grid[0] * model_config.grid[1] + model_config.latent_frames}
+            "compute": compute, "tokens": tokens}
 
 
 def op_time_by_kind(trace_dir: Path, steps: int) -> list[tuple[str, float]]:
@@ -124,7 +161,9 @@ def op_time_by_kind(trace_dir: Path, steps: int) -> list[tuple[str, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.splitlines()[:2]))
+    parser.add_argument("--model", choices=sorted(SETUPS), default="dit",
+                        help="The DiT's train step or the onehot-kl autoencoder's.")
     parser.add_argument("--configs", nargs="+", default=[str(REPO / "configs/tiny_cpu.py"),
                                                          str(REPO / "configs/base.py")])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 4],
@@ -139,7 +178,9 @@ def main() -> None:
     peak, source = training.peak_flops_per_device()
     print(f"{jax.device_count()} x {jax.devices()[0].device_kind}; peak "
           f"{peak / 1e12:.2f} TFLOP/s per device ({source})")
-    print("| config | compute, attention | params (M) | tokens | batch | s/step | dispatch ms "
+    print(f"| {args.model} config | {'compute, attention' if args.model == 'dit' else 'image'} "
+          f"| params (M) | {'tokens' if args.model == 'dit' else 'pixels'} | batch | s/step | "
+          "dispatch ms "
           "| examples/s | GFLOP/step/device | TFLOP/s/device | MFU |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for i, (spec, batch_size) in enumerate(zip(args.configs, args.batch_sizes, strict=True)):
@@ -147,7 +188,7 @@ def main() -> None:
         config = sibling_config(path, Path(path).stem)
         apply_overrides(config, overrides)
         profile = args.profile if i == len(args.configs) - 1 else None
-        m = measure(config, batch_size, args.steps, tuple(args.mesh), profile)
+        m = measure(config, batch_size, args.steps, tuple(args.mesh), profile, args.model)
         label = Path(path).stem + (f" ({overrides})" if overrides else "")
         print(f"| {label} | {m['compute']} | {m['parameters_m']:.1f} | {m['tokens']} | "
               f"{batch_size} | {m['seconds_per_step']:.3f} | {m['dispatch_ms']:.1f} | "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 from pathlib import Path
 
 import ml_collections
@@ -31,8 +32,9 @@ def parse_setting(text: str) -> tuple[str, object]:
 
 
 def apply_overrides(config, overrides: str) -> None:
-    """key=value[,key=value...] onto a ConfigDict; values are Python literals or strings."""
-    for item in filter(None, overrides.split(",")):
+    """key=value[,key=value...] onto a ConfigDict; values are Python literals (tuples too: a
+    comma starts a new setting only before another key=) or strings."""
+    for item in filter(None, re.split(r",(?=[A-Za-z_][\w.]*=)", overrides)):
         key, value = parse_setting(item)
         *path, name = key.split(".")
         section = config

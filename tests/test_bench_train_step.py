@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import train_step as bench
+from hotdance_jax import parallel
 
 
 def _write_trace(directory: Path, events: list[dict]) -> None:
@@ -42,3 +43,22 @@ def test_op_time_is_self_time_per_kind_and_step(tmp_path):
     assert kinds == pytest.approx({"ynn_fusion": 0.25, "while": 0.075, "dot": 0.05,
                                    "ThunkExecutor::Execute": 0.15})
     assert next(iter(bench.op_time_by_kind(tmp_path, steps=2)))[0] == "ynn_fusion"
+
+
+@pytest.mark.slow  # traces an autoencoder's train step twice
+def test_the_autoencoders_step_is_set_up_on_crops_of_its_config():
+    """What `--model vae` times: the autoencoder's Trainer on random crops of its config's shape
+    (the FLOPs from the step as lowered; nothing compiled here)."""
+    from tests.test_vae_train import micro_config
+
+    config = micro_config()
+    mesh = parallel.make_mesh((1, -1, 1))
+    trainer, batch, compute, pixels = bench.vae_setup(config, 2, mesh)
+    assert batch["keypoints"].shape == (2, 16, 18, 2)  # crops of vae.train.crop_frames
+    assert batch["confidence"].shape == (2, 16, 18)
+    assert ((batch["keypoints"] >= 0) & (batch["keypoints"] < batch["size"][:, None, None])).all()
+    assert (pixels, compute) == (32 * 16, "float32, 32 bins x 16 frames")
+    assert config.vae.train.batch_size == 2
+    small = trainer.model_flops(parallel.global_batch(batch, mesh))
+    trainer, batch, *_ = bench.vae_setup(config, 4, mesh)
+    assert trainer.model_flops(parallel.global_batch(batch, mesh)) == pytest.approx(2 * small, rel=0.02)

@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from hotdance_jax import dit_run, parallel
-from hotdance_jax.config_utils import sibling_config
+from hotdance_jax.config_utils import apply_overrides, sibling_config
 from hotdance_jax.models import DiT
 from tests.test_build import REPO
 
@@ -98,3 +98,12 @@ def test_pod_configs_span_their_slice(name, devices):
     assert f"{per_device} examples per device" in doc
     assert f'remat "{config.train.remat}"' in doc
     assert tuple(config.train.dcn_mesh) == (1, 1, 1)  # one slice; train_tpu.sh --slices sets it
+
+
+def test_overrides_take_tuples_and_strings():
+    config = sibling_config(str(REPO / "configs" / "base.py"), "tiny_cpu")
+    apply_overrides(config, "vae.arch.block_out_channels=(16,32,32,32),vae.arch.norm_num_groups=8,"
+                            "model.attention_implementation=xla")
+    assert config.vae.arch.block_out_channels == (16, 32, 32, 32)
+    assert config.vae.arch.norm_num_groups == 8
+    assert config.model.attention_implementation == "xla"
