@@ -121,12 +121,13 @@ class VAETrainState(nnx.Module):
 @dataclasses.dataclass(frozen=True)
 class LossSettings:
     """The train step's settings besides the optimizer's: bins of the one-hot images, the loss
-    weights and the seed of the posterior samples' keys."""
+    weights, the seed of the posterior samples' keys and the position target's Gaussian (bins)."""
 
     bins: int
     kl_weight: float
     visibility_weight: float
     seed: int
+    target_sigma: float = 0.0
 
 
 def train_step(settings: LossSettings, ts: VAETrainState, batch: dict) -> dict[str, jax.Array]:
@@ -137,7 +138,8 @@ def train_step(settings: LossSettings, ts: VAETrainState, batch: dict) -> dict[s
     key = jax.random.fold_in(jax.random.key(settings.seed), ts.optimizer.step[...])
 
     def loss_fn(m):
-        return onehot_kl_loss(m, images, key, settings.kl_weight, settings.visibility_weight)
+        return onehot_kl_loss(m, images, key, settings.kl_weight, settings.visibility_weight,
+                              settings.target_sigma)
 
     (loss, parts), grads = nnx.value_and_grad(loss_fn, has_aux=True)(ts.model)
     ts.optimizer.update(ts.model, grads)
@@ -148,7 +150,7 @@ def vae_trainer(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> T
     """The autoencoder's Trainer on `mesh`."""
     train = config.vae.train
     settings = LossSettings(config.pose.bins, train.kl_weight, train.visibility_weight,
-                            train.seed)
+                            train.seed, train.target_sigma)
     new_state = functools.partial(VAETrainState, kl_config(config),
                                   OptimizerSettings.of(train), train.seed)
     return Trainer(new_state, functools.partial(train_step, settings), mesh)
