@@ -19,6 +19,7 @@ checkpoints done and only samples.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -48,9 +49,10 @@ def find_example_song() -> Path | None:
         found = sorted(Path(folder).glob(f"{EXAMPLE_SONG}.*"))
         if found:
             return found[0]
-    try:
-        import librosa
+    import librosa
 
+    logging.getLogger("pooch").setLevel(logging.ERROR)  # librosa's downloader: no line offline
+    try:
         return Path(librosa.example("choice"))
     except Exception:  # no network and no cache: whatever failed, the song is not available
         return None

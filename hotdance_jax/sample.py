@@ -346,8 +346,8 @@ def _restore_ema(workdir: Path, checkpoint: Path | None, config, model_config
                  ) -> tuple[DiT, int]:
     """The EMA DiT of a run's checkpoint (default: the latest) and its step."""
     directory = run_path(workdir / "checkpoints")
-    with ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True)
-                               ) as manager:
+    reading = ocp.CheckpointManagerOptions(read_only=True, save_interval_steps=0, create=False)
+    with ocp.CheckpointManager(directory, options=reading) as manager:
         step = int(checkpoint.name) if checkpoint else manager.latest_step()
         if step is None or step not in manager.all_steps():
             raise InputError(f"{directory}: no checkpoint"
