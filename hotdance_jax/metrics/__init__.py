@@ -9,6 +9,7 @@ from hotdance_jax.metrics.features import (
     kinetic_features,
     windows,
 )
+from hotdance_jax.metrics.reconstruction import reconstruction_errors
 from hotdance_jax.metrics.smoothness import (
     jitter,
     mean_keypoint_speed,
@@ -29,6 +30,7 @@ __all__ = [
     "kinetic_features",
     "mean_keypoint_speed",
     "motion_beats",
+    "reconstruction_errors",
     "seam_frames",
     "seam_jump",
     "speed_changes",

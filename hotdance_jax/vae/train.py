@@ -5,7 +5,7 @@ r"""Train the onehot-kl autoencoder on segments, once per skeleton and bin count
 
 Reads the train split of a segment build (python -m data_pipeline.build; poses only, so motion-only
 performances, built without music, serve as well as any), takes random crops (mirrored at
-random), makes their one-hot images inside the
+random, moved in the frame with config.vae.train.shift), makes their one-hot images inside the
 jitted step, and fits them with `onehot_kl.onehot_kl_loss` (AdamW, warmup + cosine). It trains
 through the DiT's loop (hotdance_jax.training.run): the batch split over the config.vae.train.mesh
 devices (weights replicated), Orbax checkpoints of the model, optimizer and data iterator in
@@ -32,6 +32,7 @@ from flax import nnx
 from data_pipeline.segments import SegmentStore, read_manifest
 from hotdance_jax import cli, parallel
 from hotdance_jax.errors import InputError
+from hotdance_jax.metrics import reconstruction_errors
 from hotdance_jax.pose import (
     OPENPOSE_18,
     decoded_poses,
@@ -77,14 +78,30 @@ def kl_config(config: ml_collections.ConfigDict) -> KLConfig:
 def random_crop(record: dict, rng: np.random.Generator,
                 train: ml_collections.ConfigDict) -> dict:
     """A random `train.crop_frames`-frame window of a segment, mirrored with probability
-    `train.flip`: keypoints (crop, J, 2) pixels, confidence (crop, J), frame size (2,)."""
+    `train.flip`, moved to a random place in the frame when `train.shift`: keypoints (crop, J,
+    2) pixels, confidence (crop, J), frame size (2,)."""
     start = int(rng.integers(0, record["keypoints"].shape[0] - train.crop_frames + 1))
     window = slice(start, start + train.crop_frames)
     kp, conf = record["keypoints"][window], record["confidence"][window]
     size = np.array([record["width"], record["height"]], np.float32)
     if rng.random() < train.flip:
         kp, conf = flip_horizontal(kp, conf, float(record["width"]))
+    if train.shift:
+        kp = shifted_in_frame(kp, conf, size, rng)
     return {"keypoints": np.nan_to_num(kp), "confidence": conf, "size": size}
+
+
+def shifted_in_frame(keypoints: np.ndarray, confidence: np.ndarray, size: np.ndarray,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Keypoints (T, J, 2) pixels moved by one uniform offset that keeps the box of the visible
+    ones inside the frame `size` (2,) pixels: the dancer anywhere in it, as a fixed camera sees
+    a dancer cross the floor."""
+    visible = confidence > 0
+    if not visible.any():
+        return keypoints
+    low, high = keypoints[visible].min(0), keypoints[visible].max(0)
+    offset = rng.uniform(np.minimum(-low, 0.0), np.maximum(size - 1 - high, 0.0))
+    return (keypoints + offset).astype(np.float32)
 
 
 def training_data(config: ml_collections.ConfigDict, segments: Path,
@@ -158,8 +175,8 @@ def vae_trainer(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> T
 
 def evaluate(model: AutoencoderKL, config: ml_collections.ConfigDict,
              segments: Path) -> dict[str, float]:
-    """Decoded keypoint error (bins) and visibility accuracy on the validation segments of the
-    build `segments`, decoded (and smoothed in time) as the sampler decodes."""
+    """metrics.reconstruction_errors of the validation segments of the build `segments`, decoded
+    (and smoothed in time) as the sampler decodes, each name prefixed val_."""
     store = SegmentStore(segments, "val")
     n = min(len(store), config.vae.train.eval_segments)
     batch = {"keypoints": [], "confidence": [], "size": []}
@@ -171,12 +188,9 @@ def evaluate(model: AutoencoderKL, config: ml_collections.ConfigDict,
     reconstruction = _reconstruct(model, images_of(batch, config.pose.bins))
     kp, conf = decoded_poses(reconstruction, batch["size"][:, 0], batch["size"][:, 1],
                              config.pose)
-    truth_visible = batch["confidence"] > 0
-    error = np.abs(kp - batch["keypoints"]) / batch["size"][:, None, None, :]
-    error = error[truth_visible & (conf > 0)] * config.pose.bins
-    return {"val_error_bins_mean": float(error.mean()) if error.size else float("nan"),
-            "val_error_bins_p99": float(np.percentile(error, 99)) if error.size else float("nan"),
-            "val_visibility_accuracy": float(((conf > 0) == truth_visible).mean())}
+    figures = reconstruction_errors(kp, conf, batch["keypoints"], batch["confidence"],
+                                    batch["size"], config.pose.bins)
+    return {f"val_{name}": value for name, value in figures.items()}
 
 
 @nnx.jit
