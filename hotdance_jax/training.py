@@ -216,25 +216,33 @@ class Trainer:
     def step(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
         """Advances the state by one step on a global batch; returns its metrics (on device)."""
         if self._compiled is None:
-            self._compiled = self.compile(batch)
-            self.flops_per_step = self.model_flops(batch)
+            lowered = self.lower(batch)  # traced once, for the FLOPs and the compilation
+            self.flops_per_step = self.model_flops(batch, lowered)
+            self._compiled = lowered.compile()
         self._leaves, metrics = self._compiled(self._leaves, batch)
         return metrics
 
-    def compile(self, batch: dict) -> jax.stages.Compiled:
-        """The train step compiled for the state's shardings and a global batch of `batch`'s
+    def lower(self, batch: dict) -> jax.stages.Lowered:
+        """The train step lowered for the state's shardings and a global batch of `batch`'s
         shapes (arrays or jax.ShapeDtypeStruct); nothing is allocated."""
-        return self._step.lower(self._abstract_leaves, batch).compile()
+        return self._step.lower(self._abstract_leaves, batch)
 
-    def model_flops(self, batch: dict) -> float | None:
+    def compile(self, batch: dict) -> jax.stages.Compiled:
+        """The train step compiled as `lower` lowers it."""
+        return self.lower(batch).compile()
+
+    def model_flops(self, batch: dict, lowered: jax.stages.Lowered | None = None) -> float | None:
         """FLOPs per device of one train step on a global batch of `batch`'s shapes: XLA's cost
-        analysis of the step as lowered (before compilation turns matmuls into library calls
-        whose FLOPs it does not count on GPU), over the mesh's devices."""
-        step = self._step
+        analysis of the step as lowered (`lowered`, when this trainer's own lowering is at
+        hand; before compilation turns matmuls into library calls whose FLOPs it does not count
+        on GPU), over the mesh's devices."""
         if self._counted_state is not None:
             graphdef, _ = nnx.split(nnx.eval_shape(self._counted_state))
             step = jax.jit(self._flat(_stateful(graphdef, self._train_step), True))
-        flops = (step.lower(self._abstract_leaves, batch).cost_analysis() or {}).get("flops")
+            lowered = step.lower(self._abstract_leaves, batch)
+        elif lowered is None:
+            lowered = self.lower(batch)
+        flops = (lowered.cost_analysis() or {}).get("flops")
         return float(flops) / self.mesh.size if flops and flops > 0 else None
 
     def eval_step(self, batch: dict[str, jax.Array], key: jax.Array) -> jax.Array:
