@@ -55,7 +55,8 @@ def first_crops(segments) -> dict[str, np.ndarray]:
             "size": np.array([[r["width"], r["height"]] for r in records], np.float32)}
 
 
-def test_training_lowers_the_loss_and_resumes_exactly(segments, tmp_path, capsys):
+def test_training_lowers_the_loss_refuses_another_config_and_resumes_exactly(segments, tmp_path,
+                                                                           capsys):
     config = micro_config()
     straight = tmp_path / "straight"
     vae_train.train(config, segments, straight)
@@ -67,7 +68,18 @@ def test_training_lowers_the_loss_and_resumes_exactly(segments, tmp_path, capsys
     interrupted = tmp_path / "interrupted"
     assert vae_train.train(config, segments, interrupted, stop_at=14) == {}
     assert not (interrupted / vae_train.WEIGHTS_FILE).exists()
-    final = vae_train.train(config, segments, interrupted)
+    other = micro_config()
+    other.vae.arch.block_out_channels = (8, 16, 16, 32)
+    with pytest.raises(InputError, match=r"another config \(vae.arch: block_out_channels differ\)"):
+        vae_train.train(other, segments, interrupted)
+    other = micro_config()
+    other.pose.bins *= 2
+    with pytest.raises(InputError, match=r"another config \(pose.bins: pose.bins differ\)"):
+        vae_train.train(other, segments, interrupted)
+    # How decoded images are read is not part of what was trained: the run resumes.
+    other = micro_config()
+    other.pose.decode_jump_cost = 0.0
+    final = vae_train.train(other, segments, interrupted)
     assert set(final) == {"val_error_bins_mean", "val_error_bins_p99", "val_visibility_accuracy",
                           "val_side_swaps"}
     a, _ = load_onehot_kl(straight / vae_train.WEIGHTS_FILE)
@@ -95,22 +107,6 @@ def test_trains_on_motion_only_real_aistpp(tmp_path):
     assert set(final) == {"val_error_bins_mean", "val_error_bins_p99", "val_visibility_accuracy",
                           "val_side_swaps"}
     assert np.isfinite(list(final.values())).all()
-
-
-def test_workdir_of_another_config_is_refused(segments, tmp_path):
-    vae_train.train(micro_config(), segments, tmp_path, stop_at=1)
-    other = micro_config()
-    other.vae.arch.block_out_channels = (8, 16, 16, 32)
-    with pytest.raises(InputError, match=r"another config \(vae.arch: block_out_channels differ\)"):
-        vae_train.train(other, segments, tmp_path)
-    other = micro_config()
-    other.pose.bins *= 2
-    with pytest.raises(InputError, match=r"another config \(pose.bins: pose.bins differ\)"):
-        vae_train.train(other, segments, tmp_path)
-    # How decoded images are read is not part of what was trained: the run resumes.
-    other = micro_config()
-    other.pose.decode_jump_cost = 0.0
-    vae_train.train(other, segments, tmp_path, stop_at=2)
 
 
 def test_fits_one_batch_to_the_codecs_floor(segments):
