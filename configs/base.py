@@ -93,7 +93,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.vae.train.mesh = (-1, 1, 1)  # (data, fsdp, tensor); the autoencoder is replicated
     config.vae.train.crop_frames = 64  # train on random crops of this many frames
     config.vae.train.flip = 0.5  # probability of mirroring a crop
-    config.vae.train.shift = False  # move each crop to a random place (lever under study)
+    config.vae.train.shift = False  # move each crop to a random place in the frame (see dwm.py)
     config.vae.train.steps = 20000
     config.vae.train.learning_rate = 2e-4
     config.vae.train.warmup_steps = 500
