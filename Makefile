@@ -29,7 +29,8 @@ test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(PYTEST)
 
-# The edit-test loop: every test not marked slow (those that train runs or start Python processes).
+# The edit-test loop: every test not marked slow (those that train runs, start Python processes or
+# go through every real dance).
 test-fast: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(PYTEST) -m "not slow"

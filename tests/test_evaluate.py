@@ -231,6 +231,7 @@ def test_a_segment_build_is_read_as_whole_performances(sets, tmp_path):
     np.testing.assert_array_equal(again.confidence, perf.confidence)
 
 
+@pytest.mark.slow  # scores 7 whole real performances, twice
 def test_ground_truth_of_the_real_dwm_test_performances():
     """The real dances score FID 0 against themselves, a positive floor between their halves, a
     different BAS with another performance's music, and far from themselves at double speed."""

@@ -101,6 +101,7 @@ def test_deterministic_per_seed_and_resumable(cache):
     assert not np.array_equal(take(batches(other), 1)[0]["latent"], head[0]["latent"])
 
 
+@pytest.mark.slow  # starts worker processes
 def test_worker_processes_give_the_same_stream_and_resume(cache):
     root = cache[0]
     serial = take(iter(loader.train_dataset(root / "latents", config_of(cache), 2)), 6)

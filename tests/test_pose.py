@@ -210,7 +210,9 @@ def as_segments(x):
     return x.reshape(-1, SEGMENT, *x.shape[1:])
 
 
-@pytest.mark.parametrize("name", DWM_DANCES)
+# make test-fast round-trips one real dance (8 s each here), make test all of them
+@pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.slow] if i else [])
+                                  for i, name in enumerate(DWM_DANCES)])
 def test_round_trip_on_real_dances(name):
     kp, conf = (as_segments(a) for a in load_dwm_2d(name))  # one compilation for all dances
     visible = conf > 0
