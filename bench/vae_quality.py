@@ -8,7 +8,8 @@ r"""How well each autoencoder keeps the keypoints: encode + decode held-out segm
 Per autoencoder (and the bare one-hot codec as the floor): mean and 99th-percentile keypoint error
 after decoding, in bins and in % of the frame width, visibility accuracy (decoded visible == truly
 visible, over all keypoints and frames), side swaps (the fraction of decoded left/right joints
-nearer their twin's true place than their own: 0.5 when sides are lost), the decoded dances' jitter
+nearer their twin's true place than their own: 0.5 when sides are lost), height swaps (the same
+along y alone: 0.5 when which twin is the higher is lost), the decoded dances' jitter
 (mean keypoint acceleration, body lengths/s^2, beside the real segments'), latent shape, and encode
 throughput in segments/s, all measured in this one run. Decoding tracks each column's bins through
 time with --jump-cost / --jump-cap / --free-motion (the config's pose.decode_jump_cost,
@@ -107,6 +108,7 @@ def keypoint_errors(images: jax.Array, data: dict, bins: int, pose: dict,
         "p99_pct_width": float(np.percentile(percent_width, 99)) if both.any() else nan,
         "visibility_accuracy": figures["visibility_accuracy"],
         "side_swaps": figures["side_swaps"],
+        "height_swaps": figures["height_swaps"],
         "jitter": mean_jitter(kp, conf, data["fps"]),
     }
 
@@ -174,13 +176,14 @@ def main() -> None:
           f"{jax.devices()[0].platform}; the real segments' jitter "
           f"{mean_jitter(data['keypoints'], data['confidence'], data['fps']):.2f} L/s^2")
     print("| autoencoder | mean err (bins) | p99 err (bins) | mean err (% width) | "
-          "p99 err (% width) | visibility acc. | side swaps | jitter (L/s^2) | latent shape | "
-          "encode segments/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "p99 err (% width) | visibility acc. | side swaps | height swaps | jitter (L/s^2) | "
+          "latent shape | encode segments/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
         print(f"| {name} | {r['mean_bins']:.3f} | {r['p99_bins']:.3f} | "
               f"{r['mean_pct_width']:.3f} | {r['p99_pct_width']:.3f} | "
               f"{100 * r['visibility_accuracy']:.2f}% | {r['side_swaps']:.3f} | "
+              f"{r['height_swaps']:.3f} | "
               f"{r['jitter']:.2f} | {r['latent_shape']} | "
               f"{r['segments_per_s']:.2f} |")
 

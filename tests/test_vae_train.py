@@ -81,7 +81,7 @@ def test_training_lowers_the_loss_refuses_another_config_and_resumes_exactly(seg
     other.pose.decode_jump_cost = 0.0
     final = vae_train.train(other, segments, interrupted)
     assert set(final) == {"val_error_bins_mean", "val_error_bins_p99", "val_visibility_accuracy",
-                          "val_side_swaps"}
+                          "val_side_swaps", "val_height_swaps"}
     a, _ = load_onehot_kl(straight / vae_train.WEIGHTS_FILE)
     b, _ = load_onehot_kl(interrupted / vae_train.WEIGHTS_FILE)
     for x, y in zip(jax.tree.leaves(nnx.state(a)), jax.tree.leaves(nnx.state(b)), strict=True):
@@ -105,7 +105,7 @@ def test_trains_on_motion_only_real_aistpp(tmp_path):
     final = vae_train.train(config, segments, tmp_path / "run")
     assert (tmp_path / "run" / vae_train.WEIGHTS_FILE).exists()
     assert set(final) == {"val_error_bins_mean", "val_error_bins_p99", "val_visibility_accuracy",
-                          "val_side_swaps"}
+                          "val_side_swaps", "val_height_swaps"}
     assert np.isfinite(list(final.values())).all()
 
 

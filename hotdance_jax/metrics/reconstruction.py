@@ -21,27 +21,37 @@ def reconstruction_errors(keypoints: np.ndarray, confidence: np.ndarray,
     both; visibility_accuracy: the fraction of keypoints whose visibility was kept; side_swaps:
     of the left/right twins visible in both whose true places lie at least MIN_APART_BINS
     apart, the fraction decoded nearer their twin's true place than their own (0 for an
-    autoencoder that keeps sides, 0.5 for one that cannot tell left from right). NaN where
-    nothing is counted.
+    autoencoder that keeps sides, 0.5 for one that cannot tell left from right); height_swaps:
+    the same along y alone, of twins at least MIN_APART_BINS apart in height, the fraction
+    whose decoded height is nearer their twin's (0.5: which of the two is the higher one is
+    lost, as when the decoder takes each joint's y channel for its twin's). NaN where nothing
+    is counted.
     """
     scale = bins / np.asarray(size, np.float32)[:, None, None, :]  # bins per pixel
     decoded, truth = keypoints * scale, true_keypoints * scale
     seen = (confidence > 0) & (true_confidence > 0)
     error = np.abs(decoded - truth)[seen]
-    own, other, counted = [], [], []
-    for a, b in skeleton.flip_pairs:
-        apart = np.linalg.norm(truth[..., a, :] - truth[..., b, :], axis=-1) >= MIN_APART_BINS
-        both = seen[..., a] & seen[..., b] & apart
-        for j, twin in ((a, b), (b, a)):
-            own.append(np.linalg.norm(decoded[..., j, :] - truth[..., j, :], axis=-1))
-            other.append(np.linalg.norm(decoded[..., j, :] - truth[..., twin, :], axis=-1))
-            counted.append(both)
-    counted = np.stack(counted)
-    swapped = (np.stack(other) < np.stack(own))[counted]
     nan = float("nan")
     return {
         "error_bins_mean": float(error.mean()) if error.size else nan,
         "error_bins_p99": float(np.percentile(error, 99)) if error.size else nan,
         "visibility_accuracy": float(((confidence > 0) == (true_confidence > 0)).mean()),
-        "side_swaps": float(swapped.mean()) if swapped.size else nan,
+        "side_swaps": _swaps(decoded, truth, seen, skeleton, slice(None)),
+        "height_swaps": _swaps(decoded, truth, seen, skeleton, slice(1, 2)),
     }
+
+
+def _swaps(decoded: np.ndarray, truth: np.ndarray, seen: np.ndarray, skeleton: Skeleton,
+           axes: slice) -> float:
+    """Of the left/right twins seen in both whose true places on `axes` of (N, T, K, 2) bins lie
+    at least MIN_APART_BINS apart, the fraction decoded nearer their twin's place; NaN if none."""
+    own, other, counted = [], [], []
+    for a, b in skeleton.flip_pairs:
+        apart = np.linalg.norm(truth[..., a, axes] - truth[..., b, axes], axis=-1)
+        both = seen[..., a] & seen[..., b] & (apart >= MIN_APART_BINS)
+        for j, twin in ((a, b), (b, a)):
+            own.append(np.linalg.norm(decoded[..., j, axes] - truth[..., j, axes], axis=-1))
+            other.append(np.linalg.norm(decoded[..., j, axes] - truth[..., twin, axes], axis=-1))
+            counted.append(both)
+    swapped = (np.stack(other) < np.stack(own))[np.stack(counted)]
+    return float(swapped.mean()) if swapped.size else float("nan")
