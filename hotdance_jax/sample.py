@@ -150,6 +150,16 @@ def read_reference(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return keypoints.astype(np.float32), confidence
 
 
+def read_dancer(path: Path, config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
+    """The shape pose of the dancer in the pose file `path` (read_reference): (18, 2) pixels and
+    (18,) confidence, for DanceGenerator.generate; InputError when the run (its `config`) has a
+    DiT that takes no reference."""
+    if not config.model.reference:
+        raise InputError(f"{path}: this run's DiT takes no reference "
+                         "(config.model.reference = False)")
+    return shape_pose(*(x[None] for x in read_reference(path)))
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef", "num_steps", "sampler", "shift",
                                              "guidance"))
 def _sample_latents(graphdef, state, noise, reference, mask, music, *, num_steps, sampler, shift,
@@ -506,16 +516,12 @@ def main(argv: list[str]) -> None:
     fps = config.pose.fps
     if flag("fps") is not None and abs(flag("fps") - fps) > 1e-6:
         raise InputError(f"--fps {flag('fps'):g}: the run was trained at {fps:g} fps")
-    if flag("reference") and not config.model.reference:
-        raise InputError(f"--reference {flag('reference')}: this run's DiT takes no reference "
-                         "(config.model.reference = False)")
-    reference = read_reference(Path(flag("reference"))) if flag("reference") else None
+    dancer = read_dancer(Path(flag("reference")), config) if flag("reference") else None
     songs = [load_song(p, config, fps, flag("start"), flag("seconds")) for p in files]
     generator = DanceGenerator.load(workdir, checkpoint, flag("vae-weights"), config)
     frame = generator.info["mean_dancer"]["frame"]
     width, height = flag("width") or frame[0], flag("height") or frame[1]
-    shape = (shape_pose(*(x[None] for x in reference)) if reference is not None
-             else generator.mean_dancer(width, height))
+    shape = dancer if dancer is not None else generator.mean_dancer(width, height)
     dances = generator.generate(songs, shape, width=width, height=height,
                                 num_samples=num_samples, seed=flag("seed"), steps=flag("steps"),
                                 sampler=flag("sampler"), guidance=flag("guidance"))
