@@ -116,6 +116,13 @@ def get_config() -> ml_collections.ConfigDict:
     # sampler uses 0 (first segment) and 16 (the overlap); see data_pipeline/latents.py.
     config.latents.reference_frames = (0, 8, 16, 24, 32, 64)
     config.latents.p_shape_only = 0.5  # training: P(N = 0); otherwise N uniform over the rest
+    # Known frames beyond the paper's prefixes (keyframes, continuation): per record this many
+    # random patterns of isolated keyframes and as many of short spans, encoded as more references
+    # (pose/reference.py random_known_frames); training draws one with P(p_keyframes) or
+    # P(p_spans), else a prefix as above. 0 and 0.0: the paper's prefixes only.
+    config.latents.keyframe_patterns = 0
+    config.latents.p_keyframes = 0.0
+    config.latents.p_spans = 0.0
     config.latents.workers = 2  # loader worker processes (grain mp_prefetch); 0: in-process
     config.latents.prefetch = 2  # batches each worker (or the in-process threads) keeps ready
 

@@ -7,8 +7,12 @@ One record per segment of every split, and per mirrored copy of a train segment 
 config.latents.flip (data_pipeline/precompute.py makes them). A record holds:
 
   latent (B', T', c) float16: the encoded one-hot image (B bins, T frames) of the segment's poses,
-  references (R, B', T', c) float16: for each N in reference_frames (R values), the encoded
-      one-hot image of reference_pose(keypoints, confidence, shape_keypoints, shape_confidence, N),
+  references (R + 2P, B', T', c) float16: for each N in reference_frames (R values), the
+      encoded one-hot image of reference_pose(keypoints, confidence, shape_keypoints,
+      shape_confidence, prefix_frames(N, T)); then the same for each of the record's 2P random
+      patterns of known frames (P = keyframe_patterns of each kind in KEYFRAME_KINDS),
+  keyframe_known (2P, T) bool: those patterns (pose/reference.py random_known_frames, drawn from
+      the record's sequence_id, start_frame and flipped),
   music (T, D) float32, keypoints (T, K, 2) float32 pixels, confidence (T, K), shape_keypoints
       (K, 2), shape_confidence (K,): the segment's own (mirrored with the latent when flipped),
   sequence_id, split, source, start_frame, flipped, audio_path, audio_offset (s), fps, width,
@@ -22,7 +26,7 @@ the VAE (name, weights sha256, stride, channels), the latent shape, per-channel 
 `music_scale`, `music_shift` the same for the music features' columns), counts
 and shards per split, the segment build it came from (folder, fingerprint, content hash), and a
 fingerprint of everything the latents depend on. The mask of N reference frames,
-reference_mask(N, B', T', stride), follows from N and is not stored.
+reference_mask(prefix_frames(N, T), B', stride), follows from N and is not stored.
 
 Storage is float16: half of float32, and its relative precision (2^-11 = 5e-4) is far below the
 autoencoder's own reconstruction error; float16 keeps 3 more mantissa bits than bfloat16, and a
@@ -72,7 +76,7 @@ REBUILD = "re-run python -m data_pipeline.precompute"
 
 def cache_settings(config: ml_collections.ConfigDict, vae_name: str) -> dict:
     """The settings a cache is made with (JSON types); it serves only configs equal in these."""
-    return {
+    settings = {
         "vae": vae_name,
         "bins": config.pose.bins,
         "fps": float(config.pose.fps),
@@ -81,6 +85,9 @@ def cache_settings(config: ml_collections.ConfigDict, vae_name: str) -> dict:
         "reference_frames": [int(n) for n in config.latents.reference_frames],
         "dtype": DTYPE,
     }
+    if config.latents.keyframe_patterns:  # absent from caches of the paper's prefixes only
+        settings["keyframe_patterns"] = int(config.latents.keyframe_patterns)
+    return settings
 
 
 def shard_name(split: str, index: int) -> str:

@@ -14,11 +14,12 @@ config.latents.workers worker processes (0: by threads of this process). A batch
 
   latent (b, B', T', c) float32: (latent - shift) * scale, the cache's train statistics,
   reference (b, B', T', c) float32: the precomputed reference latent for N, normalised the same,
-  mask (b, B', T', stride) float32: reference_mask(N, B', T', stride),
+  mask (b, B', T', stride) float32: reference_mask of the known frames (the first N, or a
+      keyframe pattern of the record: config.latents.p_keyframes, p_spans),
   music (b, T, D) float32: the segment's music features, one row per frame, normalised per
       column by the cache's train statistics (music_scale, music_shift),
   num_reference_frames (b,) int32: N, 0 with probability config.latents.p_shape_only, otherwise
-      uniform over the cache's other reference frames,
+      uniform over the cache's other reference frames; -1 for a keyframe pattern,
   example (b,) int32: the example's position in the whole (all processes') stream; the train
       step keys its per-example random draws by it, so they do not depend on which process or
       device holds the example.
@@ -39,31 +40,48 @@ from absl import flags
 
 from data_pipeline import latents
 from hotdance_jax.errors import InputError
-from hotdance_jax.pose import reference_mask
+from hotdance_jax.pose import prefix_frames, reference_mask
 
 
 class Conditioning(grain.transforms.RandomMap):
-    """A latent record -> one training example (see the module docstring), drawing N."""
+    """A latent record -> one training example (see the module docstring), drawing its
+    reference: one of the record's random patterns of a kind in KEYFRAME_KINDS with probability
+    p_keyframes or p_spans, else a prefix of N frames."""
 
-    def __init__(self, manifest: dict, p_shape_only: float):
+    def __init__(self, manifest: dict, latents_config: ml_collections.ConfigDict):
         self.scale, self.shift = latents.scale_shift(manifest)
         self.music_scale, self.music_shift = latents.scale_shift(manifest, "music")
         self.frames = np.asarray(manifest["settings"]["reference_frames"], np.int32)
-        self.probabilities = n_probabilities(self.frames, p_shape_only)
-        bins, frames, _ = manifest["latent_shape"]
-        stride = manifest["vae"]["stride"][1]
-        self.masks = np.stack([np.asarray(reference_mask(n, bins, frames, stride))
-                               for n in self.frames])  # (R, B', T', stride)
+        self.probabilities = n_probabilities(self.frames, latents_config.p_shape_only)
+        self.patterns = manifest["settings"].get("keyframe_patterns", 0)
+        self.kinds = np.cumsum([latents_config.p_keyframes, latents_config.p_spans])
+        if self.kinds[-1] > 0 and not self.patterns:
+            raise InputError(f"config.latents.p_keyframes + p_spans = {self.kinds[-1]:g} but the "
+                             "cache has no keyframe patterns (config.latents.keyframe_patterns)")
+        if self.kinds[-1] > 1:
+            raise InputError(f"config.latents.p_keyframes + p_spans = {self.kinds[-1]:g} > 1")
+        self.latent_bins, latent_frames, _ = manifest["latent_shape"]
+        self.stride = manifest["vae"]["stride"][1]
+        known = np.stack([prefix_frames(n, latent_frames * self.stride) for n in self.frames])
+        self.masks = reference_mask(known, self.latent_bins, self.stride)  # (R, B', T', stride)
 
     def random_map(self, record: dict, rng: np.random.Generator) -> dict:
-        i = rng.choice(len(self.frames), p=self.probabilities)
+        kind = (int(np.searchsorted(self.kinds, rng.random(), side="right"))
+                 if self.kinds[-1] > 0 else len(self.kinds))  # prefixes only: as the paper
+        if kind < len(self.kinds):  # a random pattern of that kind: N = -1
+            j = kind * self.patterns + int(rng.integers(self.patterns))
+            i, n = len(self.frames) + j, -1
+            mask = reference_mask(record["keyframe_known"][j], self.latent_bins, self.stride)
+        else:
+            i = rng.choice(len(self.frames), p=self.probabilities)
+            n, mask = self.frames[i], self.masks[i]
         return {
             "latent": self.normalise(record["latent"]),
             "reference": self.normalise(record["references"][i]),
-            "mask": self.masks[i],
+            "mask": np.asarray(mask, np.float32),
             "music": (np.asarray(record["music"], np.float32) - self.music_shift)
             * self.music_scale,
-            "num_reference_frames": self.frames[i],
+            "num_reference_frames": np.int32(n),
         }
 
     def normalise(self, latent: np.ndarray) -> np.ndarray:
@@ -99,7 +117,7 @@ def train_dataset(
           .seed(config.seed)
           .shuffle()
           .repeat()
-          .random_map(Conditioning(store.manifest, config.latents.p_shape_only))
+          .random_map(Conditioning(store.manifest, config.latents))
           .map_with_index(_numbered)
           [index::count]
           .batch(batch_size, drop_remainder=True))
@@ -129,7 +147,7 @@ def validation_batches(
     index, count = _process(process_index, process_count)
     ds = (grain.MapDataset.source(store)
           .seed(config.seed)
-          .random_map(Conditioning(store.manifest, config.latents.p_shape_only))
+          .random_map(Conditioning(store.manifest, config.latents))
           .map_with_index(_numbered))
     if num_batches is not None:
         wanted = num_batches * batch_size * count

@@ -22,6 +22,7 @@ import datetime
 import hashlib
 import json
 import time
+import zlib
 from pathlib import Path
 
 import grain
@@ -37,7 +38,14 @@ from data_pipeline.sources.base import SPLITS
 from hotdance_jax import cli
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import files_sha256, staged_directory
-from hotdance_jax.pose import OPENPOSE_18, flip_horizontal, reference_images
+from hotdance_jax.pose import (
+    KEYFRAME_KINDS,
+    OPENPOSE_18,
+    flip_horizontal,
+    prefix_frames,
+    random_known_frames,
+    reference_images,
+)
 from hotdance_jax.vae import RAW_COORDS, Autoencoder, load_autoencoder
 
 FLAGS = flags.FLAGS
@@ -127,7 +135,6 @@ def _write_cache(
 ) -> dict:
     """Writes every split's records into `directory`; returns the manifest less its fingerprint."""
     frames, bins = config.pose.segment_frames, config.pose.bins
-    n_values = (frames, *config.latents.reference_frames)  # N >= T: the segment's own poses
     batch_size = config.latents.batch_size * jax.device_count()
     moments, music_moments, dancer = _Moments(), _Moments(), _MeanDancer()
     counts, shards = {}, {}
@@ -140,14 +147,17 @@ def _write_cache(
                         disable=None)
         try:
             for batch in _segment_batches(segments_dir, split, flip, batch_size):
-                encoded = _encode(autoencoder, batch, n_values, bins, batch_size)
+                known = _known_frames(batch, config, batch_size)
+                encoded = _encode(autoencoder, batch, known, bins, batch_size)
                 if split == "train":
                     moments.add(encoded[0])
                     music_moments.add(np.stack([record["music"] for record in batch]))
                     for record in batch:
                         dancer.add(record)
                 for i, record in enumerate(batch):
-                    writer.write({**record, "latent": encoded[0, i], "references": encoded[1:, i]})
+                    patterns = known[1 + len(config.latents.reference_frames):, i]
+                    writer.write({**record, "latent": encoded[0, i], "references": encoded[1:, i],
+                                  **({"keyframe_known": patterns} if len(patterns) else {})})
                 bar.update(len(batch))
         finally:
             writer.close()
@@ -207,16 +217,36 @@ def _mirrored(record: dict) -> dict:
             "flipped": True}
 
 
-def _encode(
-    autoencoder: Autoencoder, batch: list[dict], n_values: tuple[int, ...], bins: int, size: int
-) -> np.ndarray:
-    """(len(n_values), b, B', T', c) float16: latents of the reference images of the b records
-    for each N in n_values. The batch is padded to `size` (repeating its last record), so every
-    batch runs one compiled program."""
+def _known_frames(batch: list[dict], config: ml_collections.ConfigDict, size: int
+                  ) -> np.ndarray:
+    """(1 + R + 2P, size, T) bool, the known frames of every reference image of the b records
+    (padded to `size` by repeating the last): all T (the latent itself), the first N for each N
+    of config.latents.reference_frames, then each record's P random patterns of each kind in
+    KEYFRAME_KINDS, drawn from its sequence_id, start_frame and flipped."""
+    frames = config.pose.segment_frames
+    prefixes = [prefix_frames(n, frames) for n in (frames, *config.latents.reference_frames)]
+    index = np.minimum(np.arange(size), len(batch) - 1)
+    patterns = []
+    for i in index:
+        record = batch[i]
+        rng = np.random.default_rng([config.seed, zlib.crc32(record["sequence_id"].encode()),
+                                     int(record["start_frame"]), int(record["flipped"])])
+        patterns.append([random_known_frames(rng, frames, kind) for kind in KEYFRAME_KINDS
+                         for _ in range(config.latents.keyframe_patterns)])
+    patterns = np.asarray(patterns, bool).reshape(size, -1, frames).transpose(1, 0, 2)
+    return np.concatenate([np.broadcast_to(np.stack(prefixes)[:, None], (len(prefixes), size,
+                                                                        frames)), patterns])
+
+
+def _encode(autoencoder: Autoencoder, batch: list[dict], known: np.ndarray, bins: int,
+            size: int) -> np.ndarray:
+    """(R, b, B', T', c) float16: latents of the reference images of the b records for each of
+    the R sets of known frames `known` (R, size, T). The batch is padded to `size` (repeating
+    its last record), so every batch runs one compiled program."""
     index = np.minimum(np.arange(size), len(batch) - 1)
     poses = [np.stack([batch[i][field] for i in index]) for field in POSE_FIELDS]
-    encoded = np.stack([np.asarray(autoencoder.encode(reference_images(*poses, n, bins=bins)))
-                        for n in n_values])[:, : len(batch)]
+    encoded = np.stack([np.asarray(autoencoder.encode(reference_images(*poses, k, bins=bins)))
+                        for k in known])[:, : len(batch)]
     stored = encoded.astype(latents.DTYPE)
     if not np.isfinite(stored).all():
         raise InputError(f"{autoencoder.name}: latents not finite or outside the {latents.DTYPE} "

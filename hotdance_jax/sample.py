@@ -3,8 +3,10 @@ r"""Generate dances for music with a trained run: python -m hotdance_jax.sample.
   python -m hotdance_jax.sample --workdir runs/tiny --music song.mp3 --out dance.npz \
       [--video dance.mp4] [--openpose-dir dance_openpose] [--reference pose.json]
       [--seconds 30] [--start 0] [--num-samples 1] [--seed 0] [--steps 30] [--sampler euler]
-      [--guidance 2] [--fps 30] [--width W --height H]
+      [--guidance 2] [--fps 30] [--width W --height H] [--keyframes keyframes.json]
   python -m hotdance_jax.sample --workdir runs/tiny --music-dir songs/ --out dances/ ...
+  python -m hotdance_jax.sample --workdir runs/tiny --continue dance.npz --seconds 20 \
+      --out longer.npz [--music other.mp3 --start 0]
 
 The run folder's EMA weights (latest checkpoint, or --checkpoint WORKDIR/checkpoints/STEP) and
 the autoencoder its latent cache was made with (latent_cache.json; --vae-weights overrides the
@@ -16,8 +18,13 @@ or 25 BODY_25 keypoints, in pixels of the output frame), or the training data's 
 next segment takes the last 16 generated frames as its pose-aware reference (N = 16) and the
 16-frame overlap is cross-faded (a raised cosine). A run of the no-reference ablation
 (config.model.reference = False) ignores references: its segments join by the cross-fade alone,
-and it refuses --reference. All songs and samples run as one batch through one
-jit-compiled sampler per segment, compiled once per batch shape.
+and it refuses --reference. --keyframes (hotdance_jax/choreography.py) gives poses the dance
+passes through: each is a known frame of the reference of every segment that holds it. --continue
+gives a dance (an npz of this command) that the new one starts with, unchanged: the first sampled
+segment begins 16 frames before its end, those 16 frames its reference; the dancer's shape is
+taken from it (unless --reference), the music is its own followed by --seconds more of it or of
+--music (the joined audio written beside the npz as a .wav). All songs and samples run as one
+batch through one jit-compiled sampler per segment, compiled once per batch shape.
 
 Writes, atomically: the dance as npz (docs/design.md section 5) per song and sample; with
 --openpose-dir one OpenPose JSON per frame (people[0].pose_keypoints_2d); with --video an mp4 of
@@ -33,6 +40,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import jax
@@ -46,9 +54,16 @@ from flax import nnx
 
 from hotdance_jax import cli, evaluate, flow, render
 from hotdance_jax.audio import beat_times, load_audio, music_features, require_duration, tempo_bpm
+from hotdance_jax.choreography import (
+    Keyframe,
+    Opening,
+    read_keyframes,
+    read_opening,
+    read_reference,
+)
 from hotdance_jax.dit_run import CACHE_INFO_FILE, StepSettings, TrainState, dit_config
 from hotdance_jax.errors import InputError
-from hotdance_jax.io import run_path, save_npz, staged_directory
+from hotdance_jax.io import run_path, save_npz, save_wav, staged_directory
 from hotdance_jax.models import DiT
 from hotdance_jax.pose import (
     OPENPOSE_18,
@@ -57,7 +72,6 @@ from hotdance_jax.pose import (
     reference_mask,
 )
 from hotdance_jax.pose.shape import shape_pose
-from hotdance_jax.pose.skeletons import to_openpose18
 from hotdance_jax.training import CONFIG_FILE, OptimizerSettings
 from hotdance_jax.vae import RAW_COORDS, Autoencoder, load_autoencoder
 
@@ -69,9 +83,10 @@ AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aac", ".opus", ".ai
 
 @dataclasses.dataclass
 class Song:
-    """A piece of music ready to dance to: raw features (frames, D) at fps, beats in seconds."""
+    """A piece of music ready to dance to: raw features (frames, D) at fps, beats in seconds;
+    `audio` is from `start` seconds of the file `path` (None: two songs joined, no file yet)."""
 
-    path: Path
+    path: Path | None
     start: float
     audio: np.ndarray
     sample_rate: int
@@ -108,46 +123,44 @@ class Dance:
 def load_song(path: Path, config: ml_collections.ConfigDict, fps: float, start: float = 0.0,
               seconds: float | None = None) -> Song:
     """Reads `seconds` of audio (None: to the end) from `start` and analyses it at `fps`."""
+    audio = load_audio(path, config.audio.sample_rate, offset=start, duration=seconds)
+    require_duration(audio, config.audio.sample_rate, MIN_SECONDS, path)
+    return analysed_song(path, start, audio, config, fps)
+
+
+def analysed_song(path: Path | None, start: float, audio: np.ndarray,
+                  config: ml_collections.ConfigDict, fps: float) -> Song:
+    """A Song of `audio` (samples at config.audio.sample_rate, from `start` seconds of `path`),
+    its features at `fps`, beats and tempo."""
     sample_rate = config.audio.sample_rate
-    audio = load_audio(path, sample_rate, offset=start, duration=seconds)
-    require_duration(audio, sample_rate, MIN_SECONDS, path)
-    frames = round(len(audio) / sample_rate * fps)
-    features = music_features(audio, sample_rate, fps, frames)
+    features = music_features(audio, sample_rate, fps, round(len(audio) / sample_rate * fps))
     return Song(path, start, audio, sample_rate, features, beat_times(audio, sample_rate),
                 tempo_bpm(audio, sample_rate))
 
 
-def read_reference(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One pose from a file: (18, 2) pixels and (18,) confidence (see the module docstring)."""
-    try:
-        if path.suffix == ".npz":
-            with np.load(path) as data:
-                keypoints = np.asarray(data["keypoints"], np.float32).reshape(-1, 2)
-                confidence = (np.asarray(data["confidence"], np.float32).reshape(-1)
-                              if "confidence" in data else np.ones(len(keypoints), np.float32))
-        else:
-            data = json.loads(path.read_text())
-            if isinstance(data, dict):
-                data = data["people"][0]["pose_keypoints_2d"]
-            values = np.asarray(data, np.float32)
-            if values.ndim == 1:
-                values = values.reshape(-1, 3)
-            keypoints = values[:, :2]
-            confidence = values[:, 2] if values.shape[1] > 2 else np.ones(len(values), np.float32)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such reference pose file") from None
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
-        raise InputError(f"{path}: not a readable pose ({type(e).__name__}: {e})") from None
-    if len(keypoints) == 25:
-        keypoints, confidence = to_openpose18(keypoints[None], confidence[None], "body25")
-        keypoints, confidence = keypoints[0], confidence[0]
-    elif len(keypoints) != OPENPOSE_18.num_joints:
-        raise InputError(f"{path}: {len(keypoints)} keypoints; expected 18 (OpenPose) or 25 "
-                         "(BODY_25)")
-    confidence = np.where(np.isfinite(keypoints).all(-1), confidence, 0.0).astype(np.float32)
-    if (confidence > 0).sum() < 2:
-        raise InputError(f"{path}: fewer than 2 visible keypoints")
-    return keypoints.astype(np.float32), confidence
+def continued_song(opening: Opening, config: ml_collections.ConfigDict, fps: float) -> Song:
+    """The music of a continued dance (--continue, with --seconds): the opening's own music under
+    its P frames, then --seconds more of it, or of --music from --start; the joined music of two
+    songs has no file yet (path None: the command writes it beside the dance)."""
+    opened = len(opening.keypoints) / fps
+    if not opening.music_path.exists():
+        raise InputError(f"{opening.music_path}: the music of the dance to continue is missing")
+    if not flag("music"):
+        song = load_song(opening.music_path, config, fps, opening.music_offset,
+                         opened + flag("seconds"))
+        if song.frames <= len(opening.keypoints):
+            raise InputError(f"{opening.music_path}: the song ends where the dance to continue "
+                             "does; give another with --music")
+        return song
+    sample_rate = config.audio.sample_rate
+    before = load_audio(opening.music_path, sample_rate, offset=opening.music_offset,
+                        duration=opened)
+    before = np.pad(before, (0, max(round(opened * sample_rate) - len(before), 0)))
+    after = load_audio(Path(flag("music")), sample_rate, offset=flag("start"),
+                       duration=flag("seconds"))
+    require_duration(after, sample_rate, MIN_SECONDS, Path(flag("music")))
+    return analysed_song(None, 0.0, np.concatenate([before[:round(opened * sample_rate)],
+                                                    after]), config, fps)
 
 
 def read_dancer(path: Path, config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
@@ -238,44 +251,79 @@ class DanceGenerator:
 
     def generate(self, songs: list[Song], shape: tuple[np.ndarray, np.ndarray], *, width: int,
                  height: int, num_samples: int = 1, seed: int = 0, steps: int = 30,
-                 sampler: str = "euler", guidance: float = 2.0) -> list[Dance]:
+                 sampler: str = "euler", guidance: float = 2.0, keyframes: Sequence[Keyframe] = (),
+                 opening: Opening | None = None) -> list[Dance]:
         """One dance per song and sample, each as long as its song; `shape` is the dancer's
-        shape pose ((18, 2) pixels, (18,) confidence)."""
+        shape pose ((18, 2) pixels, (18,) confidence). Every dance passes through `keyframes`
+        (their times from the song's start) and begins with the P frames of `opening` (a dance to
+        continue, kept as it is over the song's first P frames)."""
         T, hop = self.frames, self.frames - OVERLAP
         jobs = [(song, sample) for song in songs for sample in range(num_samples)]
-        needed = np.array([max(1, math.ceil((song.frames - OVERLAP) / hop)) for song, _ in jobs])
-        segments = int(needed.max())
-        total = (segments - 1) * hop + T
-        music = np.stack([self._music(song.features, total) for song, _ in jobs])
         b, K = len(jobs), OPENPOSE_18.num_joints
+        opened = 0 if opening is None else len(opening.keypoints)
+        if (keyframes or opened) and not self.model_config.reference:
+            raise InputError("this run's DiT takes no reference (config.model.reference = False):"
+                             " no keyframes or dance to continue")
+        first = max(opened - OVERLAP, 0)  # where the first sampled segment begins
+        needed = np.array([max(1, math.ceil((song.frames - first - OVERLAP) / hop))
+                           for song, _ in jobs])
+        segments = int(needed.max())
+        total = first + (segments - 1) * hop + T
+        pinned = self._pinned(keyframes, total, opening)
+        music = np.stack([self._music(song.features, total) for song, _ in jobs])
         request = Request(
             jobs, np.broadcast_to(np.nan_to_num(shape[0]), (b, K, 2)).astype(np.float32),
             np.broadcast_to(shape[1], (b, K)).astype(np.float32), width, height, seed, steps,
             sampler, float(guidance))
         keypoints = np.zeros((b, total, K, 2), np.float32)
         confidence = np.zeros((b, total, K), np.float32)
+        keypoints[:, :opened], confidence[:, :opened] = pinned[1][:opened], pinned[2][:opened]
         bar = tqdm.tqdm(total=segments * steps, unit="step", desc="sampling", disable=None)
         for k in range(segments):
-            begin = k * hop
-            n = 0 if k == 0 else OVERLAP
-            known = np.zeros((b, T, K, 2), np.float32)
-            known_confidence = np.zeros((b, T, K), np.float32)
-            known[:, :n] = keypoints[:, begin:begin + n]
-            known_confidence[:, :n] = confidence[:, begin:begin + n]
-            latents = self._segment(request, k, known, known_confidence, n,
-                                    music[:, begin:begin + T])
+            begin = first + k * hop
+            window = slice(begin, begin + T)
+            n = opened - first if k == 0 else OVERLAP
+            # known: the segment's first n frames (sampled or the opening) and the keyframes
+            known, known_keypoints, known_confidence = (
+                np.broadcast_to(x[window], (b, T, *x.shape[1:])).copy() for x in pinned)
+            known[:, :n] = True
+            known_keypoints[:, :n], known_confidence[:, :n] = (keypoints[:, begin:begin + n],
+                                                               confidence[:, begin:begin + n])
+            latents = self._segment(request, k, known_keypoints, known_confidence, known,
+                                    music[:, window])
             new_keypoints, new_confidence = self._poses(latents, width, height)
             active = k < needed  # a song's dance ends with its own last segment
-            window = slice(begin, begin + T)
             keypoints[active, window], confidence[active, window] = _blend(
                 keypoints[active, window], confidence[active, window], new_keypoints[active],
                 new_confidence[active], n)
             bar.update(steps)
         bar.close()
+        keypoints[:, :opened], confidence[:, :opened] = pinned[1][:opened], pinned[2][:opened]
         return [Dance(song, sample, np.where(confidence[i, :song.frames, :, None] > 0,
                                              keypoints[i, :song.frames], np.nan),
                       confidence[i, :song.frames], self.config.pose.fps, width, height, T)
                 for i, (song, sample) in enumerate(jobs)]
+
+    def _pinned(self, keyframes: Sequence[Keyframe], total: int, opening: Opening | None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Which of `total` frames have given poses (total,) bool, and those poses (total, 18, 2)
+        pixels and (total, 18) confidence (zero elsewhere): the opening's and the keyframes'."""
+        K, fps = OPENPOSE_18.num_joints, self.config.pose.fps
+        frames = np.zeros(total, bool)
+        keypoints = np.zeros((total, K, 2), np.float32)
+        confidence = np.zeros((total, K), np.float32)
+        if opening is not None:
+            opened = len(opening.keypoints)
+            frames[:opened] = True
+            keypoints[:opened] = np.nan_to_num(opening.keypoints)
+            confidence[:opened] = opening.confidence
+        for keyframe in keyframes:
+            t = round(keyframe.time * fps)
+            if t < total:
+                frames[t] = True
+                keypoints[t], confidence[t] = np.nan_to_num(keyframe.keypoints), \
+                    keyframe.confidence
+        return frames, keypoints, confidence
 
     def _music(self, features: np.ndarray, frames: int) -> np.ndarray:
         """(frames, D) normalised features, the last row repeated past the song's end."""
@@ -283,23 +331,23 @@ class DanceGenerator:
                                                                          0), axis=0)])
         return ((padded[:frames] - self.music_shift) * self.music_scale).astype(np.float32)
 
-    def _segment(self, request: Request, k: int, known: np.ndarray,
-                 known_confidence: np.ndarray, n: int, music: np.ndarray) -> np.ndarray:
-        """Sampled latents (b, B', T', c), unnormalised, of segment k whose first n frames are
-        known ((b, T, K, 2) pixels, (b, T, K) confidence), to (b, T, D) normalised music."""
+    def _segment(self, request: Request, k: int, known_keypoints: np.ndarray,
+                 known_confidence: np.ndarray, known: np.ndarray, music: np.ndarray
+                 ) -> np.ndarray:
+        """Sampled latents (b, B', T', c), unnormalised, of segment k whose frames `known` (b, T)
+        bool show the poses known_keypoints (b, T, K, 2) pixels, known_confidence (b, T, K), to
+        (b, T, D) normalised music."""
         latent_bins, latent_frames, channels = self.model_config.latent_bins, \
             self.model_config.latent_frames, self.model_config.latent_channels
         noise = np.stack([_noise(request.seed, song.digest, sample, k,
                                  (latent_bins, latent_frames, channels))
                           for song, sample in request.jobs])
-        mask = np.broadcast_to(np.asarray(reference_mask(n, latent_bins, latent_frames,
-                                                         self.stride)),
-                               (len(request.jobs), latent_bins, latent_frames, self.stride))
+        mask = np.asarray(reference_mask(known, latent_bins, self.stride))
         reference = np.zeros_like(noise)  # the no-reference ablation's DiT ignores it
         if self.model_config.reference:
-            images = reference_images(known, known_confidence, request.shape_keypoints,
+            images = reference_images(known_keypoints, known_confidence, request.shape_keypoints,
                                       request.shape_confidence, request.width, request.height,
-                                      n, bins=self.config.pose.bins)
+                                      known, bins=self.config.pose.bins)
             reference = (np.asarray(self.autoencoder.encode(images)) - self.shift) * self.scale
         latents = _sample_latents(self.graphdef, self.state, noise, reference, mask, music,
                                   num_steps=request.steps, sampler=request.sampler,
@@ -458,6 +506,12 @@ def define_flags() -> None:
     flags.DEFINE_string("openpose-dir", None, "Folder for one OpenPose JSON per frame.")
     flags.DEFINE_string("reference", None, "The dancer: one pose (OpenPose JSON, npz, or JSON "
                         "list), pixels of the output frame.")
+    flags.DEFINE_string("keyframes", None, "JSON list of {\"time\": seconds of the dance, "
+                        "\"pose\": ...}: poses the dance passes through "
+                        "(hotdance_jax/choreography.py).")
+    flags.DEFINE_string("continue", None, "A dance npz of this command to continue: the output "
+                        "starts with it unchanged and goes on for --seconds more of its music, or "
+                        "of --music from --start.")
     flags.DEFINE_float("seconds", None, "Seconds of music to dance to (> 0); default the whole "
                        "song.")
     flags.register_validator("seconds", lambda v: v is None or v > 0, "must be > 0 seconds")
@@ -496,7 +550,63 @@ def music_files() -> list[Path]:
 
 def dance_name(dance: Dance, num_samples: int) -> str:
     """SONG, or SONG_sampleN when several samples are drawn per song."""
-    return dance.song.path.stem + (f"_sample{dance.sample}" if num_samples > 1 else "")
+    song = dance.song.path.stem if dance.song.path else Path(flag("continue")).stem + "_continued"
+    return song + (f"_sample{dance.sample}" if num_samples > 1 else "")
+
+
+@dataclasses.dataclass
+class Choreography:
+    """What the command dances: songs, the dancer's shape pose (None: the run's mean dancer),
+    the dance to continue and the keyframes."""
+
+    songs: list[Song]
+    dancer: tuple[np.ndarray, np.ndarray] | None
+    opening: Opening | None
+    keyframes: Sequence[Keyframe]
+
+
+def read_choreography(config: ml_collections.ConfigDict) -> Choreography:
+    """The command's songs, reference, --continue and --keyframes, each checked (InputError)."""
+    fps = config.pose.fps
+    dancer = read_dancer(Path(flag("reference")), config) if flag("reference") else None
+    if flag("continue") and not flag("seconds"):
+        raise InputError("--continue needs --seconds S: how much longer to dance")
+    if flag("continue") and flag("music-dir"):
+        raise InputError("--continue takes one song (--music), not --music-dir")
+    opening = read_opening(Path(flag("continue")), fps) if flag("continue") else None
+    if opening is not None:
+        songs = [continued_song(opening, config, fps)]
+        dancer = dancer if dancer is not None else shape_pose(opening.keypoints,
+                                                              opening.confidence)
+    else:
+        songs = [load_song(p, config, fps, flag("start"), flag("seconds"))
+                 for p in music_files()]
+    keyframes = (read_keyframes(Path(flag("keyframes")), min(s.frames for s in songs) / fps, fps)
+                 if flag("keyframes") else ())
+    return Choreography(songs, dancer, opening, keyframes)
+
+
+def write_dance(dance: Dance, name: str, many: bool) -> list[str]:
+    """The dance's npz (and joined music), OpenPose folder and video as the flags ask; returns
+    what was written."""
+    npz = Path(flag("out")) / f"{name}.npz" if many else Path(flag("out"))
+    if dance.song.path is None:  # music joined for a continuation: written beside the npz
+        save_wav(npz.with_suffix(".wav"), dance.song.audio, dance.song.sample_rate)
+        dance = dataclasses.replace(dance, song=dataclasses.replace(
+            dance.song, path=npz.with_suffix(".wav"), start=0.0))
+    save_dance(npz, dance)
+    written = [str(npz)]
+    if flag("openpose-dir"):
+        folder = Path(flag("openpose-dir")) / (name if many else "")
+        save_openpose(folder, dance, name)
+        written.append(f"{folder}/")
+    if flag("video"):
+        video = Path(flag("video")) / f"{name}.mp4" if many else Path(flag("video"))
+        render.save_video(video, dance.keypoints, dance.confidence, dance.fps, dance.width,
+                          dance.height, dance.song.beats, dance.song.audio,
+                          dance.song.sample_rate)
+        written.append(str(video))
+    return written
 
 
 def main(argv: list[str]) -> None:
@@ -508,41 +618,28 @@ def main(argv: list[str]) -> None:
         raise InputError("--out is required (FILE.npz, or a folder for several dances)")
     checkpoint = run_path(flag("checkpoint")) if flag("checkpoint") else None
     workdir = run_path(flag("workdir")) if flag("workdir") else checkpoint.parent.parent
-    files, num_samples = music_files(), flag("num-samples")
+    num_samples = flag("num-samples")
     start = time.perf_counter()
     # The inputs first (the run's config is one small file), then the model: a bad song or
     # reference is refused in seconds.
     config = read_run_config(workdir)
-    fps = config.pose.fps
-    if flag("fps") is not None and abs(flag("fps") - fps) > 1e-6:
-        raise InputError(f"--fps {flag('fps'):g}: the run was trained at {fps:g} fps")
-    dancer = read_dancer(Path(flag("reference")), config) if flag("reference") else None
-    songs = [load_song(p, config, fps, flag("start"), flag("seconds")) for p in files]
+    if flag("fps") is not None and abs(flag("fps") - config.pose.fps) > 1e-6:
+        raise InputError(f"--fps {flag('fps'):g}: the run was trained at {config.pose.fps:g} fps")
+    given = read_choreography(config)
     generator = DanceGenerator.load(workdir, checkpoint, flag("vae-weights"), config)
-    frame = generator.info["mean_dancer"]["frame"]
+    frame = ((given.opening.width, given.opening.height) if given.opening
+             else generator.info["mean_dancer"]["frame"])
     width, height = flag("width") or frame[0], flag("height") or frame[1]
-    shape = dancer if dancer is not None else generator.mean_dancer(width, height)
-    dances = generator.generate(songs, shape, width=width, height=height,
+    shape = given.dancer if given.dancer is not None else generator.mean_dancer(width, height)
+    dances = generator.generate(given.songs, shape, width=width, height=height,
                                 num_samples=num_samples, seed=flag("seed"), steps=flag("steps"),
-                                sampler=flag("sampler"), guidance=flag("guidance"))
-    many = len(dances) > 1
+                                sampler=flag("sampler"), guidance=flag("guidance"),
+                                keyframes=given.keyframes, opening=given.opening)
     for dance in dances:
-        name = dance_name(dance, num_samples)
-        npz = Path(flag("out")) / f"{name}.npz" if many else Path(flag("out"))
-        save_dance(npz, dance)
-        written = [str(npz)]
-        if flag("openpose-dir"):
-            folder = Path(flag("openpose-dir")) / (name if many else "")
-            save_openpose(folder, dance, name)
-            written.append(f"{folder}/")
-        if flag("video"):
-            video = Path(flag("video")) / f"{name}.mp4" if many else Path(flag("video"))
-            render.save_video(video, dance.keypoints, dance.confidence, dance.fps, dance.width,
-                              dance.height, dance.song.beats, dance.song.audio,
-                              dance.song.sample_rate)
-            written.append(str(video))
+        written = write_dance(dance, dance_name(dance, num_samples), len(dances) > 1)
         frames = dance.keypoints.shape[0]
-        print(f"{dance.song.path.name}: {frames / dance.fps:.1f} s dance ({frames} frames at "
+        music = dance.song.path.name if dance.song.path else "joined music"
+        print(f"{music}: {frames / dance.fps:.1f} s dance ({frames} frames at "
               f"{dance.fps:g} fps), music {dance.song.bpm:.1f} BPM -> {', '.join(written)}")
     print(f"{len(dances)} dance(s) from step {generator.step} of {workdir} in "
           f"{time.perf_counter() - start:.1f} s")

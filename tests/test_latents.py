@@ -13,7 +13,7 @@ import pytest
 
 from data_pipeline import build, latents, loader, precompute, segments
 from hotdance_jax.errors import InputError
-from hotdance_jax.pose import flip_horizontal, onehot, reference_pose
+from hotdance_jax.pose import flip_horizontal, onehot, prefix_frames, reference_pose
 from tests.conftest import LATENT_CHANNELS, latent_config
 from tests.test_build import REPO, build_real_aistpp, tiny_config
 
@@ -27,6 +27,35 @@ def encode_poses(autoencoder, keypoints, confidence, record, bins):
 def assert_stored(stored, expected):
     """float16 storage: equal within its rounding."""
     np.testing.assert_allclose(stored.astype(np.float32), expected, rtol=2e-3, atol=1e-4)
+
+
+def test_keyframe_patterns_are_encoded_as_more_references(cache, tmp_path):
+    """With config.latents.keyframe_patterns = 2: 2 random patterns of each kind per record,
+    the same for the same record whenever the cache is made, each encoded as a reference."""
+    root, config, autoencoder, _ = cache
+    config = config.copy_and_resolve_references()
+    config.latents.keyframe_patterns = 2
+    manifest = precompute.precompute(root / "segments", autoencoder, tmp_path / "a", config)
+    assert manifest["settings"]["keyframe_patterns"] == 2
+    store = latents.LatentStore(tmp_path / "a")
+    frames = len(config.latents.reference_frames)
+    record = store[3]
+    known = record["keyframe_known"]
+    assert known.shape == (4, 64)
+    assert known.dtype == bool
+    assert record["references"].shape == (frames + 4, 8, 8, LATENT_CHANNELS)
+    segment = segments.SegmentStore(root / "segments")[3]
+    poses = [segment[k] for k in ("keypoints", "confidence", "shape_keypoints",
+                                  "shape_confidence")]
+    for j in range(4):
+        assert 0 < known[j].sum() < 64
+        expected = encode_poses(autoencoder, *reference_pose(*poses, known[j]), record, 64)
+        assert_stored(record["references"][frames + j], expected)
+    assert not np.array_equal(known, store[4]["keyframe_known"])  # drawn per record
+    precompute.precompute(root / "segments", autoencoder, tmp_path / "b", config)
+    np.testing.assert_array_equal(latents.LatentStore(tmp_path / "b")[3]["keyframe_known"],
+                                  known)
+    assert "keyframe_known" not in latents.LatentStore(root / "latents")[3]  # prefixes only
 
 
 def test_records_equal_encoding_by_hand(cache):
@@ -55,7 +84,8 @@ def test_records_equal_encoding_by_hand(cache):
         np.testing.assert_array_equal(record["keypoints"], poses[0])
         assert_stored(record["latent"], encode_poses(autoencoder, *poses[:2], record, 64))
         for n, reference in zip(frames, record["references"], strict=True):
-            expected = encode_poses(autoencoder, *reference_pose(*poses, n), record, 64)
+            known = prefix_frames(n, len(poses[0]))
+            expected = encode_poses(autoencoder, *reference_pose(*poses, known), record, 64)
             assert_stored(reference, expected)
     assert not np.allclose(store[1]["latent"], store[9]["latent"])
     val = latents.LatentStore(root / "latents", "val")[0]

@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from data_pipeline import latents, loader
+from data_pipeline import latents, loader, precompute
 from hotdance_jax.errors import InputError
-from hotdance_jax.pose import reference_mask
+from hotdance_jax.pose import prefix_frames, reference_mask
 from tests.conftest import LATENT_CHANNELS
 
 
@@ -60,11 +60,11 @@ def test_batches_hold_the_drawn_reference_and_its_mask(cache):
     np.testing.assert_array_equal(batches[1]["example"], [4, 5, 6, 7])  # stream positions
     store = latents.LatentStore(root / "latents")
     frames = list(config.latents.reference_frames)
-    transform = loader.Conditioning(store.manifest, 0.5)
+    transform = loader.Conditioning(store.manifest, config.latents)
     for batch in batches[:4]:
         for i, index in enumerate(record_indices(batch, store)):
             n = int(batch["num_reference_frames"][i])
-            np.testing.assert_array_equal(batch["mask"][i], reference_mask(n, 8, 8, 8))
+            np.testing.assert_array_equal(batch["mask"][i], reference_mask(prefix_frames(n, 64), 8))
             expected = transform.normalise(store[index]["references"][frames.index(n)])
             np.testing.assert_array_equal(batch["reference"][i], expected)
             music = (store[index]["music"] - transform.music_shift) * transform.music_scale
@@ -72,6 +72,44 @@ def test_batches_hold_the_drawn_reference_and_its_mask(cache):
     drawn = np.concatenate([b["num_reference_frames"] for b in batches])
     assert 0.35 < (drawn == 0).mean() < 0.65  # p_shape_only = 0.5 over 160 draws
     assert set(drawn.tolist()) == set(frames)
+
+
+@pytest.fixture(scope="module")
+def keyframe_cache(tmp_path_factory, cache):
+    """The session cache's segments encoded again with 2 random patterns of each kind."""
+    root = tmp_path_factory.mktemp("keyframes")
+    config = config_of(cache, keyframe_patterns=2)
+    precompute.precompute(cache[0] / "segments", cache[2], root / "latents", config)
+    return root, config
+
+
+def test_keyframe_patterns_are_drawn_with_their_probabilities(keyframe_cache):
+    root, config = keyframe_cache
+    config = config_of((root, config), p_keyframes=0.25, p_spans=0.25)
+    batches = take(iter(loader.train_dataset(root / "latents", config, batch_size=4)), 40)
+    store = latents.LatentStore(root / "latents")
+    transform = loader.Conditioning(store.manifest, config.latents)
+    frames = len(config.latents.reference_frames)
+    for batch in batches[:6]:
+        for i, index in enumerate(record_indices(batch, store)):
+            record = store[index]
+            if batch["num_reference_frames"][i] >= 0:
+                continue
+            # which of the record's 4 patterns: the one whose mask this is
+            masks = reference_mask(record["keyframe_known"], 8)
+            [j] = [j for j in range(4) if np.array_equal(masks[j], batch["mask"][i])]
+            expected = transform.normalise(record["references"][frames + j])
+            np.testing.assert_array_equal(batch["reference"][i], expected)
+    drawn = np.concatenate([b["num_reference_frames"] for b in batches])
+    assert 0.35 < (drawn == -1).mean() < 0.65  # p_keyframes + p_spans = 0.5 over 160 draws
+    prefix_only = take(iter(loader.train_dataset(root / "latents", keyframe_cache[1], 4)), 10)
+    assert (np.concatenate([b["num_reference_frames"] for b in prefix_only]) >= 0).all()
+
+
+def test_keyframe_draws_need_a_cache_with_patterns(cache):
+    config = config_of(cache, p_keyframes=0.5)
+    with pytest.raises(InputError, match="the cache has no keyframe patterns"):
+        loader.train_dataset(cache[0] / "latents", config, batch_size=4)
 
 
 def test_n_probabilities():

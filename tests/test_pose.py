@@ -22,6 +22,7 @@ from hotdance_jax.pose import (
     decode,
     encode,
     flip_horizontal,
+    prefix_frames,
     reference_mask,
     reference_pose,
     smooth,
@@ -402,13 +403,13 @@ def mask_by_design(n, bins, frames, stride=8):
 
 @pytest.mark.parametrize("n", [0, 8, 16, 13, 5, 31, 32, 40, 1000])
 def test_reference_mask_matches_design(n):
-    mask = np.asarray(reference_mask(n, latent_bins=6, latent_frames=4))
+    mask = np.asarray(reference_mask(prefix_frames(n, 32), latent_bins=6))
     assert mask.shape == (6, 4, 8)
     np.testing.assert_array_equal(np.moveaxis(mask, -1, 0), mask_by_design(n, 6, 4))
 
 
-def test_reference_mask_by_hand_and_traced_n():
-    mask = np.asarray(jax.jit(lambda n: reference_mask(n, 1, 3))(10))[0]  # (T'=3, 8)
+def test_reference_mask_by_hand():
+    mask = reference_mask(prefix_frames(10, 24), 1)[0]  # (T'=3, 8)
     expected = np.zeros((3, 8))
     expected[0] = 1  # frames 0-7
     expected[1, :2] = 1  # frames 8, 9
@@ -421,9 +422,24 @@ def test_reference_pose_switches_to_shape_after_n_frames():
     conf = np.full((5, 2), 0.9, np.float32)
     shape_kp = np.array([[-1.0, -2.0], [-3.0, -4.0]], np.float32)
     shape_conf = np.array([1.0, 0.0], np.float32)
-    ref_kp, ref_conf = reference_pose(kp, conf, shape_kp, shape_conf, 2)
+    ref_kp, ref_conf = reference_pose(kp, conf, shape_kp, shape_conf, prefix_frames(2, 5))
     np.testing.assert_array_equal(ref_kp[:2], kp[:2])
     np.testing.assert_array_equal(ref_kp[2:], np.broadcast_to(shape_kp, (3, 2, 2)))
     np.testing.assert_array_equal(ref_conf, np.float32([[0.9, 0.9]] * 2 + [[1.0, 0.0]] * 3))
-    all_real, _ = reference_pose(kp, conf, shape_kp, shape_conf, 99)
+    all_real, _ = reference_pose(kp, conf, shape_kp, shape_conf, prefix_frames(99, 5))
     np.testing.assert_array_equal(all_real, kp)
+
+
+def test_keyframes_are_the_known_frames_of_mask_and_pose():
+    known = np.zeros((2, 16), bool)
+    known[0, [3, 12]] = True  # two keyframes
+    known[1, :5] = True  # a prefix
+    mask = np.asarray(reference_mask(known, latent_bins=3))  # (2, 3, T'=2, 8)
+    assert mask.shape == (2, 3, 2, 8)
+    np.testing.assert_array_equal(mask[0, 1], [[0, 0, 0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 0, 0, 0]])
+    np.testing.assert_array_equal(mask[1, 0].ravel(), prefix_frames(5, 16))
+    kp = np.arange(16 * 2 * 2, dtype=np.float32).reshape(16, 2, 2)
+    conf = np.ones((16, 2), np.float32)
+    ref_kp = np.asarray(reference_pose(kp, conf, np.zeros((2, 2)), np.ones(2), known[0])[0])
+    np.testing.assert_array_equal(ref_kp[[3, 12]], kp[[3, 12]])
+    assert not ref_kp[np.setdiff1d(np.arange(16), [3, 12])].any()

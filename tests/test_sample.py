@@ -15,6 +15,7 @@ import soundfile
 from data_pipeline import build, precompute
 from data_pipeline.sources.synthetic import synthesize_performance
 from hotdance_jax import dit_run, evaluate, sample, train
+from hotdance_jax.choreography import Keyframe, Opening
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import save_wav
 from hotdance_jax.vae import load_autoencoder
@@ -149,28 +150,79 @@ def test_the_command_writes_npz_openpose_json_and_video(run, tmp_path):
     assert sum(1 for _ in reader) == 180
 
 
-def test_references_in_every_format(tmp_path):
-    keypoints = np.arange(36, dtype=np.float32).reshape(18, 2) + 10
-    confidence = np.ones(18, np.float32)
-    confidence[3] = 0
-    flat = np.concatenate([keypoints, confidence[:, None]], 1).ravel().tolist()
-    (tmp_path / "op.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": flat}]}))
-    (tmp_path / "list.json").write_text(json.dumps(keypoints.tolist()))
-    np.savez(tmp_path / "pose.npz", keypoints=keypoints[None], confidence=confidence[None])
-    for name in ("op.json", "pose.npz"):
-        got_keypoints, got_confidence = sample.read_reference(tmp_path / name)
-        np.testing.assert_array_equal(got_keypoints, keypoints)
-        np.testing.assert_array_equal(got_confidence, confidence)
-    np.testing.assert_array_equal(sample.read_reference(tmp_path / "list.json")[1], 1.0)
-    body25 = np.concatenate([np.zeros((25, 2)) + 50, np.ones((25, 1))], 1)
-    (tmp_path / "body25.json").write_text(json.dumps(body25.tolist()))
-    assert sample.read_reference(tmp_path / "body25.json")[0].shape == (18, 2)
-    (tmp_path / "bad.json").write_text(json.dumps(keypoints[:17].tolist()))
-    with pytest.raises(InputError, match=r"bad\.json: 17 keypoints; expected 18"):
-        sample.read_reference(tmp_path / "bad.json")
-    (tmp_path / "junk.json").write_text("{")
-    with pytest.raises(InputError, match=r"junk\.json: not a readable pose"):
-        sample.read_reference(tmp_path / "junk.json")
+def test_keyframes_and_an_opening_are_the_known_frames_of_their_segments(generator, tmp_path,
+                                                                         monkeypatch):
+    """Segment by segment, the sampler's reference: the opening's last 16 frames, then the
+    previous segment's, and every keyframe in each segment that holds it, at its frame."""
+    song = sample.load_song(song_file(tmp_path / "song.wav", 6.0), generator.config, 30.0)
+    calls = []
+
+    def spy(request, k, known_keypoints, known_confidence, known, music):
+        calls.append((known.copy(), known_keypoints.copy()))
+        dit = generator.model_config
+        return np.zeros((len(known), dit.latent_bins, dit.latent_frames, dit.latent_channels),
+                        np.float32)
+
+    monkeypatch.setattr(generator, "_segment", spy)
+    pose = generator.mean_dancer(512, 512)
+    opening = Opening(np.full((40, 18, 2), 7.0, np.float32), np.ones((40, 18), np.float32),
+                      512, 512, song.path, 0.0)
+    keyframes = [Keyframe(2.0, np.full((18, 2), 3.0, np.float32), np.ones(18, np.float32)),
+                 Keyframe(5.5, np.full((18, 2), 4.0, np.float32), np.ones(18, np.float32))]
+    [dance] = generator.generate([song], pose, width=512, height=512, steps=1,
+                                 keyframes=keyframes, opening=opening)
+    hop = generator.frames - sample.OVERLAP
+    begins = [24 + k * hop for k in range(len(calls))]  # 16 frames before the opening ends
+    assert begins[-1] + generator.frames >= 180 > begins[-1]
+    for begin, (known, known_keypoints) in zip(begins, calls, strict=True):
+        expected = np.zeros(generator.frames, bool)
+        expected[:16] = True
+        for frame, value in ((60, 3.0), (165, 4.0)):  # 2.0 s and 5.5 s at 30 fps
+            if begin + 16 <= frame < begin + generator.frames:
+                expected[frame - begin] = True
+                assert (known_keypoints[0, frame - begin] == value).all()
+        np.testing.assert_array_equal(known[0], expected)
+    np.testing.assert_array_equal(calls[0][1][0, :16], 7.0)  # the opening's last 16 frames
+    np.testing.assert_array_equal(dance.keypoints[:40], 7.0)  # the opening, kept as it is
+    assert dance.keypoints.shape == (180, 18, 2)
+
+
+def test_the_command_continues_a_dance_to_another_song_through_a_keyframe(run, generator,
+                                                                        tmp_path):
+    first = sample.load_song(song_file(tmp_path / "first.wav", 2.0), generator.config, 30.0)
+    width, height = generator.info["mean_dancer"]["frame"]
+    [dance] = generator.generate([first], generator.mean_dancer(width, height), width=width,
+                                 height=height, steps=STEPS)
+    sample.save_dance(tmp_path / "first.npz", dance)
+    pose = np.nan_to_num(dance.keypoints[30]).tolist()
+    (tmp_path / "keys.json").write_text(json.dumps([{"time": 3.0, "pose": pose}]))
+    result = run_command("--workdir", run[0] / "run", "--continue", tmp_path / "first.npz",
+                         "--music", song_file(tmp_path / "next.wav", 4.0, seed=3), "--seconds", 2,
+                         "--keyframes", tmp_path / "keys.json", "--steps", STEPS, "--out",
+                         tmp_path / "longer.npz")
+    assert result.returncode == 0, result.stderr[-2000:]
+    with np.load(tmp_path / "longer.npz") as longer:
+        assert longer["keypoints"].shape == (120, 18, 2)  # 2 s danced + 2 s more
+        np.testing.assert_array_equal(longer["keypoints"][:60], dance.keypoints)
+        assert str(longer["music_path"]) == str(tmp_path / "longer.wav")
+        assert float(longer["music_offset"]) == 0.0
+    audio, rate = soundfile.read(tmp_path / "longer.wav")
+    assert abs(len(audio) / rate - 4.0) < 0.05  # the first song's 2 s, then the next's 2 s
+
+
+def test_the_keyframe_bench_scores_dances_with_and_without_keyframes(run):
+    result = subprocess.run(
+        [sys.executable, "bench/keyframes.py", "--workdir", str(run[0] / "run"), "--segments",
+         str(run[0] / "segments"), "--seconds", "4", "--every", "1", "--sampling-steps", "2"],
+        cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| with")]
+    assert len(rows) == 2  # with the keyframes, without
+    for row in rows:
+        numbers = [float(x) for cell in row.split("|")[2:5] for x in cell.split("/")]
+        assert np.isfinite(numbers).all()
+        assert numbers[0] <= numbers[1]  # the median error at most the 95th percentile
 
 
 def run_command(*args, cwd=REPO):
@@ -200,6 +252,7 @@ def test_bad_input_gives_one_line_errors_and_writes_nothing(run, tmp_path):
         "--num-samples=0": ["--workdir", workdir, "--music", song, "--num-samples", 0],
         "--start=-1": ["--workdir", workdir, "--music", song, "--start", -1],
     }
+    cases["--continue needs --seconds"] = ["--workdir", workdir, "--continue", song]
     cases["no audio samples from offset 500 s"] = ["--workdir", workdir, "--music", song,
                                                     "--start", 500]
     for message, args in [*cases.items(), *flag_cases.items()]:

@@ -18,12 +18,15 @@ def mean_keypoint_speed(keypoints: np.ndarray, confidence: np.ndarray, fps: floa
     return np.concatenate([speed[:1], speed])
 
 
-def jitter(positions: np.ndarray, visible: np.ndarray, fps: float) -> float:
+def jitter(positions: np.ndarray, visible: np.ndarray, fps: float,
+           frames: np.ndarray | None = None) -> float:
     """Mean |acceleration| (L/s^2) over every keypoint and frame t of (T, K, 2) positions where
-    the keypoint is seen in frames t-1, t and t+1 (the second difference times fps^2); NaN when
-    there is none."""
+    the keypoint is seen in frames t-1, t and t+1 (the second difference times fps^2), and
+    `frames` (T,) bool holds t when given; NaN when there is none."""
     acceleration = np.linalg.norm(np.diff(positions, 2, axis=0), axis=-1) * fps**2
     seen = visible[2:] & visible[1:-1] & visible[:-2]
+    if frames is not None:
+        seen = seen & frames[1:-1, None]
     return float(acceleration[seen].mean()) if seen.any() else float("nan")
 
 

@@ -2,7 +2,14 @@
 reference-pose conditioning."""
 
 from hotdance_jax.pose.onehot import decode, decode_settings, encode, jit_decode
-from hotdance_jax.pose.reference import reference_images, reference_mask, reference_pose
+from hotdance_jax.pose.reference import (
+    KEYFRAME_KINDS,
+    prefix_frames,
+    random_known_frames,
+    reference_images,
+    reference_mask,
+    reference_pose,
+)
 from hotdance_jax.pose.skeletons import (
     BODY_25,
     COCO_17,
@@ -19,6 +26,7 @@ __all__ = [
     "BODY_25",
     "COCO_17",
     "DWM_23",
+    "KEYFRAME_KINDS",
     "OPENPOSE_18",
     "SKELETONS",
     "Skeleton",
@@ -28,6 +36,8 @@ __all__ = [
     "encode",
     "flip_horizontal",
     "jit_decode",
+    "prefix_frames",
+    "random_known_frames",
     "reference_images",
     "reference_mask",
     "reference_pose",

@@ -1,10 +1,11 @@
 """Reference-pose conditioning (docs/design.md section 1): reference frames and the phase mask.
 
-With N pose-aware reference frames, frames t < N of the reference carry the real pose (the model
-continues from them) and frames t >= N carry the dancer's shape pose (a neutral pose with their limb
-lengths and on-screen scale). The mask tells the model which frames are which at the resolution of
-the latent: one channel per phase p of the `stride` frames inside a latent column j, set where
-frame stride * j + p < N. That is q = N // stride full columns, plus phases 0..r-1 of column q when
+The known frames of the reference carry the real pose (the model continues from them, or passes
+through them) and the other frames carry the dancer's shape pose (a neutral pose with their limb
+lengths and on-screen scale). The paper's known frames are the first N (`prefix_frames`): t < N.
+The mask tells the model which frames are which at the resolution of the latent: one channel per
+phase p of the `stride` frames inside a latent column j, set where frame stride * j + p is known.
+For the first N that is q = N // stride full columns, plus phases 0..r-1 of column q when
 r = N % stride > 0; N >= T sets every entry.
 """
 
@@ -14,22 +15,41 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from hotdance_jax.pose.onehot import encode
 
 
-def reference_mask(
-    num_reference_frames: jax.Array | int, latent_bins: int, latent_frames: int, stride: int = 8
-) -> jax.Array:
-    """(latent_bins, latent_frames, stride) float32 mask, channels last (the M of docs/design.md,
-    transposed).
+def prefix_frames(num_reference_frames: int, frames: int) -> np.ndarray:
+    """(frames,) bool: the paper's reference, its first N frames known (all when N >= frames)."""
+    return np.arange(frames) < num_reference_frames
 
-    `num_reference_frames` may be a traced scalar (drawn per example inside a jitted step).
-    """
-    column = jnp.arange(latent_frames)[:, None]
-    phase = jnp.arange(stride)[None, :]
-    on = (stride * column + phase < num_reference_frames).astype(jnp.float32)  # (T', stride)
-    return jnp.broadcast_to(on, (latent_bins, latent_frames, stride))
+
+def reference_mask(known: np.ndarray, latent_bins: int, stride: int = 8) -> np.ndarray:
+    """(..., latent_bins, T / stride, stride) float32 mask, channels last (the M of
+    docs/design.md, transposed), of the frames `known` (..., T) bool: phase p of latent column j
+    is set where frame stride * j + p is known. NumPy, so loader workers build it without JAX."""
+    on = np.asarray(known, np.float32)
+    on = on.reshape(*on.shape[:-1], on.shape[-1] // stride, stride)  # (..., T', stride)
+    return np.broadcast_to(on[..., None, :, :], (*on.shape[:-2], latent_bins, *on.shape[-2:]))
+
+
+KEYFRAME_KINDS = ("keyframes", "spans")  # the training patterns beyond the paper's prefixes
+
+
+def random_known_frames(rng: np.random.Generator, frames: int, kind: str,
+                        prefix: int = 16) -> np.ndarray:
+    """(frames,) bool, a training pattern of known frames beyond the paper's prefixes: kind
+    "keyframes", 1 to 4 isolated frames, or "spans", 1 or 2 runs of 2 to 16 frames, each after a
+    `prefix`-frame prefix half the time (a continuation that also passes through them)."""
+    known = np.zeros(frames, bool)
+    known[:prefix] = rng.random() < 0.5
+    count = rng.integers(1, 5) if kind == "keyframes" else rng.integers(1, 3)
+    for _ in range(count):
+        length = 1 if kind == "keyframes" else int(rng.integers(2, 17))
+        start = int(rng.integers(0, frames - length + 1))
+        known[start:start + length] = True
+    return known
 
 
 def reference_pose(
@@ -37,20 +57,21 @@ def reference_pose(
     confidence: jax.Array,
     shape_keypoints: jax.Array,
     shape_confidence: jax.Array,
-    num_reference_frames: jax.Array | int,
+    known: jax.Array,
 ) -> tuple[jax.Array, jax.Array]:
-    """The reference pose sequence for N pose-aware frames.
+    """The reference pose sequence: the real pose at the known frames, the shape pose elsewhere.
 
     Args:
-      keypoints: (T, K, 2) pixels, the real (or previously generated) poses.
+      keypoints: (T, K, 2) pixels, the real (or previously generated, or keyframe) poses.
       confidence: (T, K).
       shape_keypoints: (K, 2) pixels, the dancer's neutral shape pose.
       shape_confidence: (K,).
-      num_reference_frames: N; frames t < N keep the real pose, the rest show the shape pose.
+      known: (T,) bool, the frames whose real pose the model is given (prefix_frames(N, T) for
+        the paper's first N).
     Returns:
       keypoints (T, K, 2) and confidence (T, K), ready for `onehot.encode`.
     """
-    real = (jnp.arange(keypoints.shape[0]) < num_reference_frames)[:, None]  # (T, 1)
+    real = jnp.asarray(known, bool)[:, None]  # (T, 1)
     ref_confidence = jnp.where(real, confidence, shape_confidence[None, :])
     ref_keypoints = jnp.where(real[..., None], keypoints, shape_keypoints[None, :, :])
     return ref_keypoints, ref_confidence
@@ -58,11 +79,10 @@ def reference_pose(
 
 @functools.partial(jax.jit, static_argnames="bins")
 def reference_images(keypoints, confidence, shape_keypoints, shape_confidence, width, height,
-                     num_reference_frames, *, bins):
-    """(b, B, T, 2K) one-hot images of the reference poses with N = num_reference_frames real
-    frames (all of them when N >= T), for batched fields: keypoints (b, T, K, 2) pixels,
-    confidence (b, T, K), shape_keypoints (b, K, 2), shape_confidence (b, K), width and height
-    (b,) or scalars, pixels."""
-    poses = jax.vmap(reference_pose, in_axes=(0, 0, 0, 0, None))(
-        keypoints, confidence, shape_keypoints, shape_confidence, num_reference_frames)
+                     known, *, bins):
+    """(b, B, T, 2K) one-hot images of the reference poses for batched fields: keypoints
+    (b, T, K, 2) pixels, confidence (b, T, K), shape_keypoints (b, K, 2), shape_confidence
+    (b, K), known (b, T) bool (reference_pose), width and height (b,) or scalars, pixels."""
+    poses = jax.vmap(reference_pose)(keypoints, confidence, shape_keypoints, shape_confidence,
+                                     known)
     return encode(*poses, width, height, bins)

@@ -1,0 +1,163 @@
+"""Poses a user gives the sampler: the dancer's reference pose, keyframes, and a dance to continue.
+
+A pose is 18 OpenPose keypoints (or 25 BODY_25 ones, converted) in pixels of the output frame, in
+any of: an OpenPose JSON file or person (`pose_keypoints_2d`), a JSON list of [x, y] or
+[x, y, c], or an npz with `keypoints` and `confidence` (a frame of it for a whole dance).
+
+Keyframes (`python -m hotdance_jax.sample ... --keyframes FILE`) are a JSON list of
+{"time": seconds from the start of the dance, "pose": a pose}, the pose given inline (an OpenPose
+person or a list) or as a file name relative to the JSON file ("frame": which frame of an npz
+dance, default 0). A dance to continue (`--continue DANCE.npz`) is an npz the sampler wrote.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+
+from hotdance_jax.errors import InputError
+from hotdance_jax.pose import OPENPOSE_18, to_openpose18
+
+
+@dataclasses.dataclass(frozen=True)
+class Keyframe:
+    """A pose the dance passes through: `time` seconds from the start of the dance, keypoints
+    (18, 2) pixels of the output frame, confidence (18,)."""
+
+    time: float
+    keypoints: np.ndarray
+    confidence: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class Opening:
+    """A dance to continue: keypoints (P, 18, 2) pixels (NaN where invisible), confidence (P, 18),
+    its frame size, and the music it was danced to (`music_path` from `music_offset` seconds)."""
+
+    keypoints: np.ndarray
+    confidence: np.ndarray
+    width: int
+    height: int
+    music_path: Path
+    music_offset: float
+
+
+def read_reference(path: Path, frame: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One pose from a file: (18, 2) pixels and (18,) confidence; `frame` picks one of an npz
+    dance's frames (default 0)."""
+    try:
+        if path.suffix == ".npz":
+            with np.load(path) as data:
+                keypoints = np.asarray(data["keypoints"], np.float32)
+                confidence = (np.asarray(data["confidence"], np.float32) if "confidence" in data
+                              else np.ones(keypoints.shape[:-1], np.float32))
+            if keypoints.ndim == 3:  # a dance: one of its frames
+                keypoints, confidence = keypoints[frame or 0], confidence[frame or 0]
+            keypoints, confidence = keypoints.reshape(-1, 2), confidence.reshape(-1)
+        else:
+            keypoints, confidence = _pose_values(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such pose file") from None
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+        raise InputError(f"{path}: not a readable pose ({type(e).__name__}: {e})") from None
+    return checked_pose(keypoints, confidence, str(path))
+
+
+def _pose_values(data) -> tuple[np.ndarray, np.ndarray]:
+    """(J, 2) keypoints and (J,) confidence of a parsed OpenPose JSON file or person, or a list of
+    [x, y(, c)] (a flat list is read as [x, y, c] triples)."""
+    if isinstance(data, dict):
+        data = data["people"][0] if "people" in data else data
+        data = data["pose_keypoints_2d"]
+    values = np.asarray(data, np.float32)
+    if values.ndim == 1:
+        values = values.reshape(-1, 3)
+    confidence = values[:, 2] if values.shape[1] > 2 else np.ones(len(values), np.float32)
+    return values[:, :2], confidence
+
+
+def checked_pose(keypoints: np.ndarray, confidence: np.ndarray, where: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(J, 2), (J,) -> OpenPose-18 (18, 2) pixels and (18,) confidence (0 where not finite);
+    InputError naming `where` for another number of keypoints or fewer than 2 visible."""
+    if len(keypoints) == 25:
+        keypoints, confidence = to_openpose18(keypoints[None], confidence[None], "body25")
+        keypoints, confidence = keypoints[0], confidence[0]
+    elif len(keypoints) != OPENPOSE_18.num_joints:
+        raise InputError(f"{where}: {len(keypoints)} keypoints; expected 18 (OpenPose) or 25 "
+                         "(BODY_25)")
+    confidence = np.where(np.isfinite(keypoints).all(-1), confidence, 0.0).astype(np.float32)
+    if (confidence > 0).sum() < 2:
+        raise InputError(f"{where}: fewer than 2 visible keypoints")
+    return keypoints.astype(np.float32), confidence
+
+
+def read_keyframes(path: Path, seconds: float, fps: float) -> list[Keyframe]:
+    """The keyframes of a JSON file (module docstring), sorted by time, for a dance of `seconds`
+    at `fps`; InputError naming the file and entry for a time outside the dance, a bad pose, or
+    two different poses on one frame."""
+    try:
+        entries = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such keyframes file") from None
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: not a JSON list of keyframes ({e})") from None
+    if not isinstance(entries, list) or not entries:
+        raise InputError(f"{path}: expected a non-empty JSON list of {{\"time\": s, \"pose\": "
+                         "...}}")
+    keyframes = sorted((_keyframe(entry, path, i, seconds) for i, entry in enumerate(entries)),
+                       key=lambda k: k.time)
+    for a, b in itertools.pairwise(keyframes):
+        same_frame = round(a.time * fps) == round(b.time * fps)
+        if same_frame and not (np.array_equal(a.keypoints, b.keypoints, equal_nan=True)
+                               and np.array_equal(a.confidence, b.confidence)):
+            raise InputError(f"{path}: two different poses at {a.time:g} s and {b.time:g} s, "
+                             f"frame {round(a.time * fps)} at {fps:g} fps")
+    return keyframes
+
+
+def _keyframe(entry, path: Path, index: int, seconds: float) -> Keyframe:
+    """Entry `index` of the keyframes file `path`, checked to lie in [0, seconds)."""
+    where = f"{path} keyframe {index}"
+    try:
+        time = float(entry["time"])
+        pose = entry["pose"]
+        if isinstance(pose, str):
+            keypoints, confidence = read_reference(path.parent / pose, entry.get("frame"))
+        else:
+            keypoints, confidence = checked_pose(*_pose_values(pose), where)
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise InputError(f"{where}: expected {{\"time\": seconds, \"pose\": ...}} "
+                         f"({type(e).__name__}: {e})") from None
+    if not 0 <= time < seconds:
+        raise InputError(f"{where}: time {time:g} s is outside the dance (0 to {seconds:g} s)")
+    return Keyframe(time, keypoints, confidence)
+
+
+def read_opening(path: Path, fps: float) -> Opening:
+    """The dance of the npz `path` to continue; InputError unless it is an OpenPose-18 dance at
+    `fps` (the run's)."""
+    try:
+        with np.load(path) as data:
+            fields = {k: data[k] for k in ("keypoints", "confidence", "fps", "width", "height",
+                                           "skeleton", "music_path", "music_offset")}
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such dance file") from None
+    except (OSError, ValueError, KeyError) as e:
+        raise InputError(f"{path}: not a dance npz of python -m hotdance_jax.sample "
+                         f"({type(e).__name__}: {e})") from None
+    if str(fields["skeleton"]) != OPENPOSE_18.name:
+        raise InputError(f"{path}: skeleton {fields['skeleton']}; this run dances "
+                         f"{OPENPOSE_18.name}")
+    if abs(float(fields["fps"]) - fps) > 1e-6:
+        raise InputError(f"{path}: {float(fields['fps']):g} fps; the run is at {fps:g}")
+    keypoints = np.asarray(fields["keypoints"], np.float32)
+    if keypoints.ndim != 3 or keypoints.shape[1:] != (OPENPOSE_18.num_joints, 2):
+        raise InputError(f"{path}: keypoints {keypoints.shape}; expected (frames, 18, 2)")
+    return Opening(keypoints, np.asarray(fields["confidence"], np.float32),
+                   int(fields["width"]), int(fields["height"]), Path(str(fields["music_path"])),
+                   float(fields["music_offset"]))

@@ -1,0 +1,101 @@
+"""Poses a user gives the sampler: reference poses, keyframes and a dance to continue."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hotdance_jax.choreography import read_keyframes, read_opening, read_reference
+from hotdance_jax.errors import InputError
+
+POSE = np.arange(36, dtype=np.float32).reshape(18, 2) + 10
+
+
+def test_references_in_every_format(tmp_path):
+    keypoints = np.arange(36, dtype=np.float32).reshape(18, 2) + 10
+    confidence = np.ones(18, np.float32)
+    confidence[3] = 0
+    flat = np.concatenate([keypoints, confidence[:, None]], 1).ravel().tolist()
+    (tmp_path / "op.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": flat}]}))
+    (tmp_path / "list.json").write_text(json.dumps(keypoints.tolist()))
+    np.savez(tmp_path / "pose.npz", keypoints=keypoints[None], confidence=confidence[None])
+    for name in ("op.json", "pose.npz"):
+        got_keypoints, got_confidence = read_reference(tmp_path / name)
+        np.testing.assert_array_equal(got_keypoints, keypoints)
+        np.testing.assert_array_equal(got_confidence, confidence)
+    np.testing.assert_array_equal(read_reference(tmp_path / "list.json")[1], 1.0)
+    body25 = np.concatenate([np.zeros((25, 2)) + 50, np.ones((25, 1))], 1)
+    (tmp_path / "body25.json").write_text(json.dumps(body25.tolist()))
+    assert read_reference(tmp_path / "body25.json")[0].shape == (18, 2)
+    (tmp_path / "bad.json").write_text(json.dumps(keypoints[:17].tolist()))
+    with pytest.raises(InputError, match=r"bad\.json: 17 keypoints; expected 18"):
+        read_reference(tmp_path / "bad.json")
+    (tmp_path / "junk.json").write_text("{")
+    with pytest.raises(InputError, match=r"junk\.json: not a readable pose"):
+        read_reference(tmp_path / "junk.json")
+
+
+def test_keyframes_in_every_pose_form_sorted_by_time(tmp_path):
+    person = {"pose_keypoints_2d": np.concatenate([POSE, np.ones((18, 1))], 1).ravel().tolist()}
+    dance = np.stack([POSE, POSE + 100])  # a two-frame dance
+    np.savez(tmp_path / "dance.npz", keypoints=dance, confidence=np.ones((2, 18)))
+    (tmp_path / "keys.json").write_text(json.dumps([
+        {"time": 4.0, "pose": "dance.npz", "frame": 1},
+        {"time": 1.5, "pose": person},
+        {"time": 2.0, "pose": (POSE + 1).tolist()},
+    ]))
+    keyframes = read_keyframes(tmp_path / "keys.json", seconds=5.0, fps=30.0)
+    assert [k.time for k in keyframes] == [1.5, 2.0, 4.0]
+    np.testing.assert_array_equal(keyframes[0].keypoints, POSE)
+    np.testing.assert_array_equal(keyframes[1].keypoints, POSE + 1)
+    np.testing.assert_array_equal(keyframes[2].keypoints, POSE + 100)
+    assert all((k.confidence == 1).all() for k in keyframes)
+
+
+@pytest.mark.parametrize(("entries", "message"), [
+    ([{"time": 5.0, "pose": POSE.tolist()}],
+     r"keys\.json keyframe 0: time 5 s is outside the dance \(0 to 5 s\)"),
+    ([{"time": -1, "pose": POSE.tolist()}], "outside the dance"),
+    ([{"time": 1.0, "pose": POSE.tolist()}, {"time": 1.01, "pose": (POSE + 1).tolist()}],
+     r"two different poses at 1 s and 1.01 s, frame 30 at 30 fps"),
+    ([{"time": 1.0, "pose": POSE[:17].tolist()}], "keyframe 0: 17 keypoints; expected 18"),
+    ([{"pose": POSE.tolist()}], r"keyframe 0: expected \{"),
+    ({"time": 1.0}, "expected a non-empty JSON list"),
+    ([{"time": 1.0, "pose": "missing.json"}], "missing.json: no such pose file"),
+])
+def test_bad_keyframes_are_refused_in_one_line(tmp_path, entries, message):
+    (tmp_path / "keys.json").write_text(json.dumps(entries))
+    with pytest.raises(InputError, match=message):
+        read_keyframes(tmp_path / "keys.json", seconds=5.0, fps=30.0)
+
+
+def test_one_pose_given_twice_for_one_frame_is_allowed(tmp_path):
+    (tmp_path / "keys.json").write_text(json.dumps(
+        [{"time": 1.0, "pose": POSE.tolist()}, {"time": 1.01, "pose": POSE.tolist()}]))
+    assert len(read_keyframes(tmp_path / "keys.json", seconds=5.0, fps=30.0)) == 2
+
+
+def dance_file(path, fps=30.0, skeleton="openpose18", keypoints=None):
+    keypoints = np.stack([POSE] * 12) if keypoints is None else keypoints
+    np.savez(path, keypoints=keypoints, confidence=np.ones(keypoints.shape[:-1]),
+             fps=np.float32(fps), width=np.int32(640), height=np.int32(480),
+             skeleton=np.str_(skeleton), music_path=np.str_("song.wav"),
+             music_offset=np.float32(2.5))
+    return path
+
+
+def test_a_dance_to_continue_and_its_refusals(tmp_path):
+    opening = read_opening(dance_file(tmp_path / "d.npz"), 30.0)
+    assert opening.keypoints.shape == (12, 18, 2)
+    assert (opening.width, opening.height, opening.music_offset) == (640, 480, 2.5)
+    assert opening.music_path.name == "song.wav"
+    with pytest.raises(InputError, match=r"d25\.npz: 25 fps; the run is at 30"):
+        read_opening(dance_file(tmp_path / "d25.npz", fps=25.0), 30.0)
+    with pytest.raises(InputError, match="skeleton coco17; this run dances openpose18"):
+        read_opening(dance_file(tmp_path / "coco.npz", skeleton="coco17"), 30.0)
+    with pytest.raises(InputError, match=r"keypoints \(12, 17, 2\); expected"):
+        read_opening(dance_file(tmp_path / "k.npz", keypoints=np.zeros((12, 17, 2))), 30.0)
+    with pytest.raises(InputError, match="no such dance file"):
+        read_opening(tmp_path / "none.npz", 30.0)
