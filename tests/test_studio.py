@@ -8,6 +8,7 @@ build (fetched by `playwright install`) and supports other builds only loosely.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -25,6 +26,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from data_pipeline.sources.synthetic import synthesize_performance
 from hotdance_jax import train
 from tests.test_ablations import raw_cache  # noqa: F401 (a fixture: the tiny run's latents)
 from tests.test_build import REPO
@@ -142,6 +144,14 @@ def message_box(browser, timeout: float = GENERATE_TIMEOUT) -> str:
         box.text for box in b.find_elements(By.CSS_SELECTOR, ".toast-body")).strip())
 
 
+def pose_file(path):
+    """An OpenPose JSON of one pose of a synthetic dancer (512 x 512 pixels) at `path`."""
+    dancer = synthesize_performance(3, seconds=2.0)
+    values = np.concatenate([dancer.keypoints[0], dancer.confidence[0][:, None]], axis=1)
+    path.write_text(json.dumps({"people": [{"pose_keypoints_2d": values.ravel().tolist()}]}))
+    return path
+
+
 def download(url: str, path):
     urllib.request.urlretrieve(url, path)
     return path
@@ -177,7 +187,7 @@ def test_a_song_uploaded_in_the_browser_becomes_side_by_side_videos_and_download
     assert names[0] == "song_sample0_000000000000_keypoints.json"
 
 
-def test_a_text_file_as_the_song_is_refused_in_the_page_and_the_next_request_works(
+def test_bad_uploads_are_refused_in_the_page_and_the_next_request_works(
         studio, browser, tmp_path):
     open_page(browser, studio)
     (tmp_path / "notes.txt").write_text("not a song, just words\n")
@@ -190,8 +200,16 @@ def test_a_text_file_as_the_song_is_refused_in_the_page_and_the_next_request_wor
     generate(browser)
     assert ("notes.wav: not a readable audio file (no decoder recognises its format)"
             in message_box(browser))
+    song = song_file(tmp_path / "good.wav", 2.0)
+    (tmp_path / "bad_pose.json").write_text('{"people": []}')
     open_page(browser, studio)
-    upload(browser, "song", song_file(tmp_path / "good.wav", 2.0))
+    upload(browser, "song", song)
+    upload(browser, "pose", tmp_path / "bad_pose.json")
+    generate(browser)
+    assert "bad_pose.json: not a readable pose (IndexError" in message_box(browser)
+    open_page(browser, studio)
+    upload(browser, "song", song)
+    upload(browser, "pose", pose_file(tmp_path / "pose.json"))
     generate(browser, samples=2, steps=2)  # the first test's: the sampler is compiled
     videos = video_sources(browser)
     assert len(videos) == 2
