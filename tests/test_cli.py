@@ -94,7 +94,8 @@ def test_console_scripts_run_the_commands():
     """Each command has a console script beside `python -m`; the installed one runs it."""
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert set(scripts) == {f"hotdance-{name}" for name in (
-        "build", "inspect", "train-vae", "precompute", "train", "sample", "evaluate", "demo")}
+        "build", "inspect", "train-vae", "precompute", "train", "sample", "evaluate", "demo",
+        "studio")}
     for target in scripts.values():
         module, name = target.split(":")
         assert callable(getattr(importlib.import_module(module), name))

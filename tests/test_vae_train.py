@@ -106,7 +106,10 @@ def test_trains_on_motion_only_real_aistpp(tmp_path):
     assert (tmp_path / "run" / vae_train.WEIGHTS_FILE).exists()
     assert set(final) == {"val_error_bins_mean", "val_error_bins_p99", "val_visibility_accuracy",
                           "val_side_swaps", "val_height_swaps"}
-    assert np.isfinite(list(final.values())).all()
+    assert np.isfinite([final[k] for k in ("val_error_bins_mean", "val_error_bins_p99",
+                                           "val_visibility_accuracy")]).all()
+    for swaps in ("val_side_swaps", "val_height_swaps"):  # NaN: no twins far enough apart
+        assert np.isnan(final[swaps]) or 0 <= final[swaps] <= 1
 
 
 def test_fits_one_batch_to_the_codecs_floor(segments):
