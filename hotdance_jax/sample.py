@@ -255,8 +255,9 @@ class DanceGenerator:
                  opening: Opening | None = None) -> list[Dance]:
         """One dance per song and sample, each as long as its song; `shape` is the dancer's
         shape pose ((18, 2) pixels, (18,) confidence). Every dance passes through `keyframes`
-        (their times from the song's start) and begins with the P frames of `opening` (a dance to
-        continue, kept as it is over the song's first P frames)."""
+        (their times in seconds from the dance's start, which is the song's) and begins with
+        the P frames of `opening` (a dance to continue, kept as it is over the song's first P
+        frames)."""
         T, hop = self.frames, self.frames - OVERLAP
         jobs = [(song, sample) for song in songs for sample in range(num_samples)]
         b, K = len(jobs), OPENPOSE_18.num_joints
