@@ -8,12 +8,14 @@ Loads the run's model once (sample.DanceGenerator) and serves a Gradio page on h
 upload a song or pick a bundled one (librosa's example 'choice' where this machine has it, a
 synthesised drum track); choose where in it to start and how long to dance (seconds), the seed,
 how many samples, the guidance and the sampling steps; optionally upload the dancer's starting
-pose (OpenPose JSON); generate. The samples appear side by side, each with its skeleton video
-with the music, its keypoint speed against the music's beats, and its downloads: the dance as
-npz, its OpenPose JSON folder as a zip, the mp4. Requests queue and run one at a time, with a
-progress bar; a bad upload (not audio, too short, silent, a malformed pose) shows its one-line
-message and the page keeps serving. Each request writes into a folder of its own, swapped in
-whole when complete, under a temporary folder that lasts as long as the server.
+pose (OpenPose JSON) and keyframes (a JSON list of {"time": seconds from the dance's start,
+"pose": ...}, as `python -m hotdance_jax.sample --keyframes` reads them); generate. The
+samples appear side by side, each with its skeleton video with the music, its keypoint speed
+against the music's beats, and its downloads: the dance as npz, its OpenPose JSON folder as a
+zip, the mp4. Requests queue and run one at a time, with a progress bar; a bad upload (not
+audio, too short, silent, a malformed pose or keyframe) shows its one-line message and the
+page keeps serving. Each request writes into a folder of its own, swapped in whole when complete,
+under a temporary folder that lasts as long as the server.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 from absl import flags
 
 from hotdance_jax import cli, demo, render, sample
+from hotdance_jax.choreography import read_keyframes
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import run_path, staged_directory
 
@@ -51,16 +54,19 @@ class Studio:
         self.takes_reference = bool(generator.config.model.reference)
 
     def dances(self, song: Path, start: float, seconds: float | None, pose: Path | None,
-               **settings) -> list[sample.Dance]:
+               keyframes: Path | None = None, **settings) -> list[sample.Dance]:
         """The dances to `seconds` of `song` from `start` (None: to its end), the dancer's shape
-        from the `pose` file or the training data's mean dancer; `settings`: num_samples, seed,
-        steps, guidance of DanceGenerator.generate. InputError for a bad song or pose."""
+        from the `pose` file or the training data's mean dancer, through the poses of the
+        `keyframes` file (times from the dance's start); `settings`: num_samples, seed, steps,
+        guidance of DanceGenerator.generate. InputError for a bad song, pose or keyframe."""
         config = self.generator.config
+        fps = config.pose.fps
         shape = (sample.read_dancer(pose, config) if pose is not None
                  else self.generator.mean_dancer(self.width, self.height))
-        music = sample.load_song(song, config, config.pose.fps, start, seconds)
+        music = sample.load_song(song, config, fps, start, seconds)
+        keys = read_keyframes(keyframes, music.frames / fps, fps) if keyframes else ()
         return self.generator.generate([music], shape, width=self.width, height=self.height,
-                                       **settings)
+                                       keyframes=keys, **settings)
 
     def write(self, dances: list[sample.Dance], progress) -> list[dict[str, str]]:
         """Each dance's files in a new request folder, per dance the paths of its `npz`, `video`
@@ -124,7 +130,7 @@ def generate_handler(studio: Studio):
     its visibility, video, plot and downloads out."""
     tracker = gr.Progress(track_tqdm=True)  # Gradio finds it as a default: follows the sampler
 
-    def generate(song, start, seconds, seed, num_samples, guidance, steps, pose,
+    def generate(song, start, seconds, seed, num_samples, guidance, steps, pose, keyframes,
                  progress=tracker):
         if not song:
             raise gr.Error("Upload a song or pick one of the bundled songs first.",
@@ -133,10 +139,12 @@ def generate_handler(studio: Studio):
         progress(0, desc="reading the song")
         try:
             dances = studio.dances(Path(song), float(start or 0), float(seconds or 0) or None,
-                                   Path(pose) if pose else None, num_samples=int(num_samples),
-                                   seed=int(seed or 0), steps=int(steps), guidance=float(guidance))
+                                   Path(pose) if pose else None,
+                                   Path(keyframes) if keyframes else None,
+                                   num_samples=int(num_samples), seed=int(seed or 0),
+                                   steps=int(steps), guidance=float(guidance))
         except InputError as e:
-            raise gr.Error(_message(e, [song, pose]), print_exception=False) from None
+            raise gr.Error(_message(e, [song, pose, keyframes]), print_exception=False) from None
         files = studio.write(dances, progress)
         outputs = [_caption(dances, time.perf_counter() - begin)]
         for i in range(MAX_SAMPLES):
@@ -190,6 +198,10 @@ def page(studio: Studio, songs: dict[str, Path]) -> gr.Blocks:
                 pose = gr.File(label="Starting pose (OpenPose JSON, optional)", type="filepath",
                                file_types=[".json"], elem_id="pose",
                                visible=studio.takes_reference)
+                keyframes = gr.File(label='Keyframes (optional): JSON list of {"time": s from '
+                                    'the start, "pose": ...}', type="filepath",
+                                    file_types=[".json"], elem_id="keyframes",
+                                    visible=studio.takes_reference)
                 button = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column(scale=3):
                 caption = gr.Markdown("Choose a song and generate: the samples appear here, "
@@ -197,7 +209,7 @@ def page(studio: Studio, songs: dict[str, Path]) -> gr.Blocks:
                 with gr.Row(equal_height=False):
                     columns = [_sample_column(i) for i in range(MAX_SAMPLES)]
         button.click(generate_handler(studio),
-                     [song, start, seconds, seed, num_samples, guidance, steps, pose],
+                     [song, start, seconds, seed, num_samples, guidance, steps, pose, keyframes],
                      [caption, *(part for column in columns for part in column)])
     return blocks
 

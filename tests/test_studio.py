@@ -28,6 +28,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from data_pipeline.sources.synthetic import synthesize_performance
 from hotdance_jax import train
+from hotdance_jax.errors import InputError
+from hotdance_jax.studio import Studio
+from tests.conftest import tiny_config
 from tests.test_ablations import raw_cache  # noqa: F401 (a fixture: the tiny run's latents)
 from tests.test_build import REPO
 from tests.test_multihost import free_port
@@ -152,6 +155,13 @@ def pose_file(path):
     return path
 
 
+def keyframes_file(path, time: float):
+    """A keyframes JSON at `path`: the pose of pose_file at `time` seconds."""
+    [person] = json.loads(pose_file(path.with_name("key_pose.json")).read_text())["people"]
+    path.write_text(json.dumps([{"time": time, "pose": person}]))
+    return path
+
+
 def download(url: str, path):
     urllib.request.urlretrieve(url, path)
     return path
@@ -201,6 +211,12 @@ def test_bad_uploads_are_refused_in_the_page_and_the_next_request_works(
     assert ("notes.wav: not a readable audio file (no decoder recognises its format)"
             in message_box(browser))
     song = song_file(tmp_path / "good.wav", 2.0)
+    open_page(browser, studio)
+    upload(browser, "song", song)
+    upload(browser, "keyframes", keyframes_file(tmp_path / "late.json", 2.5))
+    generate(browser)
+    assert ("late.json keyframe 0: time 2.5 s is outside the dance (0 to 2 s)"
+            in message_box(browser))
     (tmp_path / "bad_pose.json").write_text('{"people": []}')
     open_page(browser, studio)
     upload(browser, "song", song)
@@ -210,6 +226,7 @@ def test_bad_uploads_are_refused_in_the_page_and_the_next_request_works(
     open_page(browser, studio)
     upload(browser, "song", song)
     upload(browser, "pose", pose_file(tmp_path / "pose.json"))
+    upload(browser, "keyframes", keyframes_file(tmp_path / "keys.json", 1.0))
     generate(browser, samples=2, steps=2)  # the first test's: the sampler is compiled
     videos = video_sources(browser)
     assert len(videos) == 2
@@ -226,3 +243,39 @@ def test_a_folder_that_is_not_a_run_is_one_line_of_error(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: {tmp_path}/config.json: missing; not a training run folder (config)")
+
+
+class RecordingGenerator:
+    """Stands in for sample.DanceGenerator in a Studio: records what it is asked to generate."""
+
+    def __init__(self, config):
+        self.config, self.calls = config, []
+        self.info = {"mean_dancer": {"frame": [512, 512]}}
+
+    def mean_dancer(self, width, height):
+        return np.full((18, 2), width / 2, np.float32), np.ones(18, np.float32)
+
+    def generate(self, songs, shape, **settings):
+        self.calls.append((songs, settings))
+        return []
+
+
+def test_keyframes_reach_the_generator_with_times_from_the_dance_start(tmp_path):
+    generator = RecordingGenerator(tiny_config())
+    studio = Studio(generator, "run", tmp_path / "requests")
+    song = song_file(tmp_path / "song.wav", 4.0)
+    keys = keyframes_file(tmp_path / "keys.json", 1.5)
+    studio.dances(song, 1.0, 2.0, None, keys, seed=3)
+    [(songs, settings)] = generator.calls
+    assert songs[0].frames == 60
+    assert songs[0].start == 1.0
+    [keyframe] = settings["keyframes"]
+    [person] = json.loads(keys.read_text())
+    given = np.reshape(person["pose"]["pose_keypoints_2d"], (18, 3))
+    assert keyframe.time == 1.5
+    np.testing.assert_allclose(keyframe.keypoints, given[:, :2])
+    assert settings["seed"] == 3
+    with pytest.raises(InputError, match=r"keys\.json keyframe 0: time 2.5 s is outside"):
+        studio.dances(song, 1.0, 2.0, None, keyframes_file(keys, 2.5))
+    studio.dances(song, 0.0, None, None)
+    assert generator.calls[-1][1]["keyframes"] == ()
