@@ -17,6 +17,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 from hotdance_jax import io, parallel, training
 from hotdance_jax.config_utils import sibling_config
 from hotdance_jax.errors import InputError
+from tests.conftest import xla_flags
 from tests.test_build import REPO
 
 pytestmark = pytest.mark.slow  # trains or starts processes: make test-fast skips it
@@ -51,7 +52,7 @@ def free_port() -> int:
 
 def environment(devices: int) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO),
-            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+            "XLA_FLAGS": xla_flags(f"--xla_force_host_platform_device_count={devices}")}
 
 
 def test_two_processes_train_as_one_and_their_checkpoint_restores_anywhere(cache, tmp_path):

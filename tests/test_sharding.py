@@ -9,13 +9,14 @@ import sys
 
 import pytest
 
+from tests.conftest import xla_flags
 from tests.test_build import REPO
 
 pytestmark = pytest.mark.slow  # trains or starts processes: make test-fast skips it
 
 
 def test_a_sharded_step_equals_a_one_device_step_and_shards_the_weights(cache):
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+    env = {**os.environ, "XLA_FLAGS": xla_flags("--xla_force_host_platform_device_count=8"),
            "PYTHONPATH": str(REPO)}
     result = subprocess.run([sys.executable, "-m", "tests.sharded_checks", str(cache[0])],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
