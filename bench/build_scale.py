@@ -58,7 +58,7 @@ def write_corpus(root: Path, num_videos: int, seconds: float, seed: int = 0) -> 
     songs = _write_songs(root / "songs", seconds + 2.0)
     dances = {}
     for i in range(num_videos):
-        song, fps = i % SONGS, FPS[(i // SONGS) % len(FPS)]
+        song, fps = i % SONGS, FPS[(i + i // SONGS) % len(FPS)]
         if (song, fps) not in dances:
             dances[song, fps] = synthesize_performance(song, seconds + 2.0, fps=fps).keypoints
         _write_video(root / "wild" / f"video{i:05d}", dances[song, fps], fps, seconds,
