@@ -1,20 +1,20 @@
 """The segment build at scale: synthetic in-the-wild videos in, throughput and where the time goes.
 
   python bench/build_scale.py [--videos 2000] [--seconds 5] [--config configs/tiny_cpu.py] \
-      [--sample 100] [--keep DIR]
+      [--workers 1,2] [--reader-videos 200] [--keep DIR]
 
 Writes `--videos` synthetic wild videos (`write_corpus`: per-frame OpenPose JSON folders as
 data_pipeline/sources/wild.py reads them, at 24, 25, 30 and 50 fps, with missing frame files,
 occluded joints, bystanders, BODY_25 and OpenPose-18 layouts and shot changes; their music is 16
 synthetic drum songs, linked into each folder), then prints, all measured in this one run:
 
-  - the build's stages on the first `--sample` videos, one at a time as the build runs them:
-    listing and reading the per-frame JSON (the current reader), cleaning, resampling plus music
-    analysis (loading the audio and its features), cutting and serialising, writing ArrayRecord;
-    seconds per video, per input frame and each stage's share;
-  - the JSON reader (json, the standard library) against orjson on the same frame files;
-  - the whole one-process build (`python -m data_pipeline.build --source wild`): segments per
-    second, video-seconds per second.
+  - the one-process build (data_pipeline.build, --workers 1) with its stages timed as it runs
+    them: listing and reading the per-frame JSON, cleaning, resampling, music analysis (loading
+    the audio and its features), serialising, writing ArrayRecord; segments, frames and videos
+    per second, and each stage's seconds per video, per input frame and share of the build;
+  - the same build with each other --workers W (processes; their start-up included), and its
+    speed-up over one process;
+  - the JSON reader (json, the standard library) against orjson on the same frame files.
 
 Timings are wall clock on whatever the machine is doing beside; say what that was when you quote
 them (docs/data_at_scale.md does).
@@ -211,7 +211,7 @@ def print_build(times: dict, total: float, manifest: dict, frames: int, videos: 
     """The build's throughput and each stage's seconds and share of the build."""
     count = sum(manifest["counts"]["segments"].values())
     hours = manifest["counts"]["hours"]
-    print(f"one-process build: {count} segments, {hours:.2f} h kept of {videos} videos "
+    print(f"build, 1 process: {count} segments, {hours:.2f} h kept of {videos} videos "
           f"({frames} frame files) in {total:.1f} s: {count / total:.1f} segments/s, "
           f"{frames / total:.0f} frames/s, {videos / total:.2f} videos/s")
     print(f"  {'stage':12s} {'seconds':>8s} {'ms/video':>9s} {'us/frame':>9s} {'share':>6s}")
@@ -219,6 +219,22 @@ def print_build(times: dict, total: float, manifest: dict, frames: int, videos: 
     for stage, seconds in rows:
         print(f"  {stage:12s} {seconds:8.2f} {1e3 * seconds / videos:9.2f} "
               f"{1e6 * seconds / frames:9.1f} {seconds / total:6.1%}")
+
+
+def time_workers(root: Path, work: Path, config, workers: int) -> tuple[float, dict]:
+    """(seconds, manifest) of the build of `root` with `workers` processes into a new folder."""
+    start = time.perf_counter()
+    manifest = build.build("wild", root, work / f"segments-{workers}", config, workers=workers)
+    return time.perf_counter() - start, manifest
+
+
+def print_workers(workers: int, seconds: float, manifest: dict, one: float, one_hash: str) -> None:
+    """Throughput with `workers` processes and its speed-up over one (`one` seconds)."""
+    count = sum(manifest["counts"]["segments"].values())
+    same = "the same" if manifest["content_hash"] == one_hash else "OTHER"
+    print(f"build, {workers} processes: {count} segments in {seconds:.1f} s: "
+          f"{count / seconds:.1f} segments/s, {one / seconds:.2f}x one process's speed; "
+          f"{same} content hash")
 
 
 def print_readers(times: dict) -> None:
@@ -236,6 +252,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each video")
     parser.add_argument("--config", default=str(CONFIGS / "tiny_cpu.py"))
+    parser.add_argument("--workers", default="1,2", help="process counts to build with")
     parser.add_argument("--reader-videos", type=int, default=200,
                         help="videos whose frames the JSON readers read")
     parser.add_argument("--keep", help="write the corpus and builds here and keep them")
@@ -252,6 +269,9 @@ def main() -> None:
         print(f"start-up: the first music analysis takes {first:.1f} s (librosa compiles)")
         times, total, manifest = time_stages(root, work / "segments", config)
         print_build(times, total, manifest, frames, args.videos)
+        for workers in [int(w) for w in args.workers.split(",") if int(w) > 1]:
+            seconds, other = time_workers(root, work, config, workers)
+            print_workers(workers, seconds, other, total, manifest["content_hash"])
         print_readers(time_readers(sorted(root.iterdir())[:args.reader_videos]))
     finally:
         if not args.keep:

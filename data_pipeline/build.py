@@ -45,6 +45,7 @@ Why processes, not Apache Beam: docs/data_at_scale.md.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -194,18 +195,20 @@ def build(
     _check_out(out)
     parts = plan(source, root, config)
     mine = [part for part in parts if part.index % num_shards == shard_index]
-    digests = _digests(mine, workers)
-    if num_shards == 1 and (out / segments.MANIFEST).exists():
-        previous = segments.read_manifest(out)
-        if previous["fingerprint"] == fingerprint(parts, [digests[p.index] for p in parts]):
-            print(f"{out}: up to date ({sum(previous['counts']['segments'].values())} segments)")
-            return previous
     work = work_folder(out)
-    work.mkdir(parents=True, exist_ok=True)
-    todo = [part for part in mine if _finished(work, part, digests[part.index]) is None]
-    print(f"{work}: {len(parts)} parts, {len(mine) - len(todo)} of this shard's {len(mine)} "
-          "built before")
-    failures = _build_parts(todo, digests, work, workers, len(parts))
+    with _pool(workers) as pool:
+        digests = _digests(mine, pool)
+        if num_shards == 1 and (out / segments.MANIFEST).exists():
+            previous = segments.read_manifest(out)
+            if previous["fingerprint"] == fingerprint(parts, [digests[p.index] for p in parts]):
+                print(f"{out}: up to date ({sum(previous['counts']['segments'].values())} "
+                      "segments)")
+                return previous
+        work.mkdir(parents=True, exist_ok=True)
+        todo = [part for part in mine if _finished(work, part, digests[part.index]) is None]
+        print(f"{work}: {len(parts)} parts, {len(mine) - len(todo)} of this shard's {len(mine)} "
+              "built before")
+        failures = _build_parts(todo, digests, work, pool, len(parts))
     if failures:
         _fail(failures, parts, work)
     if num_shards > 1:
@@ -226,38 +229,45 @@ def _check_out(out: Path) -> None:
         raise InputError(f"{out}: exists and is not a segment build; choose an empty --segments")
 
 
-def _gather(function: Callable, tasks: list[tuple], workers: int) -> Iterator[tuple[int, object]]:
-    """(the task's part index, function(*task) or the exception it raised) for each task, as they
-    finish: in this process when workers is 1, else in `workers` processes."""
+def _pool(workers: int) -> contextlib.AbstractContextManager[ProcessPoolExecutor | None]:
+    """`workers` processes to build in (started as they are needed), or None for 1: this one."""
     if workers == 1:
+        return contextlib.nullcontext()
+    context = multiprocessing.get_context("spawn")  # fork is unsafe once JAX runs threads
+    return ProcessPoolExecutor(workers, mp_context=context)
+
+
+def _gather(function: Callable, tasks: list[tuple], pool: ProcessPoolExecutor | None
+            ) -> Iterator[tuple[int, object]]:
+    """(the task's part index, function(*task) or the exception it raised) for each task, as they
+    finish: in this process when `pool` is None, else in the pool's processes."""
+    if pool is None:
         for task in tasks:
             try:
                 yield task[0].index, function(*task)
             except Exception as e:  # handed to the caller, which names the part
                 yield task[0].index, e
         return
-    context = multiprocessing.get_context("spawn")  # fork is unsafe once JAX runs threads
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = {pool.submit(function, *task): task[0].index for task in tasks}
-        for future in as_completed(futures):
-            yield futures[future], future.exception() or future.result()
+    futures = {pool.submit(function, *task): task[0].index for task in tasks}
+    for future in as_completed(futures):
+        yield futures[future], future.exception() or future.result()
 
 
-def _digests(parts: list[Part], workers: int) -> dict[int, str]:
-    """part_digest of each part by index, computed by `workers` processes."""
-    digests = dict(_gather(part_digest, [(part,) for part in parts], workers))
+def _digests(parts: list[Part], pool: ProcessPoolExecutor | None) -> dict[int, str]:
+    """part_digest of each part by index."""
+    digests = dict(_gather(part_digest, [(part,) for part in parts], pool))
     for error in digests.values():
         if isinstance(error, BaseException):
             raise error
     return digests
 
 
-def _build_parts(todo: list[Part], digests: dict[int, str], work: Path, workers: int,
-                 total: int) -> dict[int, BaseException]:
+def _build_parts(todo: list[Part], digests: dict[int, str], work: Path,
+                 pool: ProcessPoolExecutor | None, total: int) -> dict[int, BaseException]:
     """Builds the parts of `todo`, printing a line as each ends; returns the failed ones'
     exceptions by part index."""
     failures = {}
-    for index, result in _gather(build_part, [(p, digests[p.index], work) for p in todo], workers):
+    for index, result in _gather(build_part, [(p, digests[p.index], work) for p in todo], pool):
         if isinstance(result, BaseException):
             failures[index] = result
             print(f"  part {index} of {total}: failed", flush=True)
