@@ -198,12 +198,11 @@ def build(
     work = work_folder(out)
     with _pool(workers) as pool:
         digests = _digests(mine, pool)
-        if num_shards == 1 and (out / segments.MANIFEST).exists():
-            previous = segments.read_manifest(out)
-            if previous["fingerprint"] == fingerprint(parts, [digests[p.index] for p in parts]):
-                print(f"{out}: up to date ({sum(previous['counts']['segments'].values())} "
-                      "segments)")
-                return previous
+        previous = _previous(out) if num_shards == 1 else None
+        if previous and previous["fingerprint"] == fingerprint(
+                parts, [digests[p.index] for p in parts]):
+            print(f"{out}: up to date ({sum(previous['counts']['segments'].values())} segments)")
+            return previous
         work.mkdir(parents=True, exist_ok=True)
         todo = [part for part in mine if _finished(work, part, digests[part.index]) is None]
         print(f"{work}: {len(parts)} parts, {len(mine) - len(todo)} of this shard's {len(mine)} "
@@ -221,6 +220,15 @@ def build(
 def work_folder(out: Path) -> Path:
     """Where the parts of the build of `out` are written until the merge: OUT.parts beside it."""
     return out.with_name(out.name + ".parts")
+
+
+def _previous(out: Path) -> dict | None:
+    """The manifest of the build in `out`; None when there is none or it is of another format
+    version (which the build replaces)."""
+    try:
+        return segments.read_manifest(out)
+    except InputError:
+        return None
 
 
 def _check_out(out: Path) -> None:

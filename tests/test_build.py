@@ -123,6 +123,17 @@ def test_failed_build_leaves_previous_build_untouched(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw", "segments"]
 
 
+def test_a_build_of_an_older_format_is_rebuilt_in_place(tmp_path):
+    out = tmp_path / "segments"
+    out.mkdir()
+    (out / "segments-train.array_record").write_bytes(b"format 1")
+    (out / segments.MANIFEST).write_text(json.dumps({"format_version": 1, "fingerprint": "x"}))
+    manifest = build.build("synthetic", tmp_path / "raw", out, tiny_config())
+    assert manifest["format_version"] == segments.FORMAT_VERSION == 2
+    assert not (out / "segments-train.array_record").exists()
+    assert len(segments.SegmentStore(out, "train")) == 8
+
+
 def test_refuses_to_overwrite_a_folder_that_is_not_a_build(tmp_path):
     out = tmp_path / "precious"
     out.mkdir()
