@@ -209,7 +209,7 @@ def build(
               "built before")
         failures = _build_parts(todo, digests, work, pool, len(parts))
     if failures:
-        _fail(failures, parts, work)
+        _fail(failures, parts, work, alone=num_shards == 1)
     if num_shards > 1:
         print(f"{work}: shard {shard_index} of {num_shards} built; when every shard is, run the "
               "same command with --merge instead of --num-shards and --shard-index")
@@ -286,10 +286,11 @@ def _build_parts(todo: list[Part], digests: dict[int, str], work: Path,
     return failures
 
 
-def _fail(failures: dict[int, BaseException], parts: list[Part], work: Path) -> None:
+def _fail(failures: dict[int, BaseException], parts: list[Part], work: Path, alone: bool) -> None:
     """Raises the error of a build of one part; else one line naming the parts that failed.
-    The work folder stays when it holds finished parts (for the resume), else it goes."""
-    if not any(work.glob("part-*.json")):
+    The work folder stays when it holds finished parts (for the resume) or other shards may be
+    writing into it (not `alone`), else it goes."""
+    if alone and not any(work.glob("part-*.json")):
         shutil.rmtree(work)
     if len(parts) == 1:
         raise failures[0]

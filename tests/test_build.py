@@ -409,6 +409,23 @@ def test_a_failed_part_is_named_in_one_line_and_the_build_resumes(tmp_path, monk
     assert_same_build(tmp_path / "one", out)
 
 
+def test_a_failed_shard_leaves_the_work_folder_it_may_share(tmp_path, monkeypatch):
+    """Another host may be writing its parts there; a build alone removes it when empty."""
+    root, config = wild_corpus(tmp_path, 4)
+    out = tmp_path / "seg"
+
+    def broken(part, digest, work):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(build, "build_part", broken)
+    with pytest.raises(InputError, match=r"^1 of 2 parts failed \(0\); part 0 \(video00000 "):
+        build.build("wild", root, out, config, num_shards=2, shard_index=0)
+    assert build.work_folder(out).is_dir()
+    with pytest.raises(InputError, match=r"^2 of 2 parts failed \(0, 1\)"):
+        build.build("wild", root, out, config)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus"]
+
+
 @pytest.mark.slow  # starts a Python process
 def test_a_killed_build_resumes_from_its_finished_parts(tmp_path, capsys):
     root, config = wild_corpus(tmp_path, 12)
