@@ -43,6 +43,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.data = ml_collections.ConfigDict()
     config.data.source = "synthetic"  # one of: synthetic, dwm, aistpp, wild
     config.data.segment_stride = 64  # frames between the starts of consecutive segments
+    # videos per part of a build of the wild source (data_pipeline/build.py): the unit of work of
+    # its processes and hosts, of its resume, and of its shard files
+    config.data.videos_per_part = 64
 
     config.data.synthetic = ml_collections.ConfigDict()
     config.data.synthetic.num_songs = 64  # performances generated (seeds 0 .. num_songs-1)

@@ -1,25 +1,62 @@
-r"""Raw dataset -> training segments + manifest.
+r"""Raw dataset -> training segments + manifest, in parts, over processes and hosts.
 
   python -m data_pipeline.build --source dwm --root ../shared/data/dwm --segments data/dwm \
       [--config configs/base.py] [--config.pose.fps=25]
+  python -m data_pipeline.build --source wild --root RAW --segments data/wild --workers 64
+  python -m data_pipeline.build --source wild --root RAW --segments data/wild \
+      --num-shards 8 --shard-index I     # on host I of 8, then, on one host, once all are done:
+  python -m data_pipeline.build --source wild --root RAW --segments data/wild --merge
 
 Every performance is resampled to config.pose.fps, its music analysed on the same frame grid, and
 cut into segments of config.pose.segment_frames frames every config.data.segment_stride frames
 (see data_pipeline/segments.py for what a segment holds). A performance whose music is missing
 (a source gives it no audio_path) is built whole and motion-only: zero music features, has_music
 False, "music": false among the manifest's sequences, counted per split in counts.motion_only
-and in the printed summary. The build is written beside --segments and swapped in whole, so
---segments never holds half a build. Re-running with the same inputs and settings is a no-op;
-other inputs or settings rebuild.
+and in the printed summary.
+
+Parts. A build is cut into parts that do not depend on how it is run: a source whose inputs are
+independent videos (`wild`; PARTITIONED in data_pipeline/sources) is split, in name order, into
+parts of config.data.videos_per_part videos; any other source is one part. Part p writes one
+shard per split, segments-SPLIT-p.array_record, then part-p.json (its sequences, stats, skipped
+videos and shards with their sha256) into the work folder SEGMENTS.parts beside --segments.
+--workers W builds W parts at a time in W processes. --num-shards N --shard-index I builds only
+the parts p with p % N == I and stops; --merge, once every shard's parts are in one work folder
+(copy them there from every host), checks that all parts are there and were built from these
+inputs and settings, writes the manifest and swaps the shards in as --segments. A build without
+--num-shards merges by itself. One process, W processes or N hosts write the same shards and
+the same manifest (counts, sequences, content hash); only "created" differs.
+
+Resume. A part whose part-p.json is in the work folder, made from the same input files (names,
+sizes, mtimes) and settings, is not built again: an interrupted build, run again, goes on from
+the parts it finished.
+
+Bad input. A video of a partitioned source with bad input (a corrupt JSON frame, no meta.json or
+music, unreadable audio, ...) is skipped: its one-line error is listed in the manifest's
+"skipped" and counted in counts.skipped, and the build goes on. In a source of one part, bad
+input ends the build with its one-line error. A part that fails otherwise (a worker killed, a
+full disk) is named in one line when the others are done, with a non-zero exit; the finished
+parts stay for the resume.
+
+The build is staged beside --segments and swapped in whole, so --segments never holds half a
+build. Re-running with the same inputs and settings is a no-op; other inputs or settings rebuild.
+Why processes, not Apache Beam: docs/data_at_scale.md.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import dataclasses
 import datetime
 import hashlib
 import json
+import multiprocessing
 import os
+import shutil
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import ml_collections
@@ -27,15 +64,16 @@ import numpy as np
 from absl import app, flags
 
 from data_pipeline import segments
-from data_pipeline.sources import GENERATED_SOURCES, SOURCES
+from data_pipeline.sources import GENERATED_SOURCES, PARTITIONED, SOURCES
 from data_pipeline.sources.base import SPLITS, Performance
-from hotdance_jax import cli
+from hotdance_jax import cli, io
 from hotdance_jax.audio import NUM_BASELINE_FEATURES, load_audio, music_features
 from hotdance_jax.errors import InputError
-from hotdance_jax.io import files_sha256, staged_directory
+from hotdance_jax.io import staged_directory
 
 # The pose settings segments depend on (bins and decoding matter only to later stages).
 SEGMENT_POSE_KEYS = ("skeleton", "fps", "segment_frames")
+PART = "part-{:05d}.json"
 
 FLAGS = flags.FLAGS
 
@@ -51,8 +89,28 @@ def input_listing(root: Path) -> list[tuple[str, int, int]]:
     return sorted(listing)
 
 
-def fingerprint(source: str, root: Path, config: ml_collections.ConfigDict) -> str:
-    """sha256 of everything a build depends on: format, source, settings and input files."""
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """One part of a build, as a worker process gets it: its `inputs` (a partitioned source's
+    video folders or files, else [root]) and what every part shares."""
+
+    index: int
+    inputs: tuple[Path, ...]
+    source: str
+    root: Path
+    settings: str  # settings_digest of the build
+    config: ml_collections.ConfigDict
+
+    def input_names(self) -> list[str]:
+        return [os.path.relpath(p, self.root) for p in self.inputs]
+
+
+def settings_digest(source: str, root: Path, config: ml_collections.ConfigDict) -> str:
+    """sha256 of what every part depends on: format, source, settings, and the files directly
+    in `root` (such as the wild source's splits.json, npz videos and their music)."""
+    top = [] if source in GENERATED_SOURCES else [
+        (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.iterdir())
+        if p.is_file()]
     depends_on = {
         "format_version": segments.FORMAT_VERSION,
         "source": source,
@@ -60,9 +118,46 @@ def fingerprint(source: str, root: Path, config: ml_collections.ConfigDict) -> s
         "pose": {k: config.pose[k] for k in SEGMENT_POSE_KEYS},
         "audio": config.audio.to_dict(),
         "data": config.data.to_dict(),
-        "inputs": [] if source in GENERATED_SOURCES else input_listing(root),
+        "inputs": top,
     }
-    return hashlib.sha256(json.dumps(depends_on, sort_keys=True).encode()).hexdigest()
+    return _sha256(depends_on)
+
+
+def _sha256(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def plan(source: str, root: Path, config: ml_collections.ConfigDict) -> list[Part]:
+    """The parts of the build of `source` under `root`, in order."""
+    if source not in SOURCES:
+        raise InputError(f"unknown source {source!r}; expected one of {sorted(SOURCES)}")
+    if source not in GENERATED_SOURCES and not root.is_dir():
+        raise InputError(f"{root}: no such dataset folder")
+    settings = settings_digest(source, root, config)
+    if source not in PARTITIONED:
+        return [Part(0, (root,), source, root, settings, config)]
+    size = int(config.data.videos_per_part)
+    if size < 1:
+        raise InputError(f"config.data.videos_per_part: {size}; expected >= 1")
+    videos = PARTITIONED[source].entries(root)
+    return [Part(i, tuple(videos[start:start + size]), source, root, settings, config)
+            for i, start in enumerate(range(0, len(videos), size))]
+
+
+def part_digest(part: Part) -> str:
+    """sha256 of the build's settings and the part's input files (names, sizes, mtimes)."""
+    listing = {}
+    if part.source not in GENERATED_SOURCES:
+        for path, name in zip(part.inputs, part.input_names(), strict=True):
+            stat = path.stat()
+            listing[name] = input_listing(path) if path.is_dir() else [stat.st_size,
+                                                                        stat.st_mtime_ns]
+    return _sha256({"settings": part.settings, "inputs": listing})
+
+
+def fingerprint(parts: list[Part], digests: list[str]) -> str:
+    """sha256 of everything a build depends on: its settings and every part's inputs."""
+    return _sha256({"settings": parts[0].settings, "parts": digests})
 
 
 def frame_music(
@@ -84,78 +179,297 @@ def frame_music(
     return perf, music
 
 
-def build(source: str, root: Path, out: Path, config: ml_collections.ConfigDict) -> dict:
-    """Builds the segments of `source` under `root` into `out`; returns the manifest."""
-    if source not in SOURCES:
-        raise InputError(f"unknown source {source!r}; expected one of {sorted(SOURCES)}")
-    if source not in GENERATED_SOURCES and not root.is_dir():
-        raise InputError(f"{root}: no such dataset folder")
-    digest = fingerprint(source, root, config)
-    if (out / segments.MANIFEST).exists():
-        previous = segments.read_manifest(out)
-        if previous["fingerprint"] == digest:
+# ---------------------------------------------------------------- building
+
+
+def build(
+    source: str, root: Path, out: Path, config: ml_collections.ConfigDict, *, workers: int = 1,
+    num_shards: int = 1, shard_index: int = 0,
+) -> dict | None:
+    """Builds the segments of `source` under `root` into `out` with `workers` processes;
+    returns the manifest. With num_shards > 1, builds only the parts of shard `shard_index`
+    into the work folder and returns None (`merge` finishes the build)."""
+    if not (workers >= 1 and num_shards >= 1 and 0 <= shard_index < num_shards):
+        raise InputError(f"--workers {workers}, --num-shards {num_shards}, --shard-index "
+                         f"{shard_index}: expected workers >= 1 and 0 <= shard index < shards")
+    _check_out(out)
+    parts = plan(source, root, config)
+    mine = [part for part in parts if part.index % num_shards == shard_index]
+    work = work_folder(out)
+    with _pool(workers) as pool:
+        digests = _digests(mine, pool)
+        previous = _previous(out) if num_shards == 1 else None
+        if previous and previous["fingerprint"] == fingerprint(
+                parts, [digests[p.index] for p in parts]):
             print(f"{out}: up to date ({sum(previous['counts']['segments'].values())} segments)")
             return previous
-    elif out.exists() and any(out.iterdir()):
+        work.mkdir(parents=True, exist_ok=True)
+        todo = [part for part in mine if _finished(work, part, digests[part.index]) is None]
+        print(f"{work}: {len(parts)} parts, {len(mine) - len(todo)} of this shard's {len(mine)} "
+              "built before")
+        failures = _build_parts(todo, digests, work, pool, len(parts))
+    if failures:
+        _fail(failures, parts, work, alone=num_shards == 1)
+    if num_shards > 1:
+        print(f"{work}: shard {shard_index} of {num_shards} built; when every shard is, run the "
+              "same command with --merge instead of --num-shards and --shard-index")
+        return None
+    return merge(source, root, out, config)
+
+
+def work_folder(out: Path) -> Path:
+    """Where the parts of the build of `out` are written until the merge: OUT.parts beside it."""
+    return out.with_name(out.name + ".parts")
+
+
+def _previous(out: Path) -> dict | None:
+    """The manifest of the build in `out`; None when there is none or it is of another format
+    version (which the build replaces)."""
+    try:
+        return segments.read_manifest(out)
+    except InputError:
+        return None
+
+
+def _check_out(out: Path) -> None:
+    """InputError unless `out` is missing, empty or a segment build (which a build replaces)."""
+    if out.exists() and not (out / segments.MANIFEST).exists() and any(out.iterdir()):
         raise InputError(f"{out}: exists and is not a segment build; choose an empty --segments")
 
-    with staged_directory(out) as staging:
-        return _write_build(source, root, staging, config, digest)
+
+def _pool(workers: int) -> contextlib.AbstractContextManager[ProcessPoolExecutor | None]:
+    """`workers` processes to build in (started as they are needed), or None for 1: this one."""
+    if workers == 1:
+        return contextlib.nullcontext()
+    context = multiprocessing.get_context("spawn")  # fork is unsafe once JAX runs threads
+    return ProcessPoolExecutor(workers, mp_context=context)
 
 
-def _write_build(
-    source: str, root: Path, directory: Path, config: ml_collections.ConfigDict, digest: str
-) -> dict:
-    """Writes every segment and the manifest into `directory`."""
-    stats = collections.Counter()
-    writer = segments.SegmentWriter(directory)
-    performances, motion_only = collections.Counter(), collections.Counter()
-    sequences = []
+def _gather(function: Callable, tasks: list[tuple], pool: ProcessPoolExecutor | None
+            ) -> Iterator[tuple[int, object]]:
+    """(the task's part index, function(*task) or the exception it raised) for each task, as they
+    finish: in this process when `pool` is None, else in the pool's processes."""
+    if pool is None:
+        for task in tasks:
+            try:
+                yield task[0].index, function(*task)
+            except Exception as e:  # handed to the caller, which names the part
+                yield task[0].index, e
+        return
+    futures = {pool.submit(function, *task): task[0].index for task in tasks}
+    for future in as_completed(futures):
+        yield futures[future], future.exception() or future.result()
+
+
+def _digests(parts: list[Part], pool: ProcessPoolExecutor | None) -> dict[int, str]:
+    """part_digest of each part by index."""
+    digests = dict(_gather(part_digest, [(part,) for part in parts], pool))
+    for error in digests.values():
+        if isinstance(error, BaseException):
+            raise error
+    return digests
+
+
+def _build_parts(todo: list[Part], digests: dict[int, str], work: Path,
+                 pool: ProcessPoolExecutor | None, total: int) -> dict[int, BaseException]:
+    """Builds the parts of `todo`, printing a line as each ends; returns the failed ones'
+    exceptions by part index."""
+    failures = {}
+    for index, result in _gather(build_part, [(p, digests[p.index], work) for p in todo], pool):
+        if isinstance(result, BaseException):
+            failures[index] = result
+            print(f"  part {index} of {total}: failed", flush=True)
+            continue
+        counts = sum(shard["records"] for shard in result["shards"].values())
+        print(f"  part {index} of {total}: {len(result['sequences'])} performances, {counts} "
+              f"segments, {len(result['skipped'])} inputs skipped", flush=True)
+    return failures
+
+
+def _fail(failures: dict[int, BaseException], parts: list[Part], work: Path, alone: bool) -> None:
+    """Raises the error of a build of one part; else one line naming the parts that failed.
+    The work folder stays when it holds finished parts (for the resume) or other shards may be
+    writing into it (not `alone`), else it goes."""
+    if alone and not any(work.glob("part-*.json")):
+        shutil.rmtree(work)
+    if len(parts) == 1:
+        raise failures[0]
+    first = min(failures)
+    for error in failures.values():
+        if not isinstance(error, InputError | OSError):
+            traceback.print_exception(error, file=sys.stderr)
+    inputs = parts[first].input_names()
+    raise InputError(
+        f"{len(failures)} of {len(parts)} parts failed ({', '.join(map(str, sorted(failures)))});"
+        f" part {first} ({inputs[0]} .. {inputs[-1]}): {type(failures[first]).__name__}: "
+        f"{failures[first]}; the finished parts stay in {work}: run again to resume")
+
+
+def build_part(part: Part, digest: str, work: Path) -> dict:
+    """Builds one part into `work`: its shards, then its part file; returns what that holds.
+
+    A video of a partitioned source whose input is bad is skipped (its error listed); in a
+    source of one part, bad input raises.
+    """
+    config = part.config
     data_config = config.data.copy_and_resolve_references()
     with data_config.unlocked():
         data_config.min_frames = config.pose.segment_frames  # sources that cut runs need it
+    read = _reader(part.source, part.root, data_config)
+    stats, sequences, skipped = collections.Counter(), [], []
+    with segments.SegmentWriter(work, part.index) as writer:
+        for entry in part.inputs:
+            found = collections.Counter()
+            built = _performance_segments(read(entry, found), config)
+            if part.source in PARTITIONED:
+                try:
+                    built = list(built)  # all of a video's segments, or none when it is bad
+                except InputError as e:
+                    skipped.append(str(e))
+                    continue
+            for summary, records in built:
+                for record in records:
+                    writer.write(record)
+                sequences.append(summary)
+                stats["performances_too_short"] += not records
+            stats.update(found)
+    result = {"part": part.index, "settings": part.settings, "digest": digest,
+              "inputs": part.input_names(), "sequences": sequences, "stats": dict(stats),
+              "skipped": skipped, "shards": writer.shards()}
+    io.write_text(work / PART.format(part.index), json.dumps(result))
+    return result
+
+
+def _reader(source: str, root: Path, data_config: ml_collections.ConfigDict) -> Callable:
+    """(input, stats) -> the raw performances of that input of the part."""
+    if source in PARTITIONED:
+        return PARTITIONED[source].reader(root, data_config)
+    return lambda _, stats: SOURCES[source](root, data_config, stats)
+
+
+def _performance_segments(
+    performances: Iterable[Performance], config: ml_collections.ConfigDict
+) -> Iterator[tuple[dict, list[dict]]]:
+    """(its summary for the manifest, its segment records) for each raw performance."""
+    for raw in performances:
+        perf, music = frame_music(segments.resample(raw, config.pose.fps), config)
+        records = list(segments.cut_segments(
+            perf, music, config.pose.segment_frames, config.data.segment_stride))
+        yield {"sequence_id": perf.sequence_id, "split": perf.split, "frames": perf.num_frames,
+               "segments": len(records), "music": perf.has_music,
+               "audio_path": perf.audio_path}, records
+
+
+def _finished(work: Path, part: Part, digest: str) -> dict | None:
+    """The part's part file when it was built from these inputs and settings and its shards are
+    all there, whole; else None."""
     try:
-        for raw in SOURCES[source](root, data_config, stats):
-            perf, music = frame_music(segments.resample(raw, config.pose.fps), config)
-            count = 0
-            for record in segments.cut_segments(
-                perf, music, config.pose.segment_frames, config.data.segment_stride
-            ):
-                writer.write(record)
-                count += 1
-            performances[perf.split] += 1
-            motion_only[perf.split] += not perf.has_music
-            stats["performances_too_short"] += count == 0
-            sequences.append({"sequence_id": perf.sequence_id, "split": perf.split,
-                              "frames": perf.num_frames, "segments": count,
-                              "music": perf.has_music, "audio_path": perf.audio_path})
-            print(f"  {perf.sequence_id}: {perf.num_frames} frames -> {count} segments"
-                  f"{'' if perf.has_music else ' (motion-only: no music)'}")
-    finally:
-        writer.close()
+        result = json.loads((work / PART.format(part.index)).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    shards = result["shards"].values()
+    if result["digest"] != digest or not all(
+            (work / s["name"]).is_file() and (work / s["name"]).stat().st_size == s["bytes"]
+            for s in shards):
+        return None
+    return result
+
+
+# ---------------------------------------------------------------- merging
+
+
+def merge(source: str, root: Path, out: Path, config: ml_collections.ConfigDict) -> dict:
+    """Swaps the parts in the work folder of `out` in as `out`, with the manifest; returns it.
+    InputError naming the parts that are missing or were built from other inputs or settings."""
+    _check_out(out)
+    parts = plan(source, root, config)
+    work = work_folder(out)
+    results = [_merge_part(work, part) for part in parts]
+    missing = [part.index for part, result in zip(parts, results, strict=True) if result is None]
+    if missing:
+        raise InputError(f"{work}: {len(missing)} of {len(parts)} parts not built "
+                         f"({_ranges(missing)}); build their shards (or run without --merge)")
+    manifest = _manifest(parts, results)
+    with staged_directory(out) as staging:
+        for result in results:
+            for shard in result["shards"].values():
+                os.link(work / shard["name"], staging / shard["name"])
+        (staging / segments.MANIFEST).write_text(json.dumps(manifest, indent=1))
+    shutil.rmtree(work)
+    return manifest
+
+
+def _merge_part(work: Path, part: Part) -> dict | None:
+    """The part's part file, or None when it has none; InputError when it is of another build."""
+    path = work / PART.format(part.index)
+    if not path.exists():
+        return None
+    result = json.loads(path.read_text())
+    if result["settings"] != part.settings or result["inputs"] != part.input_names():
+        raise InputError(f"{path}: built from other inputs or settings than this build's; run "
+                         "its shard again")
+    for shard in result["shards"].values():
+        if not (work / shard["name"]).is_file():
+            raise InputError(f"{work / shard['name']}: missing; run the shard of part "
+                             f"{part.index} again")
+    return result
+
+
+def _ranges(indices: list[int]) -> str:
+    """'0-3, 7' for [0, 1, 2, 3, 7]."""
+    runs = []
+    for i in indices:
+        if runs and runs[-1][1] == i - 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _manifest(parts: list[Part], results: list[dict]) -> dict:
+    """The manifest of a build from its parts' results, in part order."""
+    part, config = parts[0], parts[0].config
+    sequences = [s for r in results for s in r["sequences"]]
+    skipped = [message for r in results for message in r["skipped"]]
     if not sequences:
-        raise InputError(f"{root}: the {source} source found no performances")
-    manifest = {
+        raise InputError(f"{part.root}: the {part.source} source found no performances"
+                         + (f"; {len(skipped)} inputs skipped, first {skipped[0]}" if skipped
+                            else ""))
+    stats = collections.Counter()
+    for result in results:
+        stats.update(result["stats"])
+    shards = {split: [r["shards"][split] for r in results if split in r["shards"]]
+              for split in SPLITS}
+    frames = sum(s["frames"] for s in sequences)
+    return {
         "format_version": segments.FORMAT_VERSION,
-        "source": source,
-        "root": str(root.resolve()),
-        "fingerprint": digest,
+        "source": part.source,
+        "root": str(part.root.resolve()),
+        "fingerprint": fingerprint(parts, [r["digest"] for r in results]),
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "config": {"pose": config.pose.to_dict(), "audio": config.audio.to_dict(),
                    "data": config.data.to_dict()},
         "counts": {
-            "performances": {s: performances[s] for s in SPLITS},
-            "motion_only": {s: motion_only[s] for s in SPLITS},
-            "segments": dict(writer.counts),
-            "frames": int(sum(s["frames"] for s in sequences)),
-            "hours": sum(s["frames"] for s in sequences) / config.pose.fps / 3600,
+            "performances": _per_split(sequences, lambda s: 1),
+            "motion_only": _per_split(sequences, lambda s: not s["music"]),
+            "segments": {split: sum(s["records"] for s in shards[split]) for split in SPLITS},
+            "frames": frames,
+            "hours": frames / config.pose.fps / 3600,
+            "skipped": len(skipped),
         },
         "stats": dict(stats),
-        "content_hash": files_sha256(sorted(directory.glob("*.array_record"))),
+        "parts": len(parts),
+        "shards": {split: [s["name"] for s in shards[split]] for split in SPLITS},
+        "content_hash": _sha256([[s["name"], s["sha256"]] for split in SPLITS
+                                 for s in shards[split]]),
+        "skipped": skipped,
         "sequences": sequences,
     }
-    (directory / segments.MANIFEST).write_text(json.dumps(manifest, indent=1))
-    return manifest
+
+
+def _per_split(sequences: list[dict], count: Callable[[dict], int]) -> dict[str, int]:
+    return {split: sum(int(count(s)) for s in sequences if s["split"] == split)
+            for split in SPLITS}
 
 
 def define_flags() -> None:
@@ -164,6 +478,12 @@ def define_flags() -> None:
     flags.DEFINE_string("source", None, f"Data source, one of {sorted(SOURCES)}.")
     flags.DEFINE_string("root", None, "Raw dataset folder (written to for 'synthetic').")
     flags.DEFINE_string("segments", None, "Output folder for the segments and their manifest.")
+    flags.DEFINE_integer("workers", 1, "Parts built at a time, each in its own process.")
+    flags.DEFINE_integer("num-shards", 1, "Hosts sharing the build: this one builds the parts p "
+                         "with p % num-shards == shard-index into SEGMENTS.parts, then stops.")
+    flags.DEFINE_integer("shard-index", 0, "This host's shard, 0 .. num-shards - 1.")
+    flags.DEFINE_bool("merge", False, "Only merge the parts in SEGMENTS.parts (every shard's, "
+                      "copied there) into --segments and write the manifest.")
 
 
 def main(argv: list[str]) -> None:
@@ -173,13 +493,29 @@ def main(argv: list[str]) -> None:
     source = FLAGS.source or config.data.source
     if not FLAGS.root or not FLAGS.segments:
         raise InputError("--root and --segments are required")
-    manifest = build(source, Path(FLAGS.root), Path(FLAGS.segments), config)
+    root, out = Path(FLAGS.root), Path(FLAGS.segments)
+    if FLAGS.merge:
+        manifest = merge(source, root, out, config)
+    else:
+        manifest = build(source, root, out, config, workers=FLAGS.workers,
+                         num_shards=FLAGS["num-shards"].value,
+                         shard_index=FLAGS["shard-index"].value)
+    if manifest is not None:
+        summarise(out, manifest)
+
+
+def summarise(out: Path, manifest: dict) -> None:
+    """Prints what a build holds: segments, performances, hours, stats, motion-only and skipped
+    performances."""
     counts = manifest["counts"]
-    print(f"{FLAGS.segments}: {counts['segments']} segments from {counts['performances']} "
+    print(f"{out}: {counts['segments']} segments from {counts['performances']} "
           f"performances, {counts['hours']:.2f} h; stats {manifest['stats']}")
     silent = segments.motion_only(manifest)
-    print(f"{FLAGS.segments}: {sum(silent.values())} of {sum(counts['performances'].values())} "
+    print(f"{out}: {sum(silent.values())} of {sum(counts['performances'].values())} "
           f"performances motion-only (no music; for the autoencoder, not the DiT): {silent}")
+    if manifest["skipped"]:
+        print(f"{out}: {len(manifest['skipped'])} inputs skipped for bad input (the manifest's "
+              f"\"skipped\" lists them), first: {manifest['skipped'][0]}")
 
 
 console = cli.command(main, define_flags)

@@ -9,7 +9,8 @@ A segment is T frames of one performance at the target fps with everything later
   width, height (pixels), fps, audio_path, audio_offset (seconds into audio_path at frame 0),
   sequence_id, split, source, start_frame (in the resampled performance).
 
-Records are msgpack-serialised dicts (flax.serialization), one ArrayRecord file per split.
+Records are msgpack-serialised dicts (flax.serialization) in ArrayRecord shards, one per split
+and part of the build (`shard_name`), listed per split in the manifest's "shards" in order.
 Motion-only segments serve where only poses matter (the autoencoder); what needs music (the
 latent cache, BAS) refuses a build that has them (`require_music`).
 """
@@ -17,6 +18,7 @@ latent cache, BAS) refuses a build that has them (`require_music`).
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -31,7 +33,7 @@ from hotdance_jax.errors import InputError
 from hotdance_jax.pose.shape import shape_pose
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: shards per split and part, listed in the manifest
 
 
 def resample(perf: Performance, fps: float) -> Performance:
@@ -133,31 +135,47 @@ def deserialize(data: bytes) -> dict:
     return serialization.msgpack_restore(data)
 
 
-def shard_path(directory: Path, split: str) -> Path:
-    return Path(directory) / f"segments-{split}.array_record"
+def shard_name(split: str, part: int) -> str:
+    """The file of the segments of `split` that part `part` of a build wrote."""
+    return f"segments-{split}-{part:05d}.array_record"
 
 
 class SegmentWriter:
-    """Writes records into one ArrayRecord file per split under `directory`."""
+    """Writes the records of part `part` of a build into one ArrayRecord shard per split under
+    `directory` (shard_name), each atomically: when the `with` block ends without an error the
+    shards appear whole, else none does."""
 
-    def __init__(self, directory: Path):
-        self.directory = Path(directory)
+    def __init__(self, directory: Path, part: int):
+        self.directory, self.part = Path(directory), part
         self.counts = dict.fromkeys(SPLITS, 0)
+        self._files = contextlib.ExitStack()
         self._writers = {}
+
+    def __enter__(self) -> SegmentWriter:
+        return self
 
     def write(self, record: dict) -> None:
         split = record["split"]
         if split not in self._writers:
-            path = shard_path(self.directory, split)
-            self._writers[split] = array_record_module.ArrayRecordWriter(
-                str(path), "group_size:1"
-            )
+            path = self.directory / shard_name(split, self.part)
+            tmp = self._files.enter_context(io.atomic_path(path))
+            self._writers[split] = array_record_module.ArrayRecordWriter(str(tmp), "group_size:1")
         self._writers[split].write(serialize(record))
         self.counts[split] += 1
 
-    def close(self) -> None:
+    def __exit__(self, *exc_info) -> bool:
         for writer in self._writers.values():
             writer.close()
+        return self._files.__exit__(*exc_info)
+
+    def shards(self) -> dict[str, dict]:
+        """split -> {"name", "records", "bytes", "sha256"} of each shard written, once closed."""
+        shards = {}
+        for split in self._writers:
+            path = self.directory / shard_name(split, self.part)
+            shards[split] = {"name": path.name, "records": self.counts[split],
+                             "bytes": path.stat().st_size, "sha256": io.files_sha256([path])}
+        return shards
 
 
 class SegmentStore:
@@ -166,17 +184,17 @@ class SegmentStore:
     def __init__(self, directory: str | Path, split: str = "train"):
         self.directory = Path(directory)
         self.manifest = read_manifest(self.directory)
-        path = shard_path(self.directory, split)
         expected = self.manifest["counts"]["segments"].get(split, 0)
         if expected == 0:
             raise InputError(f"{self.directory}: the build has no {split!r} segments")
-        if not path.exists():
-            raise InputError(f"{path}: missing segment shard listed in the manifest")
-        self._source = array_record_data_source.ArrayRecordDataSource([str(path)])
+        paths = [self.directory / name for name in self.manifest["shards"][split]]
+        missing = [p for p in paths if not p.exists()]
+        if missing:
+            raise InputError(f"{missing[0]}: missing segment shard listed in the manifest")
+        self._source = array_record_data_source.ArrayRecordDataSource([str(p) for p in paths])
         if len(self._source) != expected:
-            raise InputError(
-                f"{path}: holds {len(self._source)} segments, the manifest says {expected}"
-            )
+            raise InputError(f"{self.directory}: holds {len(self._source)} {split} segments, the "
+                             f"manifest says {expected}")
 
     def __len__(self) -> int:
         return len(self._source)

@@ -8,11 +8,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench import build_scale
 from data_pipeline import build, segments
 from data_pipeline.sources.base import Performance
 from hotdance_jax.audio import ONSET_ENVELOPE, load_audio, music_features
@@ -89,7 +91,7 @@ def test_synthetic_build_manifest_store_and_no_op(tmp_path, capsys):
         assert record["music"].shape == (64, 35)  # one music row per pose frame
         assert record["shape_keypoints"].shape == (18, 2)
     assert len(manifest["content_hash"]) == 64
-    shard = segments.shard_path(out, "train")
+    shard = out / segments.shard_name("train", 0)
     before = shard.stat().st_mtime_ns
     again = build.build("synthetic", tmp_path / "raw", out, config)
     assert again["fingerprint"] == manifest["fingerprint"]
@@ -121,6 +123,17 @@ def test_failed_build_leaves_previous_build_untouched(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw", "segments"]
 
 
+def test_a_build_of_an_older_format_is_rebuilt_in_place(tmp_path):
+    out = tmp_path / "segments"
+    out.mkdir()
+    (out / "segments-train.array_record").write_bytes(b"format 1")
+    (out / segments.MANIFEST).write_text(json.dumps({"format_version": 1, "fingerprint": "x"}))
+    manifest = build.build("synthetic", tmp_path / "raw", out, tiny_config())
+    assert manifest["format_version"] == segments.FORMAT_VERSION == 2
+    assert not (out / "segments-train.array_record").exists()
+    assert len(segments.SegmentStore(out, "train")) == 8
+
+
 def test_refuses_to_overwrite_a_folder_that_is_not_a_build(tmp_path):
     out = tmp_path / "precious"
     out.mkdir()
@@ -138,7 +151,7 @@ def test_store_detects_truncated_or_missing_shards(tmp_path):
     (out / segments.MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(InputError, match="manifest says 9"):
         segments.SegmentStore(out, "train")
-    segments.shard_path(out, "val").unlink()
+    (out / segments.shard_name("val", 0)).unlink()
     with pytest.raises(InputError, match="missing segment shard"):
         segments.SegmentStore(out, "val")
     with pytest.raises(InputError, match="not a segment build"):
@@ -281,8 +294,161 @@ def test_the_real_aistpp_folder_builds_motion_only(tmp_path):
 
 def test_bins_do_not_invalidate_segments_but_fps_does():
     config = tiny_config()
-    digest = build.fingerprint("synthetic", Path("/x"), config)
+    digest = build.settings_digest("synthetic", Path("/x"), config)
     config.pose.bins = 17
-    assert build.fingerprint("synthetic", Path("/x"), config) == digest
+    assert build.settings_digest("synthetic", Path("/x"), config) == digest
     config.pose.fps = 25.0
-    assert build.fingerprint("synthetic", Path("/x"), config) != digest
+    assert build.settings_digest("synthetic", Path("/x"), config) != digest
+
+
+# ---------------------------------------------------------------- at scale: parts, workers, hosts
+
+
+def wild_corpus(tmp_path: Path, videos: int) -> tuple[Path, object]:
+    """(root, config) of `videos` synthetic wild videos of 6 s (bench/build_scale.py) built in
+    parts of 2 videos at tiny shapes: configs/tiny_cpu.py, as the command reads it."""
+    root = build_scale.write_corpus(tmp_path / "corpus", videos, 6.0)
+    config = sibling_config(str(REPO / "configs" / "base.py"), "tiny_cpu")
+    config.data.videos_per_part = 2
+    return root, config
+
+
+def assert_same_build(a: Path, b: Path) -> None:
+    """The two builds hold the same files, byte for byte, and manifests that differ only in
+    their creation time."""
+    names = sorted(p.name for p in a.iterdir())
+    assert names == sorted(p.name for p in b.iterdir())
+    for name in names:
+        if name != segments.MANIFEST:
+            assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    first, second = segments.read_manifest(a), segments.read_manifest(b)
+    first.pop("created"), second.pop("created")
+    assert first == second
+
+
+def test_two_shards_merged_equal_the_one_process_build(tmp_path):
+    root, config = wild_corpus(tmp_path, 8)
+    one = build.build("wild", root, tmp_path / "one", config)
+    assert one["parts"] == 4
+    assert one["counts"]["skipped"] == 0
+    store = segments.SegmentStore(tmp_path / "one", "train")
+    assert len(store) == one["counts"]["segments"]["train"] > 4
+    train = [s for s in one["sequences"] if s["split"] == "train"]
+    assert [r["sequence_id"] for r in store.__getitems__(range(len(store)))] == [
+        s["sequence_id"] for s in train for _ in range(s["segments"])]
+    out, work = tmp_path / "sharded", build.work_folder(tmp_path / "sharded")
+    assert build.build("wild", root, out, config, num_shards=2, shard_index=1) is None
+    assert not out.exists()
+    assert sorted(p.name for p in work.glob("part-*.json")) == ["part-00001.json",
+                                                                "part-00003.json"]
+    with pytest.raises(InputError, match=r"sharded\.parts: 2 of 4 parts not built \(0, 2\)"):
+        build.merge("wild", root, out, config)
+    build.build("wild", root, out, config, num_shards=2, shard_index=0)
+    build.merge("wild", root, out, config)
+    assert_same_build(tmp_path / "one", out)
+    assert not work.exists()
+    assert build.build("wild", root, out, config)["fingerprint"] == one["fingerprint"]
+
+
+@pytest.mark.slow  # starts worker processes
+def test_two_workers_build_what_one_process_builds(tmp_path):
+    root, config = wild_corpus(tmp_path, 8)
+    build.build("wild", root, tmp_path / "one", config)
+    build.build("wild", root, tmp_path / "two", config, workers=2)
+    assert_same_build(tmp_path / "one", tmp_path / "two")
+
+
+def test_bad_videos_are_skipped_counted_and_named(tmp_path, capsys):
+    root, config = wild_corpus(tmp_path, 6)
+    full = build.build("wild", root, tmp_path / "full", config)
+    videos = sorted({s["sequence_id"].rsplit("_", 1)[0] for s in full["sequences"]})
+    frame = sorted((root / videos[0]).glob("*_keypoints.json"))[5]
+    frame.write_text('{"people": [{"pose_keypoints_2d": [1, 2')
+    music = root / videos[-1] / "audio.wav"
+    music.unlink()
+    music.write_text("not a sound")
+    manifest = build.build("wild", root, tmp_path / "seg", config)
+    assert manifest["counts"]["skipped"] == 2
+    first, second = manifest["skipped"]
+    assert first.startswith(f"{frame}: malformed JSON")
+    assert str(music) in second
+    assert "\n" not in first + second
+    kept = [s for s in full["sequences"] if s["sequence_id"].rsplit("_", 1)[0] not in (
+        videos[0], videos[-1])]
+    assert manifest["sequences"] == kept
+    assert sum(manifest["counts"]["segments"].values()) == sum(s["segments"] for s in kept)
+    assert manifest["stats"]["wild_videos"] == full["stats"]["wild_videos"] - 2
+    build.summarise(tmp_path / "seg", manifest)
+    assert "2 inputs skipped for bad input" in capsys.readouterr().out
+
+
+def test_a_failed_part_is_named_in_one_line_and_the_build_resumes(tmp_path, monkeypatch):
+    root, config = wild_corpus(tmp_path, 6)
+    build.build("wild", root, tmp_path / "one", config)
+    out = tmp_path / "seg"
+    build_part = build.build_part
+
+    def full_disk(part, digest, work):
+        if part.index == 1:
+            raise OSError(28, "No space left on device")
+        return build_part(part, digest, work)
+
+    monkeypatch.setattr(build, "build_part", full_disk)
+    with pytest.raises(InputError) as error:
+        build.build("wild", root, out, config)
+    assert str(error.value).startswith(
+        "1 of 3 parts failed (1); part 1 (video00002 .. video00003): OSError: [Errno 28] No "
+        "space left on device; the finished parts stay in ")
+    assert "\n" not in str(error.value)
+    work = build.work_folder(out)
+    kept = {p.name: p.stat().st_mtime_ns for p in work.glob("part-*.json")}
+    assert sorted(kept) == ["part-00000.json", "part-00002.json"]
+    assert not out.exists()
+    monkeypatch.undo()
+    build.build("wild", root, out, config)
+    assert_same_build(tmp_path / "one", out)
+
+
+def test_a_failed_shard_leaves_the_work_folder_it_may_share(tmp_path, monkeypatch):
+    """Another host may be writing its parts there; a build alone removes it when empty."""
+    root, config = wild_corpus(tmp_path, 4)
+    out = tmp_path / "seg"
+
+    def broken(part, digest, work):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(build, "build_part", broken)
+    with pytest.raises(InputError, match=r"^1 of 2 parts failed \(0\); part 0 \(video00000 "):
+        build.build("wild", root, out, config, num_shards=2, shard_index=0)
+    assert build.work_folder(out).is_dir()
+    with pytest.raises(InputError, match=r"^2 of 2 parts failed \(0, 1\)"):
+        build.build("wild", root, out, config)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus"]
+
+
+@pytest.mark.slow  # starts a Python process
+def test_a_killed_build_resumes_from_its_finished_parts(tmp_path, capsys):
+    root, config = wild_corpus(tmp_path, 12)
+    out, work = tmp_path / "seg", build.work_folder(tmp_path / "seg")
+    command = [sys.executable, "-m", "data_pipeline.build", "--source", "wild", "--root",
+               str(root), "--segments", str(out), "--config", str(REPO / "configs" / "tiny_cpu.py"),
+               "--config.data.videos_per_part=2"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    bad = subprocess.run([*command, "--workers", "0"], capture_output=True, text=True, env=env)
+    assert (bad.returncode, bad.stderr.strip().count("\n")) == (1, 0)
+    assert "--workers 0" in bad.stderr
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not (work / "part-00000.json").exists():
+        assert process.poll() is None
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    kept = {p.name: p.stat().st_mtime_ns for p in work.glob("part-*.json")}
+    assert 1 <= len(kept) < 6
+    assert not out.exists()
+    build.build("wild", root, out, config)
+    assert f"6 parts, {len(kept)} of this shard's 6 built before" in capsys.readouterr().out
+    build.build("wild", root, tmp_path / "one", config)
+    assert_same_build(tmp_path / "one", out)

@@ -210,18 +210,19 @@ def test_bad_dance_folders_and_files_are_refused(sets, tmp_path):
 
 def test_a_segment_build_is_read_as_whole_performances(sets, tmp_path):
     keypoints, confidence = beat_dance(0.5, seed=3)
-    writer = segments.SegmentWriter(tmp_path)
     base = {"confidence": None, "width": np.int32(1280), "height": np.int32(720),
             "fps": np.float32(FPS), "audio_path": str(sets / "music0.wav"), "split": "test",
             "sequence_id": "perf", "source": "synthetic"}
-    for start in (0, 64, 128):  # 96-frame segments every 64 frames cover frames 0..223
-        window = slice(start, start + 96)
-        writer.write({**base, "keypoints": keypoints[window], "confidence": confidence[window],
-                      "audio_offset": np.float64(1.0 + start / FPS),
-                      "start_frame": np.int32(start)})
-    writer.close()
+    with segments.SegmentWriter(tmp_path, 0) as writer:
+        for start in (0, 64, 128):  # 96-frame segments every 64 frames cover frames 0..223
+            window = slice(start, start + 96)
+            writer.write({**base, "keypoints": keypoints[window],
+                          "confidence": confidence[window],
+                          "audio_offset": np.float64(1.0 + start / FPS),
+                          "start_frame": np.int32(start)})
     (tmp_path / segments.MANIFEST).write_text(json.dumps(
-        {"format_version": segments.FORMAT_VERSION, "counts": {"segments": {"test": 3}}}))
+        {"format_version": segments.FORMAT_VERSION, "counts": {"segments": {"test": 3}},
+         "shards": {"test": [writer.shards()["test"]["name"]]}}))
     [perf] = evaluate.read_dance_set(tmp_path, "test").dances
     assert (perf.sequence_id, perf.num_frames, perf.audio_offset) == ("perf", 224, 1.0)
     np.testing.assert_array_equal(perf.keypoints, keypoints[:224])

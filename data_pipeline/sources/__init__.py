@@ -17,3 +17,8 @@ SOURCES = {
 
 # Sources whose raw files the build writes itself from the config (their files are not inputs).
 GENERATED_SOURCES = frozenset({"synthetic"})
+
+# Sources whose inputs are independent videos: `entries(root)` lists them in order and
+# `reader(root, data_config)` builds one at a time. The build splits them into parts over processes
+# and hosts and skips a video with bad input (data_pipeline/build.py); other sources are one part.
+PARTITIONED = {"wild": wild}

@@ -35,10 +35,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import json
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,21 +80,29 @@ def performances(
     length). Raises InputError (one line naming the file) for bad input; the root is checked
     before the first performance is asked for, each video as it is reached.
     """
-    root = Path(root)
-    entries = _entries(root)
-    splits = _read_splits(root)
-    return _iterate(entries, splits, config, stats)
+    read = reader(root, config)
+    return itertools.chain.from_iterable(read(entry, stats) for entry in entries(Path(root)))
+
+
+def reader(
+    root: Path, config: ml_collections.ConfigDict
+) -> Callable[[Path, collections.Counter], Iterator[Performance]]:
+    """A function from one video of `entries(root)` (and the stats to count in) to its cleaned
+    runs, as `performances` gives them; reads root/splits.json once, here. What the build runs
+    on each part of a large corpus."""
+    splits = _read_splits(Path(root))
+    return lambda entry, stats: _iterate([entry], splits, config, stats)
 
 
 def _iterate(
-    entries: list[Path],
+    videos: list[Path],
     splits: dict[str, str] | None,
     config: ml_collections.ConfigDict,
     stats: collections.Counter,
 ) -> Iterator[Performance]:
-    """The generator behind `performances`: one video at a time, in `entries` order."""
+    """The generator behind `performances`: one video at a time, in the order of `videos`."""
     wild, min_frames = config.wild, int(config.get("min_frames", DEFAULT_MIN_FRAMES))
-    for entry in entries:
+    for entry in videos:
         stats["wild_videos"] += 1
         video = _open(entry)
         if not wild.min_fps <= video.fps <= wild.max_fps:
@@ -119,21 +128,21 @@ def _iterate(
 # ---------------------------------------------------------------- videos and splits
 
 
-def _entries(root: Path) -> list[Path]:
+def entries(root: Path) -> list[Path]:
     """The video folders and npz files under `root`, sorted by name; hidden entries skipped."""
     if not root.is_dir():
         raise InputError(f"{root}: wild data root is not a directory")
-    entries = sorted(
+    videos = sorted(
         p for p in root.iterdir()
         if not p.name.startswith(".") and (p.is_dir() or p.suffix == ".npz")
     )
-    if not entries:
+    if not videos:
         raise InputError(f"{root}: no videos (expected <video>/ folders or <video>.npz files)")
-    names = collections.Counter(p.stem if p.suffix == ".npz" else p.name for p in entries)
+    names = collections.Counter(p.stem if p.suffix == ".npz" else p.name for p in videos)
     twice = sorted(n for n, count in names.items() if count > 1)
     if twice:
         raise InputError(f"{root}: videos {twice} exist both as a folder and an npz")
-    return entries
+    return videos
 
 
 def _read_splits(root: Path) -> dict[str, str] | None:
