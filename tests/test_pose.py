@@ -19,6 +19,7 @@ from hotdance_jax.pose import (
     COCO_17,
     DWM_23,
     OPENPOSE_18,
+    OPENPOSE_18_HANDS,
     decode,
     encode,
     flip_horizontal,
@@ -48,7 +49,7 @@ def load_dwm_2d(name: str) -> tuple[np.ndarray, np.ndarray]:
 # --- skeletons -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("skeleton", [OPENPOSE_18, COCO_17, BODY_25, DWM_23])
+@pytest.mark.parametrize("skeleton", [OPENPOSE_18, OPENPOSE_18_HANDS, COCO_17, BODY_25, DWM_23])
 def test_skeleton_tables_are_consistent(skeleton):
     j = skeleton.num_joints
     assert len(set(skeleton.joints)) == j

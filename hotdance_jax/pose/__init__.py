@@ -15,10 +15,14 @@ from hotdance_jax.pose.skeletons import (
     COCO_17,
     DWM_23,
     OPENPOSE_18,
+    OPENPOSE_18_HANDS,
     SKELETONS,
     Skeleton,
     flip_horizontal,
+    skeleton_by_name,
     to_openpose18,
+    wholebody_to_openpose18_hands,
+    with_hands,
 )
 from hotdance_jax.pose.smoothing import decoded_poses, smooth, smooth_settings
 
@@ -28,6 +32,7 @@ __all__ = [
     "DWM_23",
     "KEYFRAME_KINDS",
     "OPENPOSE_18",
+    "OPENPOSE_18_HANDS",
     "SKELETONS",
     "Skeleton",
     "decode",
@@ -41,7 +46,10 @@ __all__ = [
     "reference_images",
     "reference_mask",
     "reference_pose",
+    "skeleton_by_name",
     "smooth",
     "smooth_settings",
     "to_openpose18",
+    "wholebody_to_openpose18_hands",
+    "with_hands",
 ]

@@ -1,4 +1,5 @@
-"""Skeleton layouts and converters into the canonical OpenPose-18 body layout.
+"""Skeleton layouts and converters into the canonical OpenPose-18 body layout (and into
+OpenPose-18 with OpenPose's two 21-keypoint hands).
 
 Keypoint arrays are (..., T, J, D): T frames, J joints of the source layout, D = 2 (pixels, x right,
 y down) or 3 (a 3D skeleton before projection). Confidence arrays are (..., T, J) in [0, 1]; an
@@ -7,6 +8,7 @@ invisible joint has confidence 0 and its coordinates are meaningless (often NaN)
 
 from __future__ import annotations
 
+import colorsys
 import dataclasses
 
 import numpy as np
@@ -16,7 +18,11 @@ from hotdance_jax.errors import InputError
 
 @dataclasses.dataclass(frozen=True)
 class Skeleton:
-    """A keypoint layout: joint names, limbs drawn between joints, and left/right joint pairs."""
+    """A keypoint layout: joint names, limbs drawn between joints, and left/right joint pairs.
+
+    The body's joints come first; a skeleton with hands (`hand_joints` > 0) follows them with the
+    left hand's `hand_joints` joints, then the right hand's, each in OpenPose's hand order.
+    """
 
     name: str
     joints: tuple[str, ...]
@@ -24,10 +30,29 @@ class Skeleton:
     flip_pairs: tuple[tuple[int, int], ...]
     limb_colors: tuple[tuple[int, int, int], ...] = ()
     joint_colors: tuple[tuple[int, int, int], ...] = ()
+    hand_joints: int = 0  # joints per hand; 0: no hands, every joint is the body
 
     @property
     def num_joints(self) -> int:
         return len(self.joints)
+
+    @property
+    def num_body_joints(self) -> int:
+        """The number of body joints: joints [0, num_body_joints) are the body."""
+        return self.num_joints - 2 * self.hand_joints
+
+    @property
+    def has_hands(self) -> bool:
+        return self.hand_joints > 0
+
+    def hand(self, side: str) -> slice:
+        """The joints of the `side` ("left" or "right") hand, as a slice of the joint axis."""
+        start = self.num_body_joints + (0 if side == "left" else self.hand_joints)
+        return slice(start, start + self.hand_joints)
+
+    def is_hand_limb(self, limb: int) -> bool:
+        """Whether limb `limb` joins two hand joints (it is drawn as OpenPose draws hands)."""
+        return min(self.limbs[limb]) >= self.num_body_joints
 
     def index(self, joint: str) -> int:
         return self.joints.index(joint)
@@ -124,7 +149,60 @@ DWM_23 = Skeleton(
     ),
 )
 
-SKELETONS = {s.name: s for s in (OPENPOSE_18, COCO_17, BODY_25, DWM_23)}
+# OpenPose's hand (and COCO-WholeBody's, DWPose's): the wrist, then per finger from thumb to
+# pinky its four joints from the palm out.
+_HAND_JOINTS = (
+    "wrist", "thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip",
+    "index_mcp", "index_pip", "index_dip", "index_tip",
+    "middle_mcp", "middle_pip", "middle_dip", "middle_tip",
+    "ring_mcp", "ring_pip", "ring_dip", "ring_tip",
+    "pinky_mcp", "pinky_pip", "pinky_dip", "pinky_tip",
+)
+# The 20 edges OpenPose draws per hand: wrist -> each finger's base, then along the finger.
+_HAND_LIMBS = tuple((0 if j % 4 == 1 else j - 1, j) for j in range(1, 21))
+# OpenPose draws hand edge i in hue i / 20 at full saturation and value, each hand's joints in
+# (0, 0, 255) (blue in ControlNet-OpenPose images).
+_HAND_LIMB_COLORS = tuple(
+    tuple(round(255 * c) for c in colorsys.hsv_to_rgb(i / len(_HAND_LIMBS), 1.0, 1.0))
+    for i in range(len(_HAND_LIMBS))
+)
+_HAND_JOINT_COLOR = (0, 0, 255)
+
+
+def _with_hands(body: Skeleton, name: str) -> Skeleton:
+    """`body` followed by a left and a right OpenPose hand (21 joints, 20 limbs each)."""
+    per_hand = len(_HAND_JOINTS)
+    left, right = body.num_joints, body.num_joints + per_hand
+    return Skeleton(
+        name=name,
+        joints=body.joints + tuple(f"{side}_hand_{joint}" for side in ("left", "right")
+                                   for joint in _HAND_JOINTS),
+        limbs=body.limbs + tuple((start + a, start + b) for start in (left, right)
+                                 for a, b in _HAND_LIMBS),
+        flip_pairs=body.flip_pairs + tuple((left + j, right + j) for j in range(per_hand)),
+        limb_colors=body.limb_colors + 2 * _HAND_LIMB_COLORS,
+        joint_colors=body.joint_colors + (_HAND_JOINT_COLOR,) * (2 * per_hand),
+        hand_joints=per_hand,
+    )
+
+
+OPENPOSE_18_HANDS = _with_hands(OPENPOSE_18, "openpose18_hands")
+
+SKELETONS = {s.name: s for s in (OPENPOSE_18, OPENPOSE_18_HANDS, COCO_17, BODY_25, DWM_23)}
+
+# COCO-WholeBody (DWPose's output): 133 keypoints, the COCO-17 body, 6 foot, 68 face, then the left
+# and the right hand in OpenPose's hand order.
+WHOLEBODY_133_JOINTS = 133
+_WHOLEBODY_BODY = slice(0, COCO_17.num_joints)
+_WHOLEBODY_HANDS = slice(91, 133)
+
+
+def skeleton_by_name(name: str) -> Skeleton:
+    """The skeleton called `name` (a key of SKELETONS); InputError naming it otherwise."""
+    if name not in SKELETONS:
+        raise InputError(f"unknown skeleton {name!r}; expected one of {sorted(SKELETONS)}")
+    return SKELETONS[name]
+
 
 # For each OpenPose-18 joint, the source joints whose mean it is; () = no counterpart (invisible).
 # A joint built from several source joints is visible only when all of them are.
@@ -159,17 +237,8 @@ def to_openpose18(
     """
     if source not in _TO_OPENPOSE_18:
         raise InputError(f"unknown skeleton {source!r}; expected one of {sorted(_TO_OPENPOSE_18)}")
-    keypoints = np.asarray(keypoints, dtype=np.float32)
-    expected = SKELETONS[source].num_joints
-    if keypoints.ndim < 2 or keypoints.shape[-2] != expected:
-        raise InputError(
-            f"{source} keypoints must have shape (..., {expected}, D), got {keypoints.shape}"
-        )
-    finite = np.all(np.isfinite(keypoints), axis=-1)
-    if confidence is None:
-        confidence = finite.astype(np.float32)
-    confidence = np.where(finite, np.asarray(confidence, dtype=np.float32), 0.0)
-
+    keypoints, confidence = _checked(keypoints, confidence, source,
+                                     SKELETONS[source].num_joints)
     out_xy = np.full((*keypoints.shape[:-2], OPENPOSE_18.num_joints, keypoints.shape[-1]), np.nan,
                      dtype=np.float32)
     out_conf = np.zeros((*keypoints.shape[:-2], OPENPOSE_18.num_joints), dtype=np.float32)
@@ -183,6 +252,52 @@ def to_openpose18(
             conf[..., None] > 0, keypoints[..., idx, :].mean(axis=-2), np.nan
         )
     return out_xy, out_conf
+
+
+def wholebody_to_openpose18_hands(
+    keypoints: np.ndarray, confidence: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Converts (..., T, 133, D) COCO-WholeBody keypoints (DWPose) to OpenPose-18 with hands.
+
+    The body is its COCO-17 part (joints 0-16) through `to_openpose18`, the hands its joints
+    91-111 (left) and 112-132 (right); feet and face are dropped. `confidence` (..., T, 133)
+    defaults to 1 where the coordinates are finite. Returns keypoints (..., T, 60, D) (NaN where
+    invisible) and confidence (..., T, 60).
+    """
+    keypoints, confidence = _checked(keypoints, confidence, "whole-body", WHOLEBODY_133_JOINTS)
+    body = to_openpose18(keypoints[..., _WHOLEBODY_BODY, :], confidence[..., _WHOLEBODY_BODY],
+                         COCO_17.name)
+    return with_hands(*body, keypoints[..., _WHOLEBODY_HANDS, :],
+                      confidence[..., _WHOLEBODY_HANDS])
+
+
+def with_hands(
+    body: np.ndarray, body_confidence: np.ndarray, hands: np.ndarray, hands_confidence: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """OpenPose-18 body (..., 18, D), (..., 18) and hands (..., 42, D), (..., 42) (the left hand's
+    21 joints, then the right's, in OpenPose's order) -> OPENPOSE_18_HANDS keypoints (..., 60, D)
+    and confidence (..., 60). A hand joint with confidence 0 or non-finite coordinates is
+    invisible: NaN, confidence 0."""
+    hands, hands_confidence = _checked(hands, hands_confidence, "hands",
+                                       2 * OPENPOSE_18_HANDS.hand_joints)
+    hands = np.where(hands_confidence[..., None] > 0, hands, np.nan)
+    return (np.concatenate([np.asarray(body, np.float32), hands], axis=-2),
+            np.concatenate([np.asarray(body_confidence, np.float32), hands_confidence], axis=-1))
+
+
+def _checked(
+    keypoints: np.ndarray, confidence: np.ndarray | None, what: str, joints: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """float32 (..., joints, D) keypoints and (..., joints) confidence, 0 where the coordinates
+    are not finite (`confidence` None: 1 where they are); InputError for another joint count."""
+    keypoints = np.asarray(keypoints, dtype=np.float32)
+    if keypoints.ndim < 2 or keypoints.shape[-2] != joints:
+        raise InputError(f"{what} keypoints must have shape (..., {joints}, D), "
+                         f"got {keypoints.shape}")
+    finite = np.all(np.isfinite(keypoints), axis=-1)
+    if confidence is None:
+        confidence = finite.astype(np.float32)
+    return keypoints, np.where(finite, np.asarray(confidence, dtype=np.float32), 0.0)
 
 
 def flip_horizontal(
