@@ -91,19 +91,23 @@ def save_onehot_image(path: str | os.PathLike, image: np.ndarray, skeleton: Skel
 def skeleton_frame(keypoints: np.ndarray, confidence: np.ndarray, size: tuple[int, int],
                    scale: float, beat: float = 0.0, skeleton: Skeleton = OPENPOSE_18) -> np.ndarray:
     """(height, width, 3) uint8 picture of one pose ((K, 2) pixels times `scale`) on black, in
-    the skeleton's colours, with a beat indicator in the top-left corner lit to `beat` in [0, 1]."""
+    the skeleton's colours, with a beat indicator in the top-left corner lit to `beat` in [0, 1].
+    Hands are drawn as OpenPose draws them, after the body and thinner: their limbs and joints at
+    half the body's line width (pixels)."""
     image = Image.new("RGB", size)
     draw = ImageDraw.Draw(image)
     xy = np.nan_to_num(np.asarray(keypoints, np.float64)) * scale
-    width = max(2, round(min(size) / 120))
+    body_width = max(2, round(min(size) / 120))
+    hand_width = max(1, body_width // 2)
     for i, (a, b) in enumerate(skeleton.limbs):
         if confidence[a] > 0 and confidence[b] > 0:
+            width = hand_width if skeleton.is_hand_limb(i) else body_width
             draw.line([tuple(xy[a]), tuple(xy[b])], fill=tuple(skeleton.limb_colors[i]),
                       width=width)
     for k in np.flatnonzero(np.asarray(confidence) > 0):
         x, y = xy[k]
-        draw.ellipse([x - width, y - width, x + width, y + width],
-                     fill=tuple(skeleton.joint_colors[k]))
+        r = hand_width if k >= skeleton.num_body_joints else body_width
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=tuple(skeleton.joint_colors[k]))
     radius = max(6, min(size) // 30)
     level = round(40 + 215 * beat)
     draw.ellipse([radius, radius, 3 * radius, 3 * radius], fill=(level, level, level))
@@ -130,10 +134,11 @@ def save_video(
     audio: np.ndarray | None = None,
     sample_rate: int = 22050,
     max_side: int = 720,
+    skeleton: Skeleton = OPENPOSE_18,
 ) -> None:
-    """An H.264 mp4 of a (T, K, 2) pixel dance in a width x height frame (scaled so its longer
-    side is at most max_side), with `audio` ((samples,) from the dance's first frame) muxed in as
-    AAC and a beat indicator flashing on `beat_times` (seconds); atomically."""
+    """An H.264 mp4 of a (T, K, 2) pixel dance of `skeleton` in a width x height frame (scaled so
+    its longer side is at most max_side), with `audio` ((samples,) from the dance's first frame)
+    muxed in as AAC and a beat indicator flashing on `beat_times` (seconds); atomically."""
     scale = min(1.0, max_side / max(width, height))
     size = (2 * round(width * scale / 2), 2 * round(height * scale / 2))
     levels = beat_levels(beat_times, len(keypoints), fps)
@@ -153,6 +158,7 @@ def save_video(
             writer.send(None)
         try:
             for t in range(len(keypoints)):
-                writer.send(skeleton_frame(keypoints[t], confidence[t], size, scale, levels[t]))
+                writer.send(skeleton_frame(keypoints[t], confidence[t], size, scale, levels[t],
+                                           skeleton))
         finally:
             writer.close()

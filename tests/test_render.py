@@ -1,0 +1,48 @@
+"""The skeleton renderer: hands drawn as OpenPose draws them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hotdance_jax.pose import OPENPOSE_18, OPENPOSE_18_HANDS
+from hotdance_jax.render import skeleton_frame
+from tests.test_skeletons import hand_edge_color
+
+SIZE = (400, 300)  # width, height in pixels: body and hand lines 2 and 1 pixels wide
+HAND_BOX = (slice(40, 300), slice(240, 400))  # rows, columns holding the hands, no body
+
+
+def hands_pose() -> tuple[np.ndarray, np.ndarray]:
+    """(60, 2) pixels, (60,) confidence: a body left of x = 150 and two open hands right of it,
+    each finger straight up from its base in 12-pixel bones (wrists at (300, 130), (300, 280))."""
+    rng = np.random.default_rng(0)
+    keypoints = np.zeros((60, 2))
+    keypoints[:18] = rng.uniform([20, 20], [150, 280], (18, 2))
+    for start, wrist_y in ((18, 130), (39, 280)):
+        keypoints[start] = (300, wrist_y)
+        for finger in range(5):
+            for joint in range(4):
+                keypoints[start + 1 + 4 * finger + joint] = (260 + 20 * finger,
+                                                             wrist_y - 40 - 12 * joint)
+    return keypoints, np.ones(60)
+
+
+def test_hands_are_drawn_in_openpose_hand_colours_where_a_body_render_has_none():
+    keypoints, confidence = hands_pose()
+    hands = skeleton_frame(keypoints, confidence, SIZE, 1.0, skeleton=OPENPOSE_18_HANDS)
+    body = skeleton_frame(keypoints[:18], confidence[:18], SIZE, 1.0, skeleton=OPENPOSE_18)
+    assert not body[HAND_BOX].any()
+    outside = np.ones(body.shape[:2], bool)
+    outside[HAND_BOX] = False
+    np.testing.assert_array_equal(hands[outside], body[outside])  # the body as before
+    for start in (18, 39):
+        for finger in range(5):
+            for joint in range(3):  # the finger's bones: hand edge 1 + 4 finger + joint
+                a = keypoints[start + 1 + 4 * finger + joint].astype(int)
+                x, y = a[0], a[1] - 6  # the bone's midpoint, between two joint dots
+                edge = 1 + 4 * finger + joint
+                np.testing.assert_allclose(hands[y, x], hand_edge_color(edge), atol=1)
+                assert not hands[y, [x - 1, x + 1]].any()  # 1 pixel wide, the body's 2
+            tip = keypoints[start + 4 + 4 * finger].astype(int)
+            np.testing.assert_array_equal(hands[tip[1], tip[0]], (0, 0, 255))  # joints: blue
+            assert not hands[tip[1], [tip[0] - 2, tip[0] + 2]].any()  # dots of radius 1, not 2
