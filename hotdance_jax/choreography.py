@@ -1,8 +1,10 @@
 """Poses a user gives the sampler: the dancer's reference pose, keyframes, and a dance to continue.
 
-A pose is 18 OpenPose keypoints (or 25 BODY_25 ones, converted) in pixels of the output frame, in
-any of: an OpenPose JSON file or person (`pose_keypoints_2d`), a JSON list of [x, y] or
-[x, y, c], or an npz with `keypoints` and `confidence` (a frame of it for a whole dance).
+A pose is the run's skeleton's keypoints in pixels of the output frame: 18 OpenPose keypoints (or
+25 BODY_25 ones, converted), and for openpose18_hands 21 more per hand, in any of: an OpenPose JSON
+file or person (`pose_keypoints_2d`, and `hand_left_keypoints_2d` / `hand_right_keypoints_2d`
+for hands), a JSON list of [x, y] or [x, y, c], or an npz with `keypoints` and `confidence` (a
+frame of it for a whole dance).
 
 Keyframes (`python -m hotdance_jax.sample ... --keyframes FILE`) are a JSON list of
 {"time": seconds from the start of the dance, "pose": a pose}, the pose given inline (an OpenPose
@@ -20,13 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from hotdance_jax.errors import InputError
-from hotdance_jax.pose import OPENPOSE_18, to_openpose18
+from hotdance_jax.pose import OPENPOSE_18, Skeleton
+from hotdance_jax.pose.openpose_json import openpose18_body, read_person
 
 
 @dataclasses.dataclass(frozen=True)
 class Keyframe:
     """A pose the dance passes through: `time` seconds from the start of the dance, keypoints
-    (18, 2) pixels of the output frame, confidence (18,)."""
+    (K, 2) pixels of the output frame, confidence (K,), K the skeleton's keypoints."""
 
     time: float
     keypoints: np.ndarray
@@ -35,7 +38,7 @@ class Keyframe:
 
 @dataclasses.dataclass(frozen=True)
 class Opening:
-    """A dance to continue: keypoints (P, 18, 2) pixels (NaN where invisible), confidence (P, 18),
+    """A dance to continue: keypoints (P, K, 2) pixels (NaN where invisible), confidence (P, K),
     its frame size, and the music it was danced to (`music_path` from `music_offset` seconds)."""
 
     keypoints: np.ndarray
@@ -46,9 +49,10 @@ class Opening:
     music_offset: float
 
 
-def read_reference(path: Path, frame: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One pose from a file: (18, 2) pixels and (18,) confidence; `frame` picks one of an npz
-    dance's frames (default 0)."""
+def read_reference(path: Path, frame: int | None = None, skeleton: Skeleton = OPENPOSE_18
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """One pose of `skeleton` from a file: (K, 2) pixels and (K,) confidence; `frame` picks one of
+    an npz dance's frames (default 0)."""
     try:
         if path.suffix == ".npz":
             with np.load(path) as data:
@@ -59,20 +63,23 @@ def read_reference(path: Path, frame: int | None = None) -> tuple[np.ndarray, np
                 keypoints, confidence = keypoints[frame or 0], confidence[frame or 0]
             keypoints, confidence = keypoints.reshape(-1, 2), confidence.reshape(-1)
         else:
-            keypoints, confidence = _pose_values(json.loads(path.read_text()))
+            keypoints, confidence = _pose_values(json.loads(path.read_text()), skeleton,
+                                                 str(path))
     except FileNotFoundError:
         raise InputError(f"{path}: no such pose file") from None
+    except InputError:
+        raise
     except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
         raise InputError(f"{path}: not a readable pose ({type(e).__name__}: {e})") from None
-    return checked_pose(keypoints, confidence, str(path))
+    return checked_pose(keypoints, confidence, str(path), skeleton)
 
 
-def _pose_values(data) -> tuple[np.ndarray, np.ndarray]:
-    """(J, 2) keypoints and (J,) confidence of a parsed OpenPose JSON file or person, or a list of
-    [x, y(, c)] (a flat list is read as [x, y, c] triples)."""
+def _pose_values(data, skeleton: Skeleton, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(J, 2) keypoints and (J,) confidence of a parsed OpenPose JSON file or person (read as
+    `skeleton`'s, InputError naming `where` if it cannot be), or a list of [x, y(, c)] (a flat
+    list is read as [x, y, c] triples)."""
     if isinstance(data, dict):
-        data = data["people"][0] if "people" in data else data
-        data = data["pose_keypoints_2d"]
+        return read_person(data["people"][0] if "people" in data else data, skeleton, where)
     values = np.asarray(data, np.float32)
     if values.ndim == 1:
         values = values.reshape(-1, 3)
@@ -80,26 +87,27 @@ def _pose_values(data) -> tuple[np.ndarray, np.ndarray]:
     return values[:, :2], confidence
 
 
-def checked_pose(keypoints: np.ndarray, confidence: np.ndarray, where: str
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(J, 2), (J,) -> OpenPose-18 (18, 2) pixels and (18,) confidence (0 where not finite);
-    InputError naming `where` for another number of keypoints or fewer than 2 visible."""
-    if len(keypoints) == 25:
-        keypoints, confidence = to_openpose18(keypoints[None], confidence[None], "body25")
-        keypoints, confidence = keypoints[0], confidence[0]
-    elif len(keypoints) != OPENPOSE_18.num_joints:
-        raise InputError(f"{where}: {len(keypoints)} keypoints; expected 18 (OpenPose) or 25 "
-                         "(BODY_25)")
+def checked_pose(keypoints: np.ndarray, confidence: np.ndarray, where: str,
+                 skeleton: Skeleton = OPENPOSE_18) -> tuple[np.ndarray, np.ndarray]:
+    """(J, 2), (J,) -> `skeleton`'s (K, 2) pixels and (K,) confidence (0 where not finite); J is
+    K, or 25 (BODY_25, converted) for openpose18. InputError naming `where` for another number
+    of keypoints or fewer than 2 visible."""
+    if not skeleton.has_hands:
+        keypoints, confidence = openpose18_body(keypoints, confidence, where)
+    elif len(keypoints) != skeleton.num_joints:
+        raise InputError(f"{where}: {len(keypoints)} keypoints; expected {skeleton.num_joints} "
+                         f"({skeleton.name})")
     confidence = np.where(np.isfinite(keypoints).all(-1), confidence, 0.0).astype(np.float32)
     if (confidence > 0).sum() < 2:
         raise InputError(f"{where}: fewer than 2 visible keypoints")
     return keypoints.astype(np.float32), confidence
 
 
-def read_keyframes(path: Path, seconds: float, fps: float) -> list[Keyframe]:
+def read_keyframes(path: Path, seconds: float, fps: float, skeleton: Skeleton = OPENPOSE_18
+                   ) -> list[Keyframe]:
     """The keyframes of a JSON file (module docstring), sorted by time, for a dance of `seconds`
-    at `fps`; InputError naming the file and entry for a time outside the dance, a bad pose, or
-    two different poses on one frame."""
+    at `fps` in `skeleton`'s layout; InputError naming the file and entry for a time outside the
+    dance, a bad pose, or two different poses on one frame."""
     try:
         entries = json.loads(path.read_text())
     except FileNotFoundError:
@@ -109,8 +117,8 @@ def read_keyframes(path: Path, seconds: float, fps: float) -> list[Keyframe]:
     if not isinstance(entries, list) or not entries:
         raise InputError(f"{path}: expected a non-empty JSON list of {{\"time\": s, \"pose\": "
                          "...}}")
-    keyframes = sorted((_keyframe(entry, path, i, seconds) for i, entry in enumerate(entries)),
-                       key=lambda k: k.time)
+    keyframes = sorted((_keyframe(entry, path, i, seconds, skeleton)
+                        for i, entry in enumerate(entries)), key=lambda k: k.time)
     for a, b in itertools.pairwise(keyframes):
         same_frame = round(a.time * fps) == round(b.time * fps)
         if same_frame and not (np.array_equal(a.keypoints, b.keypoints, equal_nan=True)
@@ -120,16 +128,20 @@ def read_keyframes(path: Path, seconds: float, fps: float) -> list[Keyframe]:
     return keyframes
 
 
-def _keyframe(entry, path: Path, index: int, seconds: float) -> Keyframe:
+def _keyframe(entry, path: Path, index: int, seconds: float, skeleton: Skeleton) -> Keyframe:
     """Entry `index` of the keyframes file `path`, checked to lie in [0, seconds)."""
     where = f"{path} keyframe {index}"
     try:
         time = float(entry["time"])
         pose = entry["pose"]
         if isinstance(pose, str):
-            keypoints, confidence = read_reference(path.parent / pose, entry.get("frame"))
+            keypoints, confidence = read_reference(path.parent / pose, entry.get("frame"),
+                                                   skeleton)
         else:
-            keypoints, confidence = checked_pose(*_pose_values(pose), where)
+            keypoints, confidence = checked_pose(*_pose_values(pose, skeleton, where), where,
+                                                 skeleton)
+    except InputError:
+        raise
     except (KeyError, TypeError, ValueError, IndexError) as e:
         raise InputError(f"{where}: expected {{\"time\": seconds, \"pose\": ...}} "
                          f"({type(e).__name__}: {e})") from None
@@ -138,8 +150,8 @@ def _keyframe(entry, path: Path, index: int, seconds: float) -> Keyframe:
     return Keyframe(time, keypoints, confidence)
 
 
-def read_opening(path: Path, fps: float) -> Opening:
-    """The dance of the npz `path` to continue; InputError unless it is an OpenPose-18 dance at
+def read_opening(path: Path, fps: float, skeleton: Skeleton = OPENPOSE_18) -> Opening:
+    """The dance of the npz `path` to continue; InputError unless it is a dance of `skeleton` at
     `fps` (the run's)."""
     try:
         with np.load(path) as data:
@@ -150,14 +162,15 @@ def read_opening(path: Path, fps: float) -> Opening:
     except (OSError, ValueError, KeyError) as e:
         raise InputError(f"{path}: not a dance npz of python -m hotdance_jax.sample "
                          f"({type(e).__name__}: {e})") from None
-    if str(fields["skeleton"]) != OPENPOSE_18.name:
+    if str(fields["skeleton"]) != skeleton.name:
         raise InputError(f"{path}: skeleton {fields['skeleton']}; this run dances "
-                         f"{OPENPOSE_18.name}")
+                         f"{skeleton.name}")
     if abs(float(fields["fps"]) - fps) > 1e-6:
         raise InputError(f"{path}: {float(fields['fps']):g} fps; the run is at {fps:g}")
     keypoints = np.asarray(fields["keypoints"], np.float32)
-    if keypoints.ndim != 3 or keypoints.shape[1:] != (OPENPOSE_18.num_joints, 2):
-        raise InputError(f"{path}: keypoints {keypoints.shape}; expected (frames, 18, 2)")
+    if keypoints.ndim != 3 or keypoints.shape[1:] != (skeleton.num_joints, 2):
+        raise InputError(f"{path}: keypoints {keypoints.shape}; expected (frames, "
+                         f"{skeleton.num_joints}, 2)")
     return Opening(keypoints, np.asarray(fields["confidence"], np.float32),
                    int(fields["width"]), int(fields["height"]), Path(str(fields["music_path"])),
                    float(fields["music_offset"]))

@@ -67,10 +67,12 @@ from hotdance_jax.io import run_path, save_npz, save_wav, staged_directory
 from hotdance_jax.models import DiT
 from hotdance_jax.pose import (
     OPENPOSE_18,
+    Skeleton,
     decoded_poses,
     reference_images,
     reference_mask,
 )
+from hotdance_jax.pose.openpose_json import person_json
 from hotdance_jax.pose.shape import shape_pose
 from hotdance_jax.training import CONFIG_FILE, OptimizerSettings
 from hotdance_jax.vae import RAW_COORDS, Autoencoder, load_autoencoder
@@ -107,8 +109,8 @@ class Song:
 
 @dataclasses.dataclass
 class Dance:
-    """A generated dance: keypoints (F, 18, 2) pixels (NaN where invisible), confidence (F, 18),
-    sampled in segments of `segment_frames` frames overlapping by OVERLAP."""
+    """A generated dance of `skeleton`: keypoints (F, K, 2) pixels (NaN where invisible),
+    confidence (F, K), sampled in segments of `segment_frames` frames overlapping by OVERLAP."""
 
     song: Song
     sample: int
@@ -118,6 +120,7 @@ class Dance:
     width: int
     height: int
     segment_frames: int
+    skeleton: Skeleton = OPENPOSE_18
 
 
 def load_song(path: Path, config: ml_collections.ConfigDict, fps: float, start: float = 0.0,
@@ -478,18 +481,18 @@ def save_dance(path: Path, dance: Dance) -> None:
     save_npz(path, keypoints=dance.keypoints.astype(np.float32),
              confidence=dance.confidence.astype(np.float32), fps=np.float32(dance.fps),
              width=np.int32(dance.width), height=np.int32(dance.height),
-             skeleton=np.str_(OPENPOSE_18.name), music_path=np.str_(str(dance.song.path)),
+             skeleton=np.str_(dance.skeleton.name), music_path=np.str_(str(dance.song.path)),
              music_offset=np.float32(dance.song.start),
              segment_frames=np.int32(dance.segment_frames), overlap=np.int32(OVERLAP))
 
 
 def save_openpose(directory: Path, dance: Dance, name: str) -> None:
-    """One OpenPose JSON per frame, NAME_000000000000_keypoints.json, written all or nothing."""
+    """One OpenPose JSON per frame, NAME_000000000000_keypoints.json, written all or nothing;
+    with the hands' lists when the dance's skeleton has hands."""
     with staged_directory(directory) as staging:
         for t, (keypoints, confidence) in enumerate(zip(dance.keypoints, dance.confidence,
                                                         strict=True)):
-            values = np.concatenate([np.nan_to_num(keypoints), confidence[:, None]], axis=1)
-            person = {"person_id": [-1], "pose_keypoints_2d": values.ravel().round(3).tolist()}
+            person = person_json(keypoints, confidence, dance.skeleton)
             (staging / f"{name}_{t:012d}_keypoints.json").write_text(
                 json.dumps({"version": 1.3, "people": [person]}))
 
@@ -605,7 +608,7 @@ def write_dance(dance: Dance, name: str, many: bool) -> list[str]:
         video = Path(flag("video")) / f"{name}.mp4" if many else Path(flag("video"))
         render.save_video(video, dance.keypoints, dance.confidence, dance.fps, dance.width,
                           dance.height, dance.song.beats, dance.song.audio,
-                          dance.song.sample_rate)
+                          dance.song.sample_rate, skeleton=dance.skeleton)
         written.append(str(video))
     return written
 

@@ -88,7 +88,8 @@ def _write_dance(folder: Path, dance: sample.Dance, name: str) -> None:
     song = dance.song
     sample.save_dance(folder / f"{name}.npz", dance)
     render.save_video(folder / f"{name}.mp4", dance.keypoints, dance.confidence, dance.fps,
-                      dance.width, dance.height, song.beats, song.audio, song.sample_rate)
+                      dance.width, dance.height, song.beats, song.audio, song.sample_rate,
+                      skeleton=dance.skeleton)
     render.save_speed_plot(folder / f"{name}_speed.png", dance.keypoints, dance.confidence,
                            dance.fps, song.beats,
                            title=f"{name}: keypoint speed and music beats")

@@ -9,6 +9,7 @@ import pytest
 
 from hotdance_jax.choreography import read_keyframes, read_opening, read_reference
 from hotdance_jax.errors import InputError
+from hotdance_jax.pose import OPENPOSE_18_HANDS
 
 POSE = np.arange(36, dtype=np.float32).reshape(18, 2) + 10
 
@@ -99,3 +100,57 @@ def test_a_dance_to_continue_and_its_refusals(tmp_path):
         read_opening(dance_file(tmp_path / "k.npz", keypoints=np.zeros((12, 17, 2))), 30.0)
     with pytest.raises(InputError, match="no such dance file"):
         read_opening(tmp_path / "none.npz", 30.0)
+
+
+HANDS_POSE = np.arange(120, dtype=np.float32).reshape(60, 2) + 10
+
+
+def hands_person(pose: np.ndarray = HANDS_POSE, left_joints: int = 21) -> dict:
+    """An OpenPose JSON person of the (60, 2) `pose`, confidence 1, its left hand cut to
+    `left_joints` keypoints."""
+    values = np.concatenate([pose, np.ones((60, 1))], 1)
+    return {"pose_keypoints_2d": values[:18].ravel().tolist(),
+            "hand_left_keypoints_2d": values[18:18 + left_joints].ravel().tolist(),
+            "hand_right_keypoints_2d": values[39:].ravel().tolist()}
+
+
+def test_hands_references_keyframes_and_openings(tmp_path):
+    (tmp_path / "op.json").write_text(json.dumps({"people": [hands_person()]}))
+    np.savez(tmp_path / "pose.npz", keypoints=HANDS_POSE[None], confidence=np.ones((1, 60)))
+    for name in ("op.json", "pose.npz"):
+        keypoints, confidence = read_reference(tmp_path / name, skeleton=OPENPOSE_18_HANDS)
+        np.testing.assert_array_equal(keypoints, HANDS_POSE)
+        np.testing.assert_array_equal(confidence, 1.0)
+    body, _ = read_reference(tmp_path / "op.json")  # a body-only run reads the body
+    np.testing.assert_array_equal(body, HANDS_POSE[:18])
+    (tmp_path / "keys.json").write_text(json.dumps([
+        {"time": 1.0, "pose": hands_person(HANDS_POSE + 1)},
+        {"time": 2.0, "pose": (HANDS_POSE + 2).tolist()}]))
+    keyframes = read_keyframes(tmp_path / "keys.json", 5.0, 30.0, OPENPOSE_18_HANDS)
+    np.testing.assert_array_equal(keyframes[0].keypoints, HANDS_POSE + 1)
+    np.testing.assert_array_equal(keyframes[1].keypoints, HANDS_POSE + 2)
+    opening = read_opening(dance_file(tmp_path / "h.npz", skeleton="openpose18_hands",
+                                      keypoints=np.stack([HANDS_POSE] * 12)), 30.0,
+                           OPENPOSE_18_HANDS)
+    assert opening.keypoints.shape == (12, 60, 2)
+    with pytest.raises(InputError, match=r"skeleton openpose18_hands; this run dances openpose18$"):
+        read_opening(tmp_path / "h.npz", 30.0)
+
+
+def test_a_hands_run_refuses_body_only_and_short_hands_in_one_line(tmp_path):
+    (tmp_path / "body.json").write_text(json.dumps(POSE.tolist()))
+    (tmp_path / "op.json").write_text(json.dumps(
+        {"people": [{"pose_keypoints_2d": hands_person()["pose_keypoints_2d"]}]}))
+    (tmp_path / "keys.json").write_text(json.dumps(
+        [{"time": 1.0, "pose": hands_person(left_joints=20)}]))
+    for call, message in [
+        (lambda: read_reference(tmp_path / "body.json", skeleton=OPENPOSE_18_HANDS),
+         r"body\.json: 18 keypoints; expected 60 \(openpose18_hands\)$"),
+        (lambda: read_reference(tmp_path / "op.json", skeleton=OPENPOSE_18_HANDS),
+         r"^\S*op\.json: no hand_left_keypoints_2d in the person \(a body-only pose"),
+        (lambda: read_keyframes(tmp_path / "keys.json", 5.0, 30.0, OPENPOSE_18_HANDS),
+         r"^\S*keys\.json keyframe 0: hand_left_keypoints_2d has 20 keypoints; expected 21$"),
+    ]:
+        with pytest.raises(InputError, match=message) as error:
+            call()
+        assert "\n" not in str(error.value)

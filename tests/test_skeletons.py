@@ -1,11 +1,15 @@
-"""Skeletons as data: the registry, OpenPose-18 with hands, the COCO-WholeBody converter."""
+"""Skeletons as data: the registry, OpenPose-18 with hands, the COCO-WholeBody converter, and
+OpenPose JSON people with hands read and written."""
 
 from __future__ import annotations
+
+import json
 
 import matplotlib.colors
 import numpy as np
 import pytest
 
+from hotdance_jax import sample
 from hotdance_jax.errors import InputError
 from hotdance_jax.pose import (
     OPENPOSE_18,
@@ -14,6 +18,7 @@ from hotdance_jax.pose import (
     skeleton_by_name,
     wholebody_to_openpose18_hands,
 )
+from hotdance_jax.pose.openpose_json import person_json, read_person
 
 # OpenPose's hand edges (draw_handpose), written out: wrist to each finger's base, then along it.
 OPENPOSE_HAND_EDGES = [
@@ -113,3 +118,95 @@ def test_wholebody_converter_refuses_another_length_in_one_line():
     with pytest.raises(InputError, match=r"whole-body keypoints must have shape \(\.\.\., 133, "
                                          r"D\), got \(4, 132, 2\)$"):
         wholebody_to_openpose18_hands(np.zeros((4, 132, 2)), None)
+
+
+# --- OpenPose JSON with hands ------------------------------------------------------------------
+
+
+def triples(keypoints: np.ndarray, confidence: np.ndarray) -> list[float]:
+    return np.concatenate([keypoints, confidence[:, None]], 1).ravel().tolist()
+
+
+def hands_person(body_joints: int = 18) -> tuple[dict, np.ndarray]:
+    """An OpenPose JSON person with hands, and its (J + 42, 3) values: joint j at (j, j + 100)."""
+    j = np.arange(body_joints + 42, dtype=np.float32)
+    values = np.stack([j, j + 100, np.full_like(j, 0.5)], -1)
+    values[body_joints + 21 + 3] = 0  # right thumb ip: missing, as OpenPose writes it
+    return {"pose_keypoints_2d": values[:body_joints].ravel().tolist(),
+            "hand_left_keypoints_2d": values[body_joints:body_joints + 21].ravel().tolist(),
+            "hand_right_keypoints_2d": values[body_joints + 21:].ravel().tolist()}, values
+
+
+def test_a_person_with_hands_reads_into_the_hands_skeleton():
+    person, values = hands_person()
+    keypoints, confidence = read_person(person, OPENPOSE_18_HANDS, "f.json")
+    assert keypoints.shape == (60, 2)
+    assert confidence.shape == (60,)
+    np.testing.assert_array_equal(keypoints[:42], values[:42, :2])  # body and the left hand
+    np.testing.assert_array_equal(keypoints[43:], values[43:, :2])
+    assert confidence[42] == 0
+    assert np.isnan(keypoints[42]).all()
+    np.testing.assert_array_equal(np.delete(confidence, 42), 0.5)
+    body, body_confidence = read_person(person, OPENPOSE_18, "f.json")  # hands ignored
+    np.testing.assert_array_equal(body, values[:18, :2])
+    assert body_confidence.shape == (18,)
+
+
+def test_a_body25_person_with_hands_keeps_its_hands():
+    person, values = hands_person(body_joints=25)
+    keypoints, _ = read_person(person, OPENPOSE_18_HANDS, "f.json")
+    np.testing.assert_array_equal(keypoints[8], values[9, :2])  # right hip: BODY_25 9, not 8
+    np.testing.assert_array_equal(keypoints[18:39], values[25:46, :2])
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"hand_left_keypoints_2d": list(range(60))},
+     r"^f\.json: hand_left_keypoints_2d has 20 keypoints; expected 21$"),
+    ({"hand_right_keypoints_2d": []}, r"^f\.json: no hand_right_keypoints_2d in the person"),
+    ({"hand_left_keypoints_2d": list(range(62))}, "x, y, confidence triples"),
+    ({"pose_keypoints_2d": list(range(51))}, r"^f\.json: 17 keypoints; expected 18"),
+])
+def test_bad_hands_are_refused_in_one_line(change, message):
+    person = {**hands_person()[0], **change}
+    with pytest.raises(InputError, match=message) as error:
+        read_person(person, OPENPOSE_18_HANDS, "f.json")
+    assert "\n" not in str(error.value)
+
+
+def test_a_body_only_person_is_refused_for_the_hands_skeleton():
+    person = {"pose_keypoints_2d": hands_person()[0]["pose_keypoints_2d"]}
+    with pytest.raises(InputError, match=r"no hand_left_keypoints_2d in the person \(a body-only"):
+        read_person(person, OPENPOSE_18_HANDS, "f.json")
+
+
+def test_written_people_read_back_and_body_only_stays_as_before():
+    rng = np.random.default_rng(4)
+    keypoints = rng.uniform(0, 640, (60, 2)).round(3).astype(np.float32)
+    confidence = rng.uniform(0.1, 1, 60).round(3).astype(np.float32)
+    keypoints[50], confidence[50] = np.nan, 0.0
+    person = json.loads(json.dumps(person_json(keypoints, confidence, OPENPOSE_18_HANDS)))
+    assert [len(person[k]) for k in ("pose_keypoints_2d", "hand_left_keypoints_2d",
+                                     "hand_right_keypoints_2d")] == [54, 63, 63]
+    assert person["hand_right_keypoints_2d"][3 * 11:3 * 12] == [0, 0, 0]
+    back, back_confidence = read_person(person, OPENPOSE_18_HANDS, "written")
+    np.testing.assert_allclose(back, keypoints, atol=1e-3)
+    np.testing.assert_allclose(back_confidence, confidence, atol=1e-6)
+    body = person_json(keypoints[:18], confidence[:18], OPENPOSE_18)
+    assert set(body) == {"person_id", "pose_keypoints_2d"}
+    assert body["pose_keypoints_2d"] == person["pose_keypoints_2d"]
+
+
+def test_the_sampler_writes_hands_into_openpose_json_and_the_dance(tmp_path):
+    rng = np.random.default_rng(5)
+    keypoints = rng.uniform(0, 480, (3, 60, 2)).astype(np.float32)
+    confidence = np.ones((3, 60), np.float32)
+    song = sample.Song(path=None, start=0.0, audio=np.zeros(100, np.float32), sample_rate=22050,
+                       features=np.zeros((3, 35), np.float32), beats=np.zeros(0), bpm=120.0)
+    dance = sample.Dance(song, 0, keypoints, confidence, 30.0, 640, 480, 64, OPENPOSE_18_HANDS)
+    sample.save_openpose(tmp_path / "op", dance, "d")
+    frame = json.loads((tmp_path / "op" / "d_000000000002_keypoints.json").read_text())
+    read = read_person(frame["people"][0], OPENPOSE_18_HANDS, "frame 2")[0]
+    np.testing.assert_allclose(read, keypoints[2], atol=1e-3)
+    sample.save_dance(tmp_path / "d.npz", dance)
+    with np.load(tmp_path / "d.npz") as saved:
+        assert str(saved["skeleton"]) == "openpose18_hands"
