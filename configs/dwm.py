@@ -11,17 +11,12 @@ The whole pipeline on this 2-core CPU, one config for every stage:
   python -m hotdance_jax.train --config configs/dwm.py --latents data/dwm_latents \\
       --workdir runs/dwm --segments data/dwm
 
-Reaches (docs/real_dances.md, the study that tunes this recipe): the 33 performances in
-../shared -> 853 segments (610 train, 45 val, 198 test) at 30 fps, filmed by a camera that follows
-the dancer across the floor at the fixed camera's scale in a 1080 x 1080 frame (lever 1: taking
-the travel out of what the DiT generates cut its jitter threefold) and decoded with a +-4-bin
-soft-argmax and a 15-frame smoothing (lever 5). Its autoencoder, trained on crops moved about the
-frame, keeps the test segments to mean / p99 2.37 / 19.0 bins with 15 % of left/right joints
-swapped, FID_g 23.8 (floor 9.3): the bound of any DiT on its latents (2026-12-05). On 2026-12-04
-(2-core CPU) this 2.0 M DiT for 1000 steps at learning rate 1e-3 (lever 4), on the latents of an
-earlier autoencoder (the fixed camera's, in a 1920-wide frame), danced the 7 test songs with jitter
-7.7 body lengths/s^2 (real 5.2), Div_k 11.0 (real 8.6), seam / inside 0.99 (real 1.13), FID_k 108
-(floor 19.6) and FID_g 26.8: the poses are not yet the real dancers'.
+Reaches (docs/real_dances.md, the study that tunes this recipe; 2026-12-05, 2-core CPU): the 33
+performances in ../shared -> 853 segments (610 train, 45 val, 198 test) at 30 fps, filmed by a
+camera that follows the dancer at the fixed camera's scale in a 1080 x 1080 frame. On the 7 test
+songs its DiT dances with jitter 8.0 body lengths/s^2 (real 5.2), Div_k 7.6 (real 8.6), seams
+1.0 (real 1.1), FID_k 57 (floor 19.6) and FID_g 29.9 (floor 9.3; its autoencoder's own
+reconstructions: 23.8): the poses are not yet the real dancers'.
 """
 
 import ml_collections
