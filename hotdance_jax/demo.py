@@ -115,8 +115,7 @@ def main(argv: list[str]) -> None:
                                  height=height, steps=30, guidance=2.0)
     sample.save_dance(out / "dance.npz", dance)
     sample.save_openpose(out / "openpose", dance, "dance")
-    render.save_video(out / "dance.mp4", dance.keypoints, dance.confidence, dance.fps, width,
-                      height, song.beats, song.audio, song.sample_rate, skeleton=dance.skeleton)
+    sample.save_dance_video(out / "dance.mp4", dance)
     render.save_speed_plot(out / "speed_beats.png", dance.keypoints, dance.confidence, dance.fps,
                            song.beats, title=f"{song_path.name}: generated keypoint speed and "
                                              "music beats")

@@ -497,6 +497,14 @@ def save_openpose(directory: Path, dance: Dance, name: str) -> None:
                 json.dumps({"version": 1.3, "people": [person]}))
 
 
+def save_dance_video(path: Path, dance: Dance) -> None:
+    """The dance's skeleton video (render.save_video) with its song's music and beats."""
+    song = dance.song
+    render.save_video(path, dance.keypoints, dance.confidence, dance.fps, dance.width,
+                      dance.height, song.beats, song.audio, song.sample_rate,
+                      skeleton=dance.skeleton)
+
+
 def define_flags() -> None:
     """The command's flags; defined only when it runs, so modules import side-effect free."""
     flags.DEFINE_string("workdir", None, "Training run folder (python -m hotdance_jax.train), "
@@ -606,9 +614,7 @@ def write_dance(dance: Dance, name: str, many: bool) -> list[str]:
         written.append(f"{folder}/")
     if flag("video"):
         video = Path(flag("video")) / f"{name}.mp4" if many else Path(flag("video"))
-        render.save_video(video, dance.keypoints, dance.confidence, dance.fps, dance.width,
-                          dance.height, dance.song.beats, dance.song.audio,
-                          dance.song.sample_rate, skeleton=dance.skeleton)
+        save_dance_video(video, dance)
         written.append(str(video))
     return written
 

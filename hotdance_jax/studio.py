@@ -87,9 +87,7 @@ def _write_dance(folder: Path, dance: sample.Dance, name: str) -> None:
     """NAME.npz, NAME.mp4, NAME_openpose.zip and NAME_speed.png of one dance into `folder`."""
     song = dance.song
     sample.save_dance(folder / f"{name}.npz", dance)
-    render.save_video(folder / f"{name}.mp4", dance.keypoints, dance.confidence, dance.fps,
-                      dance.width, dance.height, song.beats, song.audio, song.sample_rate,
-                      skeleton=dance.skeleton)
+    sample.save_dance_video(folder / f"{name}.mp4", dance)
     render.save_speed_plot(folder / f"{name}_speed.png", dance.keypoints, dance.confidence,
                            dance.fps, song.beats,
                            title=f"{name}: keypoint speed and music beats")
