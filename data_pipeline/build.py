@@ -64,15 +64,14 @@ import numpy as np
 from absl import app, flags
 
 from data_pipeline import segments
-from data_pipeline.sources import GENERATED_SOURCES, PARTITIONED, SOURCES
+from data_pipeline.sources import GENERATED_SOURCES, HAND_SOURCES, PARTITIONED, SOURCES
 from data_pipeline.sources.base import SPLITS, Performance
 from hotdance_jax import cli, io
 from hotdance_jax.audio import NUM_BASELINE_FEATURES, load_audio, music_features
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import staged_directory
+from hotdance_jax.pose import pipeline_skeleton
 
-# The pose settings segments depend on (bins and decoding matter only to later stages).
-SEGMENT_POSE_KEYS = ("skeleton", "fps", "segment_frames")
 PART = "part-{:05d}.json"
 
 FLAGS = flags.FLAGS
@@ -115,7 +114,7 @@ def settings_digest(source: str, root: Path, config: ml_collections.ConfigDict) 
         "format_version": segments.FORMAT_VERSION,
         "source": source,
         "root": str(root.resolve()),
-        "pose": {k: config.pose[k] for k in SEGMENT_POSE_KEYS},
+        "pose": {k: config.pose[k] for k in segments.POSE_KEYS},
         "audio": config.audio.to_dict(),
         "data": config.data.to_dict(),
         "inputs": top,
@@ -133,6 +132,9 @@ def plan(source: str, root: Path, config: ml_collections.ConfigDict) -> list[Par
         raise InputError(f"unknown source {source!r}; expected one of {sorted(SOURCES)}")
     if source not in GENERATED_SOURCES and not root.is_dir():
         raise InputError(f"{root}: no such dataset folder")
+    if pipeline_skeleton(config.pose.skeleton).has_hands and source not in HAND_SOURCES:
+        raise InputError(f"source {source} has no hands; config.pose.skeleton = "
+                         f"{config.pose.skeleton!r} needs one of {sorted(HAND_SOURCES)}")
     settings = settings_digest(source, root, config)
     if source not in PARTITIONED:
         return [Part(0, (root,), source, root, settings, config)]
@@ -315,6 +317,7 @@ def build_part(part: Part, digest: str, work: Path) -> dict:
     data_config = config.data.copy_and_resolve_references()
     with data_config.unlocked():
         data_config.min_frames = config.pose.segment_frames  # sources that cut runs need it
+        data_config.skeleton = config.pose.skeleton  # sources with hands read them when it has
     read = _reader(part.source, part.root, data_config)
     stats, sequences, skipped = collections.Counter(), [], []
     with segments.SegmentWriter(work, part.index) as writer:
@@ -350,8 +353,13 @@ def _reader(source: str, root: Path, data_config: ml_collections.ConfigDict) -> 
 def _performance_segments(
     performances: Iterable[Performance], config: ml_collections.ConfigDict
 ) -> Iterator[tuple[dict, list[dict]]]:
-    """(its summary for the manifest, its segment records) for each raw performance."""
+    """(its summary for the manifest, its segment records) for each raw performance; InputError
+    for one whose keypoints are not of config.pose.skeleton."""
+    joints = pipeline_skeleton(config.pose.skeleton).num_joints
     for raw in performances:
+        if raw.keypoints.shape[1:] != (joints, 2):
+            raise InputError(f"{raw.sequence_id}: keypoints {raw.keypoints.shape}; expected (N, "
+                             f"{joints}, 2) for config.pose.skeleton = {config.pose.skeleton!r}")
         perf, music = frame_music(segments.resample(raw, config.pose.fps), config)
         records = list(segments.cut_segments(
             perf, music, config.pose.segment_frames, config.data.segment_stride))

@@ -78,6 +78,7 @@ def cache_settings(config: ml_collections.ConfigDict, vae_name: str) -> dict:
     """The settings a cache is made with (JSON types); it serves only configs equal in these."""
     settings = {
         "vae": vae_name,
+        "skeleton": config.pose.skeleton,
         "bins": config.pose.bins,
         "fps": float(config.pose.fps),
         "segment_frames": config.pose.segment_frames,

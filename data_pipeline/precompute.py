@@ -40,13 +40,12 @@ from hotdance_jax.errors import InputError
 from hotdance_jax.io import files_sha256, staged_directory
 from hotdance_jax.pose import (
     KEYFRAME_KINDS,
-    OPENPOSE_18,
     flip_horizontal,
     prefix_frames,
     random_known_frames,
     reference_images,
 )
-from hotdance_jax.vae import RAW_COORDS, Autoencoder, load_autoencoder
+from hotdance_jax.vae import RAW_COORDS, Autoencoder, image_channels, load_autoencoder
 
 FLAGS = flags.FLAGS
 POSE_FIELDS = ("keypoints", "confidence", "shape_keypoints", "shape_confidence", "width", "height")
@@ -90,16 +89,12 @@ def precompute(
 
 
 def _check_segments(directory: Path, manifest: dict, config: ml_collections.ConfigDict) -> None:
-    """InputError unless every performance of the build has music and it has train segments at
-    the config's fps and length."""
+    """InputError unless every performance of the build has music and it has train segments of
+    the config's skeleton, fps and length."""
     segments.require_music(directory, manifest, SPLITS, "the latent cache of the DiT")
     if not manifest["counts"]["segments"].get("train"):
         raise InputError(f"{directory}: no train segments to normalise the latents by")
-    pose = manifest["config"]["pose"]
-    for key in ("fps", "segment_frames"):
-        if pose[key] != config.pose[key]:
-            raise InputError(f"{directory}: segments built with pose.{key} = {pose[key]}, "
-                             f"the config has {config.pose[key]}")
+    segments.require_pose(directory, manifest, config.pose)
 
 
 def _existing_manifest(out: Path) -> dict:
@@ -344,7 +339,7 @@ def main(argv: list[str]) -> None:
     if not FLAGS.segments or not FLAGS.latents or not (weights or name == RAW_COORDS):
         raise InputError("--segments, --latents and --vae-weights (or config.vae.weights) are "
                          "required")
-    autoencoder = load_autoencoder(name, weights, 2 * OPENPOSE_18.num_joints,
+    autoencoder = load_autoencoder(name, weights, image_channels(config.pose.skeleton),
                                    bins=config.pose.bins)
     manifest = precompute(Path(FLAGS.segments), autoencoder, Path(FLAGS.latents), config)
     print(f"{FLAGS.latents}: {manifest['counts']} records of latents {manifest['latent_shape']} "

@@ -2,10 +2,11 @@
 
 A segment is T frames of one performance at the target fps with everything later stages need:
 
-  keypoints (T, 18, 2) float32 pixels, confidence (T, 18) float32,
+  keypoints (T, K, 2) float32 pixels, confidence (T, K) float32, K the joints of
+    config.pose.skeleton (18, or 60 with hands),
   music (T, D) float32 music features (row t describes the same instant as frame t),
   has_music (bool): False for a motion-only performance, whose music is zeros and audio_path "",
-  shape_keypoints (18, 2), shape_confidence (18,): the dancer's neutral shape pose,
+  shape_keypoints (K, 2), shape_confidence (K,): the dancer's neutral shape pose,
   width, height (pixels), fps, audio_path, audio_offset (seconds into audio_path at frame 0),
   sequence_id, split, source, start_frame (in the resampled performance).
 
@@ -23,6 +24,7 @@ import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+import ml_collections
 import numpy as np
 from array_record.python import array_record_data_source, array_record_module
 from flax import serialization
@@ -33,6 +35,8 @@ from hotdance_jax.errors import InputError
 from hotdance_jax.pose.shape import shape_pose
 
 MANIFEST = "manifest.json"
+# The pose settings segments depend on (bins and decoding matter only to later stages).
+POSE_KEYS = ("skeleton", "fps", "segment_frames")
 FORMAT_VERSION = 2  # 2: shards per split and part, listed in the manifest
 
 
@@ -220,6 +224,17 @@ def require_music(directory: Path, manifest: dict, splits: Sequence[str], needed
         raise InputError(f"{directory}: {silent} of {total} performances in {'/'.join(splits)} "
                          f"are motion-only (built without their music); {needed_by} expects a "
                          "segment build whose performances all have music")
+
+
+def require_pose(directory: Path, manifest: dict, pose: ml_collections.ConfigDict,
+                 keys: Sequence[str] = POSE_KEYS) -> None:
+    """InputError naming the build `directory` when it was made with other `keys` of
+    config.pose (a subset of POSE_KEYS) than `pose` has."""
+    built = manifest["config"]["pose"]
+    for key in keys:
+        if built[key] != pose[key]:
+            raise InputError(f"{directory}: segments built with pose.{key} = {built[key]!r}, "
+                             f"the config has {pose[key]!r}")
 
 
 def read_manifest(directory: str | Path) -> dict:

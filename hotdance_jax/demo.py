@@ -32,8 +32,7 @@ from data_pipeline.sources.synthetic import synthesize_performance
 from hotdance_jax import cli, render, sample, train
 from hotdance_jax.io import save_wav
 from hotdance_jax.metrics import beat_align_score
-from hotdance_jax.pose import OPENPOSE_18
-from hotdance_jax.vae import RAW_COORDS, load_autoencoder
+from hotdance_jax.vae import RAW_COORDS, image_channels, load_autoencoder
 from hotdance_jax.vae import train as vae_train
 
 FLAGS = flags.FLAGS
@@ -81,7 +80,7 @@ def prepare(config: ml_collections.ConfigDict, work: Path) -> Path:
         stage(2, f"onehot-kl autoencoder ({config.vae.train.steps} steps), then the latent cache")
         vae_train.train(config, work / "segments", work / "vae")
         weights = str(work / "vae" / vae_train.WEIGHTS_FILE)
-    autoencoder = load_autoencoder(config.vae.name, weights, 2 * OPENPOSE_18.num_joints,
+    autoencoder = load_autoencoder(config.vae.name, weights, image_channels(config.pose.skeleton),
                                    bins=config.pose.bins)
     precompute.precompute(work / "segments", autoencoder, work / "latents", config)
     stage(3, f"DiT ({config.train.steps} steps)")

@@ -14,9 +14,8 @@ from hotdance_jax import flow
 from hotdance_jax.audio.features import NUM_BASELINE_FEATURES
 from hotdance_jax.errors import InputError
 from hotdance_jax.models import DiT, DiTConfig
-from hotdance_jax.pose import OPENPOSE_18
 from hotdance_jax.training import OptimizerSettings
-from hotdance_jax.vae import RAW_COORDS, load_autoencoder
+from hotdance_jax.vae import RAW_COORDS, image_channels, load_autoencoder
 
 CACHE_INFO_FILE = "latent_cache.json"  # in a run folder: cache_info of its latent cache
 MODEL_SETTINGS = ("patch", "width", "depth", "heads", "mlp_ratio", "temporal_index", "reference",
@@ -52,7 +51,7 @@ def cache_shapes(config: ml_collections.ConfigDict) -> dict:
     raw-coords, whose stride (B, 8) and channels follow from the bins and the skeleton."""
     bins, frames = config.pose.bins, config.pose.segment_frames
     if config.vae.name == RAW_COORDS:
-        raw = load_autoencoder(RAW_COORDS, "", 2 * OPENPOSE_18.num_joints, bins=bins)
+        raw = load_autoencoder(RAW_COORDS, "", image_channels(config.pose.skeleton), bins=bins)
         stride, channels = raw.stride, raw.latent_channels
     else:
         stride = (config.vae.stride, config.vae.stride)

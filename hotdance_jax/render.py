@@ -19,7 +19,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from hotdance_jax.io import atomic_path, save_wav
 from hotdance_jax.metrics import mean_keypoint_speed
-from hotdance_jax.pose.skeletons import OPENPOSE_18, Skeleton
+from hotdance_jax.pose.skeletons import Skeleton, skeleton_of
 
 BEAT_FLASH_SECONDS = 0.08  # the beat indicator fades with this time constant around each beat
 
@@ -28,15 +28,17 @@ def draw_skeleton(
     ax: plt.Axes,
     keypoints: np.ndarray,
     confidence: np.ndarray,
-    skeleton: Skeleton = OPENPOSE_18,
+    skeleton: Skeleton | None = None,
     offset: tuple[float, float] = (0.0, 0.0),
     alpha: float = 1.0,
     linewidth: float = 2.0,
 ) -> None:
     """Draws one pose, (J, 2) pixels with (J,) confidence, on `ax` (image coordinates, y down).
 
-    Limbs with an invisible end are skipped; `offset` (pixels) shifts the drawing.
+    Limbs with an invisible end are skipped; `offset` (pixels) shifts the drawing. `skeleton`
+    defaults to the pipeline layout of J joints (skeleton_of), as in every function here.
     """
+    skeleton = skeleton or skeleton_of(len(keypoints))
     xy = np.asarray(keypoints) + np.asarray(offset)
     for i, (a, b) in enumerate(skeleton.limbs):
         if confidence[a] > 0 and confidence[b] > 0:
@@ -73,9 +75,10 @@ def save_figure(fig: plt.Figure, path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def save_onehot_image(path: str | os.PathLike, image: np.ndarray, skeleton: Skeleton = OPENPOSE_18
-                      ) -> None:
+def save_onehot_image(path: str | os.PathLike, image: np.ndarray,
+                      skeleton: Skeleton | None = None) -> None:
     """PNG of a one-hot pose image (B, T, 2K): x channels left, y channels right, joint colours."""
+    skeleton = skeleton or skeleton_of(np.shape(image)[-1] // 2)
     colors = np.asarray(skeleton.joint_colors, np.float32) / 255  # (K, 3)
     image = np.asarray(image)
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
@@ -89,11 +92,13 @@ def save_onehot_image(path: str | os.PathLike, image: np.ndarray, skeleton: Skel
 
 
 def skeleton_frame(keypoints: np.ndarray, confidence: np.ndarray, size: tuple[int, int],
-                   scale: float, beat: float = 0.0, skeleton: Skeleton = OPENPOSE_18) -> np.ndarray:
+                   scale: float, beat: float = 0.0, skeleton: Skeleton | None = None
+                   ) -> np.ndarray:
     """(height, width, 3) uint8 picture of one pose ((K, 2) pixels times `scale`) on black, in
     the skeleton's colours, with a beat indicator in the top-left corner lit to `beat` in [0, 1].
     Hands are drawn as OpenPose draws them, after the body and thinner: their limbs and joints at
     half the body's line width (pixels)."""
+    skeleton = skeleton or skeleton_of(len(keypoints))
     image = Image.new("RGB", size)
     draw = ImageDraw.Draw(image)
     xy = np.nan_to_num(np.asarray(keypoints, np.float64)) * scale
@@ -134,7 +139,7 @@ def save_video(
     audio: np.ndarray | None = None,
     sample_rate: int = 22050,
     max_side: int = 720,
-    skeleton: Skeleton = OPENPOSE_18,
+    skeleton: Skeleton | None = None,
 ) -> None:
     """An H.264 mp4 of a (T, K, 2) pixel dance of `skeleton` in a width x height frame (scaled so
     its longer side is at most max_side), with `audio` ((samples,) from the dance's first frame)

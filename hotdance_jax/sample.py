@@ -66,16 +66,16 @@ from hotdance_jax.errors import InputError
 from hotdance_jax.io import run_path, save_npz, save_wav, staged_directory
 from hotdance_jax.models import DiT
 from hotdance_jax.pose import (
-    OPENPOSE_18,
     Skeleton,
     decoded_poses,
+    pipeline_skeleton,
     reference_images,
     reference_mask,
 )
 from hotdance_jax.pose.openpose_json import person_json
 from hotdance_jax.pose.shape import shape_pose
 from hotdance_jax.training import CONFIG_FILE, OptimizerSettings
-from hotdance_jax.vae import RAW_COORDS, Autoencoder, load_autoencoder
+from hotdance_jax.vae import RAW_COORDS, Autoencoder, image_channels, load_autoencoder
 
 FLAGS = flags.FLAGS
 OVERLAP = 16  # frames shared by consecutive segments: the next one's pose-aware reference
@@ -120,7 +120,7 @@ class Dance:
     width: int
     height: int
     segment_frames: int
-    skeleton: Skeleton = OPENPOSE_18
+    skeleton: Skeleton
 
 
 def load_song(path: Path, config: ml_collections.ConfigDict, fps: float, start: float = 0.0,
@@ -167,13 +167,14 @@ def continued_song(opening: Opening, config: ml_collections.ConfigDict, fps: flo
 
 
 def read_dancer(path: Path, config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
-    """The shape pose of the dancer in the pose file `path` (read_reference): (18, 2) pixels and
-    (18,) confidence, for DanceGenerator.generate; InputError when the run (its `config`) has a
-    DiT that takes no reference."""
+    """The shape pose of the dancer in the pose file `path` (read_reference, in the run's
+    skeleton): (K, 2) pixels and (K,) confidence, for DanceGenerator.generate; InputError when
+    the run (its `config`) has a DiT that takes no reference."""
     if not config.model.reference:
         raise InputError(f"{path}: this run's DiT takes no reference "
                          "(config.model.reference = False)")
-    return shape_pose(*(x[None] for x in read_reference(path)))
+    skeleton = pipeline_skeleton(config.pose.skeleton)
+    return shape_pose(*(x[None] for x in read_reference(path, skeleton=skeleton)))
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "num_steps", "sampler", "shift",
@@ -223,6 +224,7 @@ class DanceGenerator:
     def __init__(self, config: ml_collections.ConfigDict, info: dict, model: DiT,
                  autoencoder: Autoencoder, step: int = 0):
         self.config, self.info, self.autoencoder, self.step = config, info, autoencoder, step
+        self.skeleton = pipeline_skeleton(config.pose.skeleton)
         self.model_config = model.config
         self.graphdef, self.state = nnx.split(model)
         self.scale, self.shift = (np.asarray(self.info[k], np.float32) for k in ("scale", "shift"))
@@ -242,7 +244,7 @@ class DanceGenerator:
         config = config if config is not None else read_run_config(workdir)
         info = _read_json(workdir / CACHE_INFO_FILE, "run's latent cache info")
         model, step = _restore_ema(workdir, checkpoint, config, dit_config(config, info))
-        return cls(config, info, model, _autoencoder(info, vae_weights), step)
+        return cls(config, info, model, _autoencoder(config, info, vae_weights), step)
 
     def mean_dancer(self, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
         """The training data's mean shape pose in a width x height frame."""
@@ -257,13 +259,13 @@ class DanceGenerator:
                  sampler: str = "euler", guidance: float = 2.0, keyframes: Sequence[Keyframe] = (),
                  opening: Opening | None = None) -> list[Dance]:
         """One dance per song and sample, each as long as its song; `shape` is the dancer's
-        shape pose ((18, 2) pixels, (18,) confidence). Every dance passes through `keyframes`
+        shape pose ((K, 2) pixels, (K,) confidence). Every dance passes through `keyframes`
         (their times in seconds from the dance's start, which is the song's) and begins with
         the P frames of `opening` (a dance to continue, kept as it is over the song's first P
         frames)."""
         T, hop = self.frames, self.frames - OVERLAP
         jobs = [(song, sample) for song in songs for sample in range(num_samples)]
-        b, K = len(jobs), OPENPOSE_18.num_joints
+        b, K = len(jobs), self.skeleton.num_joints
         opened = 0 if opening is None else len(opening.keypoints)
         if (keyframes or opened) and not self.model_config.reference:
             raise InputError("this run's DiT takes no reference (config.model.reference = False):"
@@ -305,14 +307,15 @@ class DanceGenerator:
         keypoints[:, :opened], confidence[:, :opened] = pinned[1][:opened], pinned[2][:opened]
         return [Dance(song, sample, np.where(confidence[i, :song.frames, :, None] > 0,
                                              keypoints[i, :song.frames], np.nan),
-                      confidence[i, :song.frames], self.config.pose.fps, width, height, T)
+                      confidence[i, :song.frames], self.config.pose.fps, width, height, T,
+                      self.skeleton)
                 for i, (song, sample) in enumerate(jobs)]
 
     def _pinned(self, keyframes: Sequence[Keyframe], total: int, opening: Opening | None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Which of `total` frames have given poses (total,) bool, and those poses (total, 18, 2)
-        pixels and (total, 18) confidence (zero elsewhere): the opening's and the keyframes'."""
-        K, fps = OPENPOSE_18.num_joints, self.config.pose.fps
+        """Which of `total` frames have given poses (total,) bool, and those poses (total, K, 2)
+        pixels and (total, K) confidence (zero elsewhere): the opening's and the keyframes'."""
+        K, fps = self.skeleton.num_joints, self.config.pose.fps
         frames = np.zeros(total, bool)
         keypoints = np.zeros((total, K, 2), np.float32)
         confidence = np.zeros((total, K), np.float32)
@@ -424,14 +427,14 @@ def _restore_ema(workdir: Path, checkpoint: Path | None, config, model_config
     return nnx.merge(train_graphdef, restored.state).ema, step
 
 
-def _autoencoder(info: dict, weights: str | None):
+def _autoencoder(config: ml_collections.ConfigDict, info: dict, weights: str | None):
     """The run's frozen autoencoder; InputError unless it is the one the cache was made with
     (the same weights_sha256: of its weights, or of raw-coords' layout)."""
     name, path = info["vae"]["name"], weights or info["vae_weights"]
     if name != RAW_COORDS and not (path and Path(path).exists()):
         raise InputError(f"autoencoder weights {path!r} not found; pass --vae-weights (the "
                          f"{name} file the latent cache was made with)")
-    autoencoder = load_autoencoder(name, path, 2 * OPENPOSE_18.num_joints,
+    autoencoder = load_autoencoder(name, path, image_channels(config.pose.skeleton),
                                    bins=info["settings"]["bins"])
     if autoencoder.weights_sha256 != info["vae"]["weights_sha256"]:
         raise InputError(f"{path or name}: not the autoencoder the run was trained with (sha256 "
@@ -455,7 +458,7 @@ class DanceCheck:
                              f"{config.pose.fps:g} (--segments of the dance check)")
         self.songs = [load_song(Path(d.audio_path), config, d.fps, d.audio_offset,
                                 train.dance_eval_seconds) for d in self.reference.dances]
-        self.autoencoder = _autoencoder(info, None)
+        self.autoencoder = _autoencoder(config, info, None)
 
     def __call__(self, model: DiT, step: int, out: Path) -> dict[str, float]:
         """Dances `model` to the songs, saved as npz in `out`; returns their dance_bas,
@@ -585,7 +588,8 @@ def read_choreography(config: ml_collections.ConfigDict) -> Choreography:
         raise InputError("--continue needs --seconds S: how much longer to dance")
     if flag("continue") and flag("music-dir"):
         raise InputError("--continue takes one song (--music), not --music-dir")
-    opening = read_opening(Path(flag("continue")), fps) if flag("continue") else None
+    skeleton = pipeline_skeleton(config.pose.skeleton)
+    opening = read_opening(Path(flag("continue")), fps, skeleton) if flag("continue") else None
     if opening is not None:
         songs = [continued_song(opening, config, fps)]
         dancer = dancer if dancer is not None else shape_pose(opening.keypoints,
@@ -593,8 +597,8 @@ def read_choreography(config: ml_collections.ConfigDict) -> Choreography:
     else:
         songs = [load_song(p, config, fps, flag("start"), flag("seconds"))
                  for p in music_files()]
-    keyframes = (read_keyframes(Path(flag("keyframes")), min(s.frames for s in songs) / fps, fps)
-                 if flag("keyframes") else ())
+    keyframes = (read_keyframes(Path(flag("keyframes")), min(s.frames for s in songs) / fps, fps,
+                                skeleton) if flag("keyframes") else ())
     return Choreography(songs, dancer, opening, keyframes)
 
 

@@ -64,7 +64,8 @@ class Studio:
         shape = (sample.read_dancer(pose, config) if pose is not None
                  else self.generator.mean_dancer(self.width, self.height))
         music = sample.load_song(song, config, fps, start, seconds)
-        keys = read_keyframes(keyframes, music.frames / fps, fps) if keyframes else ()
+        keys = (read_keyframes(keyframes, music.frames / fps, fps, self.generator.skeleton)
+                if keyframes else ())
         return self.generator.generate([music], shape, width=self.width, height=self.height,
                                        keyframes=keys, **settings)
 

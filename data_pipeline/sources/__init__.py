@@ -15,6 +15,9 @@ SOURCES = {
     "wild": wild.performances,
 }
 
+# Sources that give hands, for config.pose.skeleton = "openpose18_hands" (the others: body only).
+HAND_SOURCES = frozenset({"synthetic", "wild"})
+
 # Sources whose raw files the build writes itself from the config (their files are not inputs).
 GENERATED_SOURCES = frozenset({"synthetic"})
 

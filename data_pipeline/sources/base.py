@@ -1,4 +1,5 @@
-"""What every data source yields: whole performances in the canonical OpenPose-18 layout."""
+"""What every data source yields: whole performances in the layout config.pose.skeleton names
+(OpenPose-18, or OpenPose-18 with hands from the sources that have them)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ SPLITS = ("train", "val", "test")
 class Performance:
     """One dance with its music, before resampling and segmenting.
 
-    keypoints: (N, 18, 2) float32 pixels, OpenPose-18, x right, y down, NaN where invisible.
-    confidence: (N, 18) float32 in [0, 1], 0 where invisible.
+    keypoints: (N, K, 2) float32 pixels, OpenPose-18 (K = 18) or with hands (K = 60), x right,
+    y down, NaN where invisible.
+    confidence: (N, K) float32 in [0, 1], 0 where invisible.
     fps: frames per second of the keypoints; frame i is at audio time audio_offset + i / fps.
     width, height: frame size in pixels.
     audio_path: the music file, "" for a motion-only performance (its music is missing);

@@ -6,6 +6,10 @@ position b(t); beats sit at integer b. The drums play on that grid. The dancer i
 kinematic skeleton (rigid bones) whose key poses sit on integer b and are joined by an ease whose
 velocity vanishes on the beats, so every pose "hit" (a minimum of keypoint speed) lands on a beat.
 Moves change every 2 or 4 bars, where a crash cymbal marks the change. Confidence is 1 everywhere.
+With hands (config.pose.skeleton "openpose18_hands"), each hand follows its forearm, waves with
+the beat and closes into a fist on every beat (or every other one) and opens between; its own
+random stream leaves the body's motion as without hands (the dancer is placed in the frame with
+them).
 """
 
 from __future__ import annotations
@@ -23,11 +27,21 @@ import soundfile as sf
 from data_pipeline.sources.base import Performance
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import save_npz, save_wav
+from hotdance_jax.pose.skeletons import pipeline_skeleton, skeleton_of
 
 TEMPO_RANGE = (80.0, 140.0)  # BPM
 BEATS_PER_BAR = 4
 BLEND_BEATS = 4  # beats over which one move cross-fades into the next
 NUM_JOINTS = 18  # OpenPose-18
+
+# Hands in standing heights: per finger (thumb to pinky) its base's distance from the wrist, its
+# fan angle from the hand's axis (radians, toward the thumb) and its three phalanges' lengths.
+_FINGER_BASE = (0.02, 0.05, 0.052, 0.05, 0.045)
+_FINGER_FAN = (0.75, 0.22, 0.0, -0.18, -0.36)
+_PHALANGES = ((0.018, 0.015, 0.013), (0.026, 0.016, 0.012), (0.029, 0.018, 0.013),
+              (0.027, 0.017, 0.012), (0.021, 0.013, 0.011))
+_FIST_SHORTENING = 0.8  # a curled phalanx seen from the front: this fraction of it hidden
+_FIST_BEND = 0.35  # radians each phalanx of a curled finger turns toward the thumb
 
 # Pose parameters (one row of a (T, P) array). Lengths in body heights, y down; angles in radians.
 # Arm angles turn away from the torso's down axis, outward (pi = straight up): shoulder = upper arm,
@@ -58,8 +72,8 @@ class SyntheticPerformance:
     audio: np.ndarray  # (S,) float32 mono in [-1, 1]
     sample_rate: int  # Hz
     beat_times: np.ndarray  # (NB,) float64 seconds, the true beats of the music
-    keypoints: np.ndarray  # (T, 18, 2) float32 pixels, OpenPose-18, x right, y down
-    confidence: np.ndarray  # (T, 18) float32 in [0, 1]
+    keypoints: np.ndarray  # (T, K, 2) float32 pixels, OpenPose-18 (with hands: K = 60), y down
+    confidence: np.ndarray  # (T, K) float32 in [0, 1]
     fps: float
     width: int
     height: int
@@ -158,8 +172,10 @@ def synthesize_performance(
     sample_rate: int = 22050,
     width: int = 512,
     height: int = 512,
+    hands: bool = False,
 ) -> SyntheticPerformance:
-    """A `seconds`-long song and its dance; frame t is time t / fps. Same seed, same arrays."""
+    """A `seconds`-long song and its dance; frame t is time t / fps. Same seed, same arrays;
+    `hands` adds OpenPose's two hands (keypoints (T, 60, 2)) to the same body."""
     if seconds < 2 or fps <= 0 or sample_rate < 8000 or min(width, height) < 16:
         raise InputError(
             f"synthetic: bad arguments seconds={seconds} fps={fps} sample_rate={sample_rate} "
@@ -173,7 +189,11 @@ def synthesize_performance(
     frame_beats = np.interp(np.arange(int(seconds * fps + 1e-6)) / fps, grid, phase)
     params = _animate(rng, frame_beats, segments)
     bones = _draw_bones(rng)
-    keypoints = _place(rng, _forward_kinematics(params, bones), width, height)
+    joints = _forward_kinematics(params, bones)
+    if hands:
+        joints = np.concatenate([joints, _hands(np.random.default_rng([seed, 1]), joints,
+                                                frame_beats)], axis=1)
+    keypoints = _place(rng, joints, width, height)
     return SyntheticPerformance(
         name=f"synthetic_{seed:04d}",
         audio=audio,
@@ -409,6 +429,34 @@ def _forward_kinematics(params: np.ndarray, bones: dict[str, float]) -> np.ndarr
     return np.stack([joints[j] for j in range(NUM_JOINTS)], axis=1)
 
 
+def _hands(rng: np.random.Generator, joints: np.ndarray, beats: np.ndarray) -> np.ndarray:
+    """(T, 42, 2) left then right hand in OpenPose's hand order, standing heights, for the
+    (T, 18, 2) body `joints` at beat positions `beats` (T,).
+
+    Per song and hand: a fist on every beat or every other one (curl 0 open .. 1 closed as a
+    raised cosine of the beat), a wave of the hand's axis off its forearm's swinging once per
+    beat, and how far each goes.
+    """
+    out = []
+    for side, (elbow, wrist) in ((1, (6, 7)), (-1, (3, 4))):  # left (image right), then right
+        period = rng.choice([1.0, 2.0])
+        curl = rng.uniform(0.5, 1.0) * (0.5 + 0.5 * np.cos(2 * np.pi * beats / period))
+        wave = rng.uniform(0.2, 0.6) * np.sin(np.pi * beats + rng.uniform(0, 2 * np.pi))
+        forearm = joints[:, wrist] - joints[:, elbow]
+        axis = np.arctan2(forearm[:, 0], forearm[:, 1]) + side * wave  # from straight down
+        hand = [joints[:, wrist]]
+        for base, fan, phalanges in zip(_FINGER_BASE, _FINGER_FAN, _PHALANGES, strict=True):
+            spread = side * fan * (1.0 - 0.4 * curl)
+            point = joints[:, wrist] + base * _direction(axis + spread)
+            hand.append(point)
+            for k, length in enumerate(phalanges):
+                turn = axis + spread + side * _FIST_BEND * curl * (k + 1)
+                point = point + length * (1 - _FIST_SHORTENING * curl)[:, None] * _direction(turn)
+                hand.append(point)
+        out.extend(hand)
+    return np.stack(out, axis=1)
+
+
 def _leg_ik(
     hip: np.ndarray, target: np.ndarray, bones: dict[str, float], side: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -430,7 +478,7 @@ def _leg_ik(
 
 
 def _place(rng: np.random.Generator, joints: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(T, 18, 2) standing heights -> pixels: body 35-70% of frame height, whole dance in frame."""
+    """(T, K, 2) standing heights -> pixels: body 35-70% of frame height, whole dance in frame."""
     margin = 0.03 * min(width, height)
     low, high = joints.min(axis=(0, 1)), joints.max(axis=(0, 1))
     room = np.array([width, height]) - 2 * margin
@@ -449,7 +497,7 @@ def write_performance(perf: SyntheticPerformance, directory: str | os.PathLike) 
     save_npz(
         directory / "poses.npz", keypoints=perf.keypoints, confidence=perf.confidence,
         fps=perf.fps, width=perf.width, height=perf.height, beat_times=perf.beat_times,
-        skeleton="openpose18",
+        skeleton=skeleton_of(perf.keypoints.shape[1]).name,
     )
 
 
@@ -485,9 +533,11 @@ def performances(
     """Writes songs 0 .. num_songs-1 under `root` (a folder each) and yields them.
 
     `config` is config.data; config.synthetic sets num_songs, seconds, width, height. The last
-    test_songs seeds form the test split, the val_songs before them val, the rest train.
+    test_songs seeds form the test split, the val_songs before them val, the rest train. The
+    dancers have hands when config.skeleton (config.pose.skeleton, set by the build) has.
     """
     cfg = config.synthetic
+    hands = pipeline_skeleton(config.get("skeleton", "openpose18")).has_hands
     last_val = cfg.num_songs - cfg.test_songs
     first_val = last_val - cfg.val_songs
     if first_val < 1 or min(cfg.val_songs, cfg.test_songs) < 0:
@@ -496,7 +546,8 @@ def performances(
             f"val_songs={cfg.val_songs} and test_songs={cfg.test_songs}"
         )
     for seed in range(cfg.num_songs):
-        perf = synthesize_performance(seed, cfg.seconds, width=cfg.width, height=cfg.height)
+        perf = synthesize_performance(seed, cfg.seconds, width=cfg.width, height=cfg.height,
+                                      hands=hands)
         write_performance(perf, Path(root) / perf.name)
         stats["synthetic_songs_written"] += 1
         split = "train" if seed < first_val else "test" if seed >= last_val else "val"

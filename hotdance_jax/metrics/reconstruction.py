@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hotdance_jax.pose.skeletons import OPENPOSE_18, Skeleton
+from hotdance_jax.pose.skeletons import Skeleton, skeleton_of
 
 MIN_APART_BINS = 4.0  # a left/right pair closer than this is not counted by side_swaps
 
@@ -13,7 +13,7 @@ MIN_APART_BINS = 4.0  # a left/right pair closer than this is not counted by sid
 def reconstruction_errors(keypoints: np.ndarray, confidence: np.ndarray,
                           true_keypoints: np.ndarray, true_confidence: np.ndarray,
                           size: np.ndarray, bins: int,
-                          skeleton: Skeleton = OPENPOSE_18) -> dict[str, float]:
+                          skeleton: Skeleton | None = None) -> dict[str, float]:
     """Decoded keypoints (N, T, K, 2) pixels and confidence (N, T, K) against the true ones, in
     frames of `size` (N, 2) pixels (width, height) cut into `bins` bins each way.
 
@@ -27,6 +27,7 @@ def reconstruction_errors(keypoints: np.ndarray, confidence: np.ndarray,
     lost, as when the decoder takes each joint's y channel for its twin's). NaN where nothing
     is counted.
     """
+    skeleton = skeleton or skeleton_of(np.shape(keypoints)[-2])
     scale = bins / np.asarray(size, np.float32)[:, None, None, :]  # bins per pixel
     decoded, truth = keypoints * scale, true_keypoints * scale
     seen = (confidence > 0) & (true_confidence > 0)

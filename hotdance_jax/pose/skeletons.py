@@ -204,6 +204,28 @@ def skeleton_by_name(name: str) -> Skeleton:
     return SKELETONS[name]
 
 
+# The layouts the pipeline trains on (config.pose.skeleton), by joint count: every source
+# converts into one, and an array of poses tells its layout by its number of joints.
+PIPELINE_SKELETONS = {s.num_joints: s for s in (OPENPOSE_18, OPENPOSE_18_HANDS)}
+
+
+def pipeline_skeleton(name: str) -> Skeleton:
+    """The training layout config.pose.skeleton names; InputError naming it otherwise."""
+    names = {s.name: s for s in PIPELINE_SKELETONS.values()}
+    if name not in names:
+        raise InputError(f"config.pose.skeleton = {name!r}; expected one of {sorted(names)}")
+    return names[name]
+
+
+def skeleton_of(num_joints: int) -> Skeleton:
+    """The pipeline layout of poses with `num_joints` joints (18: openpose18, 60:
+    openpose18_hands); InputError for another count."""
+    if num_joints not in PIPELINE_SKELETONS:
+        raise InputError(f"poses of {num_joints} keypoints; expected "
+                         f"{' or '.join(map(str, PIPELINE_SKELETONS))} (openpose18, with hands)")
+    return PIPELINE_SKELETONS[num_joints]
+
+
 # For each OpenPose-18 joint, the source joints whose mean it is; () = no counterpart (invisible).
 # A joint built from several source joints is visible only when all of them are.
 _TO_OPENPOSE_18: dict[str, tuple[tuple[int, ...], ...]] = {
@@ -301,14 +323,15 @@ def _checked(
 
 
 def flip_horizontal(
-    keypoints: np.ndarray, confidence: np.ndarray, width: float, skeleton: Skeleton = OPENPOSE_18
+    keypoints: np.ndarray, confidence: np.ndarray, width: float, skeleton: Skeleton | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mirrors (..., T, J, 2) pixel keypoints about the frame's vertical centre line.
 
     x -> width - x, and every left joint trades places with its right twin, so the result is the
-    pose a mirrored video would show. Confidence (..., T, J) is permuted the same way.
+    pose a mirrored video would show. Confidence (..., T, J) is permuted the same way. `skeleton`
+    defaults to the pipeline layout of J joints (skeleton_of).
     """
-    perm = skeleton.flip_permutation()
+    perm = (skeleton or skeleton_of(np.shape(keypoints)[-2])).flip_permutation()
     flipped = np.asarray(keypoints, dtype=np.float32)[..., perm, :].copy()
     flipped[..., 0] = width - flipped[..., 0]
     return flipped, np.asarray(confidence)[..., perm]

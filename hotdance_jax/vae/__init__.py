@@ -14,9 +14,16 @@ import dataclasses
 from pathlib import Path
 
 from hotdance_jax.errors import InputError
+from hotdance_jax.pose.skeletons import pipeline_skeleton
 from hotdance_jax.vae.base import RAW_COORDS, Autoencoder
 
 AUTOENCODERS = ("onehot-kl", "taef2", "diffusers-kl", RAW_COORDS)
+
+
+def image_channels(skeleton: str) -> int:
+    """2K, the one-hot image channels of the K keypoints of the layout config.pose.skeleton
+    names (an x and a y channel per keypoint)."""
+    return 2 * pipeline_skeleton(skeleton).num_joints
 
 
 def load_autoencoder(name: str, weights: str, image_channels: int,

@@ -29,12 +29,11 @@ import numpy as np
 from absl import flags
 from flax import nnx
 
-from data_pipeline.segments import SegmentStore, read_manifest
+from data_pipeline.segments import SegmentStore, read_manifest, require_pose
 from hotdance_jax import cli, parallel
 from hotdance_jax.errors import InputError
 from hotdance_jax.metrics import reconstruction_errors
 from hotdance_jax.pose import (
-    OPENPOSE_18,
     decoded_poses,
     encode,
     flip_horizontal,
@@ -48,6 +47,7 @@ from hotdance_jax.training import (
     local_batch_size,
     run,
 )
+from hotdance_jax.vae import image_channels
 from hotdance_jax.vae.kl import AutoencoderKL, KLConfig, save_onehot_kl
 from hotdance_jax.vae.onehot_kl import image_from_outputs, onehot_kl_loss
 
@@ -58,7 +58,7 @@ FLAGS = flags.FLAGS
 
 def kl_config(config: ml_collections.ConfigDict) -> KLConfig:
     """The autoencoder architecture of a config: 2K channels in, 2 x 2K logits out."""
-    channels = 2 * OPENPOSE_18.num_joints
+    channels = image_channels(config.pose.skeleton)
     arch = config.vae.arch
     return KLConfig(
         in_channels=channels,
@@ -214,11 +214,13 @@ def train(
     train_config = config.vae.train
     mesh = parallel.make_mesh(tuple(train_config.mesh))
     local_batch = local_batch_size(train_config.batch_size, mesh, "config.vae.train.batch_size")
+    manifest = read_manifest(segments)
+    require_pose(segments, manifest, config.pose, ("skeleton",))
     data = iter(training_data(config, segments, local_batch))
     check_workdir(workdir, config, ("vae.arch", *POSE_DATA), write=jax.process_index() == 0)
     trainer = vae_trainer(config, mesh)
     params = sum(x.size for x in jax.tree.leaves(trainer.abstract["model"]))
-    has_val = read_manifest(segments)["counts"]["segments"].get("val", 0) > 0
+    has_val = manifest["counts"]["segments"].get("val", 0) > 0
     task = Task(
         trainer, data, train_config,
         describe=(f"onehot-kl autoencoder {params / 1e6:.2f} M parameters, "
