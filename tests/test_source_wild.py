@@ -1,19 +1,24 @@
-"""The wild source: OpenPose JSON folders and npz files in, cleaned OpenPose-18 runs out."""
+"""The wild source: OpenPose/DWPose JSON folders and npz files in, cleaned OpenPose-18 runs out
+(with OpenPose's two 21-keypoint hands for config.skeleton "openpose18_hands")."""
 
 from __future__ import annotations
 
 import collections
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from data_pipeline import build, segments
 from data_pipeline.sources import wild
 from data_pipeline.sources.base import SPLITS
 from hotdance_jax.config_utils import sibling_config
 from hotdance_jax.errors import InputError
+from hotdance_jax.pose import OPENPOSE_18, OPENPOSE_18_HANDS
+from tests.conftest import tiny_config
 
 # A standing OpenPose-18 pose in pixels: y from 35 (eyes) to 220 (ankles), body height 185 px.
 TEMPLATE = np.array([
@@ -24,11 +29,18 @@ TEMPLATE = np.array([
 BODY_HEIGHT = 185.0
 # BODY_25 index of each OpenPose-18 joint (BODY_25 adds mid_hip at 8 and six foot points).
 BODY25_OF_18 = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]
+# OpenPose-18 index of each COCO-17 joint (the body of COCO-WholeBody, DWPose's 133 keypoints).
+OPENPOSE18_OF_COCO = [0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10]
+HAND = 21  # keypoints per hand
+LEFT, RIGHT = OPENPOSE_18_HANDS.hand("left"), OPENPOSE_18_HANDS.hand("right")
+# A hand's 21 keypoints about its wrist, pixels (the wrist itself at 0, 0).
+HAND_SHAPE = np.r_[[[0, 0]], np.random.default_rng(0).uniform(-15, 15, (HAND - 1, 2))]
 
 
-def _config(min_frames: int = 8, **wild_overrides) -> object:
+def _config(min_frames: int = 8, hands: bool = False, **wild_overrides) -> object:
     data = sibling_config(str(Path(__file__).parents[1] / "configs" / "base.py"), "base").data
     data.min_frames = min_frames
+    data.skeleton = (OPENPOSE_18_HANDS if hands else OPENPOSE_18).name
     data.wild.update(wild_overrides)
     return data
 
@@ -40,6 +52,27 @@ def _dance(n: int) -> tuple[np.ndarray, np.ndarray]:
     keypoints[..., 0] += sway
     confidence = np.tile(0.5 + np.arange(18, dtype=np.float32) / 100, (n, 1))
     return keypoints.astype(np.float32), confidence
+
+
+def _hands(keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 42, 2) left then right hands at the wrists of (n, 18, 2) poses and (n, 42) confidences,
+    0.4 + j / 200 for hand joint j."""
+    wrists = keypoints[:, [OPENPOSE_18.index("left_wrist"), OPENPOSE_18.index("right_wrist")]]
+    hands = wrists[:, :, None] + np.stack([HAND_SHAPE, HAND_SHAPE * [-1, 1]])[None]
+    confidence = np.tile(0.4 + np.arange(2 * HAND, dtype=np.float32) / 200, (len(keypoints), 1))
+    return hands.reshape(len(keypoints), 2 * HAND, 2).astype(np.float32), confidence
+
+
+def _wholebody(keypoints: np.ndarray, confidence: np.ndarray, hands: np.ndarray,
+               hands_confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 133, 2) COCO-WholeBody poses and (n, 133) confidences of OpenPose-18 poses and hands;
+    feet and face at (999, 999) (dropped by the conversion)."""
+    n = len(keypoints)
+    whole, whole_confidence = np.full((n, 133, 2), 999, np.float32), np.ones((n, 133), np.float32)
+    whole[:, :17], whole_confidence[:, :17] = (keypoints[:, OPENPOSE18_OF_COCO],
+                                               confidence[:, OPENPOSE18_OF_COCO])
+    whole[:, 91:], whole_confidence[:, 91:] = hands, hands_confidence
+    return whole, whole_confidence
 
 
 def _flat(keypoints: np.ndarray, confidence: np.ndarray, body25: bool) -> list[float]:
@@ -55,20 +88,29 @@ def _flat(keypoints: np.ndarray, confidence: np.ndarray, body25: bool) -> list[f
     return [round(float(v), 4) for v in xyc.ravel()]
 
 
-def _wav(path: Path) -> None:
-    sf.write(path, np.zeros(800, np.float32), 8000)
+def _wav(path: Path, seconds: float = 0.1) -> None:
+    """`seconds` of a quiet 440 Hz tone (the build refuses silence) at 8 kHz."""
+    tone = 0.1 * np.sin(2 * np.pi * 440 * np.arange(round(8000 * seconds)) / 8000)
+    sf.write(path, tone.astype(np.float32), 8000)
 
 
 def _write_folder(
     root: Path, name: str, keypoints: np.ndarray, confidence: np.ndarray, *, fps: float = 30.0,
     body25: bool = False, numbers: list[int] | None = None, audio_offset: float | None = None,
+    hands: tuple[np.ndarray, np.ndarray] | None = None, handless: Iterable[int] = (),
 ) -> Path:
-    """A `root/name/` OpenPose JSON folder with meta.json and audio.wav."""
+    """A `root/name/` OpenPose JSON folder with meta.json and audio.wav; with `hands` ((N, 42, 2)
+    and (N, 42): left then right) its people have hand lists, but in the frames `handless`."""
     folder = root / name
     folder.mkdir(parents=True)
     numbers = list(range(len(keypoints))) if numbers is None else numbers
-    for number, kp, conf in zip(numbers, keypoints, confidence, strict=True):
+    for t, (number, kp, conf) in enumerate(zip(numbers, keypoints, confidence, strict=True)):
         people = [{"pose_keypoints_2d": _flat(kp, conf, body25)}] if conf.any() else []
+        if people and hands is not None and t not in handless:
+            for i, side in enumerate(("left", "right")):
+                joints = slice(i * HAND, (i + 1) * HAND)
+                people[0][f"hand_{side}_keypoints_2d"] = _flat(hands[0][t, joints],
+                                                               hands[1][t, joints], False)
         frame = {"version": 1.3, "people": people}
         (folder / f"{name}_{number}_keypoints.json").write_text(json.dumps(frame))
     meta = {"fps": fps, "width": 640, "height": 480}
@@ -263,6 +305,11 @@ def _missing_music_npz(root: Path) -> str:
     return f"{BAD}.npz"
 
 
+def _wrong_count_wholebody_npz(root: Path) -> str:
+    _write_npz(root, BAD, np.zeros((10, 130, 2)), np.ones((10, 130)))
+    return f"{BAD}.npz"
+
+
 def _nan_only_npz(root: Path) -> str:
     _write_npz(root, BAD, np.full((10, 18, 2), np.nan), np.ones((10, 18)))
     return f"{BAD}.npz"
@@ -280,8 +327,9 @@ def _unlisted_in_splits(root: Path) -> str:
 
 
 @pytest.mark.parametrize("make_bad", [
-    _malformed_frame, _wrong_count_json, _wrong_count_npz, _missing_meta, _meta_without_fps,
-    _missing_music_folder, _missing_music_npz, _nan_only_npz, _empty_root, _unlisted_in_splits,
+    _malformed_frame, _wrong_count_json, _wrong_count_npz, _wrong_count_wholebody_npz,
+    _missing_meta, _meta_without_fps, _missing_music_folder, _missing_music_npz, _nan_only_npz,
+    _empty_root, _unlisted_in_splits,
 ])
 def test_bad_input_raises_one_line_naming_the_file(tmp_path, make_bad):
     root = tmp_path / "root"
@@ -292,3 +340,119 @@ def test_bad_input_raises_one_line_naming_the_file(tmp_path, make_bad):
     message = str(error.value)
     assert name in message
     assert "\n" not in message
+
+
+# ---------------------------------------------------------------- hands (openpose18_hands)
+
+
+def test_json_hands_are_read_beside_the_body(tmp_path):
+    keypoints, confidence = _dance(12)
+    hands = _hands(keypoints)
+    _write_folder(tmp_path, "clip", keypoints, confidence, body25=True, hands=hands)
+    (perf,) = _run(tmp_path, _config(hands=True))
+    assert perf.keypoints.shape == (12, 60, 2)
+    assert perf.keypoints.dtype == np.float32
+    np.testing.assert_allclose(perf.keypoints[:, :18], keypoints, atol=1e-3)
+    np.testing.assert_allclose(perf.keypoints[:, 18:], hands[0], atol=1e-3)
+    np.testing.assert_allclose(perf.confidence, np.c_[confidence, hands[1]], atol=1e-4)
+    # The body-only skeleton reads the same folder as before: the hands' lists are not read.
+    (body,) = _run(tmp_path)
+    assert body.keypoints.shape == (12, 18, 2)
+    np.testing.assert_allclose(body.keypoints, keypoints, atol=1e-3)
+
+
+def test_hands_unseen_in_a_frame_are_filled_over_short_gaps_and_break_nothing(tmp_path):
+    keypoints, confidence = _dance(30)
+    hands = _hands(keypoints)
+    # OpenPose wrote no hand lists in frames 5-6 (a short gap) and 12-21 (longer than 3 frames).
+    _write_folder(tmp_path, "clip", keypoints, confidence, hands=hands,
+                  handless=[5, 6, *range(12, 22)])
+    _write_folder(tmp_path, "handless", keypoints, confidence)  # OpenPose run without hands
+    stats = collections.Counter()
+    clip, handless = _run(tmp_path, _config(hands=True, max_gap_frames=3), stats)
+    assert (clip.sequence_id, clip.num_frames) == ("clip_0", 30)  # one run: hands break nothing
+    weight = np.array([1, 2])[:, None, None] / 3
+    np.testing.assert_allclose(clip.keypoints[5:7, 18:],
+                               (1 - weight) * hands[0][4] + weight * hands[0][7], atol=1e-3)
+    np.testing.assert_allclose(clip.confidence[5:7, 18:], hands[1][5:7], atol=1e-4)
+    assert np.isnan(clip.keypoints[12:22, 18:]).all()
+    assert not clip.confidence[12:22, 18:].any()
+    np.testing.assert_allclose(clip.keypoints[22:, 18:], hands[0][22:], atol=1e-3)
+    np.testing.assert_allclose(clip.keypoints[:, :18], keypoints, atol=1e-3)
+    assert (handless.sequence_id, handless.num_frames) == ("handless_0", 30)
+    assert np.isnan(handless.keypoints[:, 18:]).all()
+    assert not handless.confidence[:, 18:].any()
+    np.testing.assert_allclose(handless.keypoints[:, :18], keypoints, atol=1e-3)
+    assert stats["wild_hand_joints_interpolated"] == 2 * 2 * HAND
+    assert stats["wild_joints_interpolated"] == 0
+    assert stats["wild_sparse_frames"] == 0
+    assert stats["wild_runs_kept"] == 2
+
+
+@pytest.mark.parametrize("hands", [True, False])
+def test_wholebody_npz_and_json_convert_to_the_skeleton(tmp_path, hands):
+    keypoints, confidence = _dance(12)
+    hand_keypoints, hand_confidence = _hands(keypoints)
+    hand_confidence[3:5, :HAND] = 0  # the left hand unseen for two frames: filled
+    whole = _wholebody(keypoints, confidence, hand_keypoints, hand_confidence)
+    _write_npz(tmp_path, "dwpose_npz", *whole)
+    _write_folder(tmp_path, "dwpose_json", *whole)  # pose_keypoints_2d of 133 triples
+    stats = collections.Counter()
+    for perf in _run(tmp_path, _config(hands=hands), stats):
+        assert perf.keypoints.shape == (12, 60 if hands else 18, 2)
+        np.testing.assert_allclose(perf.keypoints[:, :18], keypoints, atol=1e-3)
+        neck = OPENPOSE_18.index("neck")  # the shoulders' midpoint, their lower confidence
+        np.testing.assert_allclose(np.delete(perf.confidence[:, :18], neck, axis=1),
+                                   np.delete(confidence, neck, axis=1), atol=1e-4)
+        np.testing.assert_allclose(perf.confidence[:, neck], confidence[:, [2, 5]].min(1))
+        if hands:
+            left = whole[0][:, 91:112].copy()
+            weight = np.array([1, 2])[:, None, None] / 3
+            left[3:5] = (1 - weight) * left[2] + weight * left[5]
+            np.testing.assert_allclose(perf.keypoints[:, LEFT], left, atol=1e-3)
+            np.testing.assert_allclose(perf.keypoints[:, RIGHT], whole[0][:, 112:], atol=1e-3)
+            np.testing.assert_allclose(perf.confidence[:, 18:], _hands(keypoints)[1], atol=1e-4)
+    assert stats["wild_hand_joints_interpolated"] == (2 * 2 * HAND if hands else 0)
+
+
+def test_bad_hands_and_whole_body_poses_name_the_file(tmp_path):
+    keypoints, confidence = _dance(10)
+    hands = _hands(keypoints)
+    folder = _write_folder(tmp_path / "json", BAD, keypoints, confidence, hands=hands)
+    frame = folder / f"{BAD}_4_keypoints.json"
+    data = json.loads(frame.read_text())
+    data["people"][0]["hand_left_keypoints_2d"] = data["people"][0]["hand_left_keypoints_2d"][:60]
+    frame.write_text(json.dumps(data))
+    npz = _write_npz(tmp_path / "npz", BAD, np.zeros((10, 130, 2)), np.ones((10, 130)))
+    expected = {"json": f"{frame}: hand_left_keypoints_2d has 20 keypoints; expected 21",
+                "npz": f"{npz}: keypoints of 130 joints; expected 18, 25 or 133"}
+    for root, message in expected.items():
+        with pytest.raises(InputError) as error:
+            _run(tmp_path / root, _config(hands=True))
+        assert str(error.value) == message
+
+
+def test_a_hands_build_of_wild_videos_holds_sixty_keypoints(tmp_path):
+    root = tmp_path / "wild"
+    keypoints, confidence = _dance(80)
+    hands = _hands(keypoints)
+    good = _write_folder(root, "good", keypoints, confidence, hands=hands, handless=[40])
+    _wav(good / "audio.wav", seconds=4.0)
+    bad = _write_folder(root, BAD, keypoints, confidence,
+                        hands=(hands[0][:, 1:], hands[1][:, 1:]))  # a right hand of 20
+    (root / "splits.json").write_text(json.dumps({"good": "train", BAD: "train"}))
+    config = tiny_config()
+    config.pose.skeleton = OPENPOSE_18_HANDS.name
+    manifest = build.build("wild", root, tmp_path / "segments", config)
+    (skipped,) = manifest["skipped"]
+    assert f"{bad / BAD}_0_keypoints.json: hand_right_keypoints_2d has 20 keypoints" in skipped
+    store = segments.SegmentStore(tmp_path / "segments", "train")
+    assert len(store) == manifest["counts"]["segments"]["train"] >= 1
+    cleaned = hands[0].copy()
+    cleaned[40] = (cleaned[39] + cleaned[41]) / 2  # the frame without hands: filled
+    for record in (store[i] for i in range(len(store))):
+        assert record["keypoints"].shape == (config.pose.segment_frames, 60, 2)
+        start = int(record["start_frame"])
+        written = cleaned[start:start + config.pose.segment_frames]
+        np.testing.assert_allclose(record["keypoints"][:, 18:], written, atol=1e-3)
+    assert manifest["stats"]["wild_hand_joints_interpolated"] == 2 * HAND

@@ -24,11 +24,11 @@ def read_person(person: Any, skeleton: Skeleton, where: str) -> tuple[np.ndarray
     """One OpenPose JSON person (a parsed dict) -> (K, 2) pixels and (K,) confidence of
     `skeleton` (openpose18, or openpose18_hands: the person must have both hands). InputError
     naming `where` for a missing or malformed list."""
-    body = _triples(person, BODY_KEY, where)
+    body = triples(person, BODY_KEY, where)
     keypoints, confidence = openpose18_body(body[:, :2], body[:, 2], where)
     if not skeleton.has_hands:
         return keypoints, confidence
-    hands = np.concatenate([_triples(person, HAND_KEYS[side], where, skeleton.hand_joints)
+    hands = np.concatenate([triples(person, HAND_KEYS[side], where, skeleton.hand_joints)
                             for side in ("left", "right")])
     return with_hands(keypoints, confidence, hands[:, :2], hands[:, 2])
 
@@ -58,9 +58,10 @@ def openpose18_body(keypoints: np.ndarray, confidence: np.ndarray, where: str
     return keypoints, confidence
 
 
-def _triples(person: Any, key: str, where: str, joints: int | None = None) -> np.ndarray:
+def triples(person: Any, key: str, where: str, joints: int | None = None) -> np.ndarray:
     """(J, 3) x, y, confidence of the person's flat list `key`; InputError naming `where` when
-    it is missing, not numbers, not triples, or (given `joints`) not `joints` of them."""
+    it is missing, not numbers, not triples, or (given `joints`) not `joints` of them. The one
+    parser of OpenPose JSON lists: `read_person` and the wild source's videos read through it."""
     values = person.get(key) if isinstance(person, dict) else None
     if not values:
         raise InputError(f"{where}: no {key} in the person"
