@@ -4,10 +4,11 @@ r"""Score generated dances against real ones: python -m hotdance_jax.evaluate.
       [--split test] [--window-seconds 5]
 
 --generated is a folder of dances as `python -m hotdance_jax.sample` writes them (npz: keypoints
-(T, 18, 2) pixels, confidence (T, 18), fps, skeleton, music_path, music_offset; segment_frames
-and overlap when present locate the seams). --reference is such a folder too, or a segment build
-(python -m data_pipeline.build; its --split performances, reassembled from their segments;
-refused when some are motion-only, built without music, since BAS needs their music).
+(T, K, 2) pixels, confidence (T, K), fps, skeleton (openpose18, K = 18, or openpose18_hands,
+K = 60), music_path, music_offset; segment_frames and overlap when present locate the seams).
+--reference is such a folder too, or a segment build (python -m data_pipeline.build; its --split
+performances, reassembled from their segments; refused when some are motion-only, built without
+music, since BAS needs their music).
 Every dance of both sets must have the same fps. Music beats come from each dance's music file,
 read from its offset for the dance's duration.
 
@@ -26,6 +27,11 @@ Prints a markdown table and writes the same figures as JSON (atomically):
   - seam: mean speed change at the frames where sampled segments join over that elsewhere, the
     same frames in the reference dances for comparison (only when the generated npz record the
     segment settings).
+  - with hands in both sets (openpose18_hands; hotdance_jax/metrics/hands.py): FID_hand and
+    Div_hand over per-hand pose features (each finger's curl and the spread between adjacent
+    fingers: their mean and std over a window, one sample per hand and window), and hand jitter
+    (finger keypoints relative to their wrist, in hand lengths per s^2). Every other figure is
+    of the 18 body keypoints.
 A second table says how often each relation of FID_g's geometric features holds (the knee bent,
 a foot raised, a wrist above the neck, ...: hotdance_jax/metrics/features.py) in the reference
 and the generated dances, the mean over windows of the fraction of frames: which poses a set
@@ -65,7 +71,13 @@ from hotdance_jax.metrics import (
     standardise,
     windows,
 )
-from hotdance_jax.pose import OPENPOSE_18
+from hotdance_jax.metrics.hands import (
+    HAND_FEATURES,
+    hand_frames,
+    hand_jitter,
+    hand_window_features,
+)
+from hotdance_jax.pose import OPENPOSE_18, Skeleton, pipeline_skeleton, skeleton_of
 
 FLAGS = flags.FLAGS
 MUSIC_SAMPLE_RATE = 22050  # Hz, the configs' audio.sample_rate, for beat tracking
@@ -74,7 +86,9 @@ ROWS = {"ground_truth": "ground truth", "ground_truth_other_music":
         "ground truth, another dance's music", "generated": "generated",
         "generated_other_music": "generated, another dance's music"}
 COLUMNS = {"fid_k": "FID_k", "fid_g": "FID_g", "div_k": "Div_k", "div_g": "Div_g", "bas": "BAS",
-           "jitter": "jitter (L/s^2)", "seam_ratio": "seam / inside"}
+           "jitter": "jitter (L/s^2)", "seam_ratio": "seam / inside", "fid_h": "FID_hand",
+           "div_h": "Div_hand", "hand_jitter": "hand jitter (H/s^2)"}
+BODY = slice(0, OPENPOSE_18.num_joints)  # the body keypoints of either skeleton
 
 
 @dataclasses.dataclass
@@ -88,6 +102,10 @@ class DanceSet:
     @property
     def fps(self) -> float:
         return self.dances[0].fps
+
+    @property
+    def skeleton(self) -> Skeleton:
+        return skeleton_of(self.dances[0].keypoints.shape[1])
 
 
 # ---------------------------------------------------------------- reading
@@ -104,12 +122,10 @@ def read_dance_npz(path: Path) -> tuple[Performance, tuple[int, int] | None]:
             values = {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise InputError(f"{path}: unreadable npz ({e})") from None
-    if str(values["skeleton"]) != OPENPOSE_18.name:
-        raise InputError(f"{path}: skeleton {str(values['skeleton'])!r}; expected "
-                         f"{OPENPOSE_18.name!r}")
+    skeleton = pipeline_skeleton(str(values["skeleton"]), f"{path}: ")
     keypoints = np.asarray(values["keypoints"], np.float32)
     confidence = np.asarray(values["confidence"], np.float32)
-    _check_pose(path, keypoints, confidence)
+    _check_pose(path, keypoints, confidence, skeleton)
     fps = float(values["fps"])
     if not fps > 0:
         raise InputError(f"{path}: fps {fps:g}; expected > 0")
@@ -123,9 +139,11 @@ def read_dance_npz(path: Path) -> tuple[Performance, tuple[int, int] | None]:
                        ), seams
 
 
-def _check_pose(path: Path, keypoints: np.ndarray, confidence: np.ndarray) -> None:
-    """InputError unless keypoints are (T, 18, 2), confidence (T, 18), finite where visible."""
-    K = OPENPOSE_18.num_joints
+def _check_pose(path: Path, keypoints: np.ndarray, confidence: np.ndarray,
+                skeleton: Skeleton) -> None:
+    """InputError unless keypoints are (T, K, 2), confidence (T, K) of `skeleton`, finite where
+    visible."""
+    K = skeleton.num_joints
     if keypoints.ndim != 3 or keypoints.shape[1:] != (K, 2) or confidence.shape != \
             keypoints.shape[:2]:
         raise InputError(f"{path}: keypoints {keypoints.shape} and confidence "
@@ -152,6 +170,9 @@ def read_dance_set(path: Path, split: str) -> DanceSet:
     if len(settings) > 1:
         raise InputError(f"{path}: dances stitched with different segment settings "
                          f"(segment_frames, overlap): {sorted(settings, key=str)}")
+    joints = {dance.keypoints.shape[1] for dance, _ in read}
+    if len(joints) > 1:
+        raise InputError(f"{path}: dances of different skeletons ({sorted(joints)} keypoints)")
     return DanceSet(path, [dance for dance, _ in read], settings.pop())
 
 
@@ -179,17 +200,29 @@ def music_beats(path: str, offset: float, seconds: float) -> np.ndarray:
 
 @dataclasses.dataclass
 class Analysis:
-    """Per-window features and per-dance smoothness of a set."""
+    """Per-window features and per-dance smoothness of a set; `hands` only with hands."""
 
     features: dict[str, np.ndarray]  # "k": (W, 54) kinetic, "g": (W, 20) geometric
     first_half: np.ndarray  # (W,) bool: the window is in the first half of its dance
     jitter: list[float]  # per dance, L/s^2
     seam: list[tuple[float, float]]  # per dance: mean speed change at seams, inside (L/s)
+    hands: HandAnalysis | None = None
+
+
+@dataclasses.dataclass
+class HandAnalysis:
+    """Per hand and window pose features (H, 18), whether each is in the first half of its
+    dance (H,), and each dance's hand jitter (hand lengths/s^2)."""
+
+    features: np.ndarray
+    first_half: np.ndarray
+    jitter: list[float]
 
 
 def analyse(dance_set: DanceSet, window: int, seams: tuple[int, int] | None) -> Analysis:
-    """Features of every `window`-frame window and the smoothness of every dance of a set;
-    `seams` (segment_frames, overlap) places the seams, None skips them."""
+    """Features of every `window`-frame window and the smoothness of every dance of a set (its
+    body keypoints, and its hands when it has them); `seams` (segment_frames, overlap) places
+    the seams, None skips them."""
     kinetic, geometric, first_half, jitters, seam = [], [], [], [], []
     for dance in dance_set.dances:
         name = dance_set.path / dance.sequence_id
@@ -197,7 +230,7 @@ def analyse(dance_set: DanceSet, window: int, seams: tuple[int, int] | None) -> 
             raise InputError(f"{name}: {dance.num_frames / dance.fps:.2f} s, shorter than one "
                              f"{window / dance.fps:g} s window (--window-seconds)")
         try:
-            positions, visible = body_frame(dance.keypoints, dance.confidence)
+            positions, visible = body_frame(dance.keypoints[:, BODY], dance.confidence[:, BODY])
         except InputError as e:
             raise InputError(f"{name}: {e}") from None
         spans = windows(dance.num_frames, window)
@@ -208,8 +241,27 @@ def analyse(dance_set: DanceSet, window: int, seams: tuple[int, int] | None) -> 
         if seams:
             seam.append(seam_jump(positions, visible, dance.fps,
                                   seam_frames(dance.num_frames, *seams)))
+    hands = (analyse_hands(dance_set, window) if dance_set.skeleton.has_hands else None)
     return Analysis({"k": np.array(kinetic), "g": np.array(geometric)}, np.array(first_half),
-                    jitters, seam)
+                    jitters, seam, hands)
+
+
+def analyse_hands(dance_set: DanceSet, window: int) -> HandAnalysis:
+    """The hand figures of a set with hands (metrics/hands.py) on `window`-frame windows."""
+    features, first_half, jitters = [], [], []
+    for dance in dance_set.dances:
+        spans = windows(dance.num_frames, window)
+        for positions, visible in hand_frames(dance.keypoints, dance.confidence,
+                                              dance_set.skeleton):
+            for i, span in enumerate(spans):
+                sample = hand_window_features(positions, visible, span)
+                if sample is not None:
+                    features.append(sample)
+                    first_half.append(i < len(spans) // 2)
+        jitters.append(hand_jitter(dance.keypoints, dance.confidence, dance.fps,
+                                   dance_set.skeleton))
+    return HandAnalysis(np.array(features).reshape(-1, 2 * HAND_FEATURES),
+                        np.array(first_half, bool), jitters)
 
 
 def mean_bas(dances: list[Performance], music: list[Performance]) -> float:
@@ -221,7 +273,8 @@ def mean_bas(dances: list[Performance], music: list[Performance]) -> float:
                                 dance.num_frames / dance.fps)
         except InputError as e:
             raise InputError(f"{dance.sequence_id}'s music: {e}") from None
-        scores.append(beat_align_score(dance.keypoints, dance.confidence, beats, dance.fps))
+        scores.append(beat_align_score(dance.keypoints[:, BODY], dance.confidence[:, BODY],
+                                       beats, dance.fps))
     return _nanmean(scores)
 
 
@@ -254,16 +307,21 @@ def floor_fid(reference: np.ndarray, first_half: np.ndarray) -> float:
 
 
 def distribution_scores(real: Analysis, fake: Analysis | None) -> dict:
-    """FID and Div of both feature kinds: of `fake` against `real`, or, for None, the floor
-    FID and the Div of `real` itself."""
+    """FID and Div of every feature kind (the hands' "h" when both sets have hands): of `fake`
+    against `real`, or, for None, the floor FID and the Div of `real` itself."""
+    kinds = {kind: (reference, real.first_half, None if fake is None else fake.features[kind])
+             for kind, reference in real.features.items()}
+    if real.hands is not None and (fake is None or fake.hands is not None):
+        kinds["h"] = (real.hands.features, real.hands.first_half,
+                      None if fake is None else fake.hands.features)
     row = {}
-    for kind, reference in real.features.items():
-        if fake is None:
-            row[f"fid_{kind}"] = floor_fid(reference, real.first_half)
+    for kind, (reference, first_half, generated) in kinds.items():
+        if generated is None:
+            row[f"fid_{kind}"] = floor_fid(reference, first_half)
             row[f"div_{kind}"] = diversity(standardise(reference)[0])
         else:
-            row[f"fid_{kind}"] = fid(reference, fake.features[kind])
-            row[f"div_{kind}"] = diversity(standardise(reference, fake.features[kind])[1])
+            row[f"fid_{kind}"] = fid(reference, generated)
+            row[f"div_{kind}"] = diversity(standardise(reference, generated)[1])
     return row
 
 
@@ -272,8 +330,11 @@ def dance_scores(dances: list[Performance], analysis: Analysis) -> dict:
     averaged over the dances; NaN without seams) of a set."""
     seams = np.array(analysis.seam).reshape(-1, 2)
     at_seams, inside = _nanmean(seams[:, 0]), _nanmean(seams[:, 1])
-    return {"bas": mean_bas(dances, dances), "jitter": _nanmean(analysis.jitter),
-            "seam_ratio": at_seams / inside if inside > 0 else float("nan")}
+    row = {"bas": mean_bas(dances, dances), "jitter": _nanmean(analysis.jitter),
+           "seam_ratio": at_seams / inside if inside > 0 else float("nan")}
+    if analysis.hands is not None:
+        row["hand_jitter"] = _nanmean(analysis.hands.jitter)
+    return row
 
 
 def score(reference: DanceSet, generated: DanceSet, window_seconds: float) -> dict:
@@ -323,10 +384,13 @@ def labelled_rows(scores: dict) -> dict[str, dict]:
 
 
 def markdown_table(rows: dict[str, dict]) -> str:
-    """{label: {column: value}} as a markdown table; blank where a row has no such figure."""
-    lines = ["| | " + " | ".join(COLUMNS.values()) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    """{label: {column: value}} as a markdown table of the COLUMNS some row has; blank where a
+    row has no such figure."""
+    columns = [c for c in COLUMNS if any(c in row for row in rows.values())]
+    lines = ["| | " + " | ".join(COLUMNS[c] for c in columns) + " |",
+             "|---" * (len(columns) + 1) + "|"]
     for label, row in rows.items():
-        cells = [_cell(row[c]) if c in row else "" for c in COLUMNS]
+        cells = [_cell(row[c]) if c in row else "" for c in columns]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -7,7 +7,10 @@ import pytest
 
 from data_pipeline import build, precompute, segments
 from data_pipeline.sources import synthetic
+from hotdance_jax import evaluate
 from hotdance_jax.errors import InputError
+from hotdance_jax.metrics import reconstruction_errors
+from hotdance_jax.metrics.hands import hand_lengths, hand_pose_features
 from hotdance_jax.pose import OPENPOSE_18, OPENPOSE_18_HANDS, flip_horizontal, skeleton_of
 from hotdance_jax.pose.shape import shape_pose
 from hotdance_jax.vae import image_channels
@@ -35,7 +38,7 @@ def test_the_layout_of_poses_follows_their_joint_count():
     with pytest.raises(InputError, match="poses of 25 keypoints; expected 18 or 60"):
         skeleton_of(25)
     assert image_channels("openpose18_hands") == 120
-    with pytest.raises(InputError, match=r"config\.pose\.skeleton = 'coco17'"):
+    with pytest.raises(InputError, match=r"config\.pose\.skeleton 'coco17'; expected one of"):
         image_channels("coco17")
     keypoints = np.random.default_rng(0).uniform(0, 100, (3, 60, 2)).astype(np.float32)
     flipped, _ = flip_horizontal(keypoints, np.ones((3, 60)), 100.0)
@@ -90,3 +93,80 @@ def test_the_shape_pose_hangs_each_hand_from_its_wrist_fingers_down():
         joints = keypoints[hand]
         assert joints[0, 1] >= keypoints[wrist, 1]  # the hand's wrist at or below the arm's
         assert (joints[[4, 8, 12, 16, 20], 1] > joints[0, 1]).all()  # every finger tip below
+
+
+@pytest.fixture(scope="module")
+def hand_sets(tmp_path_factory):
+    """Folders of 3 synthetic dances with hands as the sampler writes them: `reference`, `same`
+    (a copy), `still` (fingers frozen in their first frame's pose, moved with the wrist) and
+    `shaky` (fingers with 0.5 px of noise)."""
+    root = tmp_path_factory.mktemp("hand_sets")
+    rng = np.random.default_rng(0)
+    for seed in range(3):
+        perf = synthetic.synthesize_performance(seed, seconds=8.0, hands=True)
+        synthetic.write_performance(perf, root / perf.name)
+        still = perf.keypoints.copy()
+        for hand in (LEFT, RIGHT):
+            still[:, hand] = still[:1, hand] - still[:1, hand.start:hand.start + 1] \
+                + still[:, hand.start:hand.start + 1]
+        shaky = perf.keypoints.copy()
+        shaky[:, 18:] += rng.normal(0, 0.5, shaky[:, 18:].shape)
+        for folder, keypoints in (("reference", perf.keypoints), ("same", perf.keypoints),
+                                  ("still", still), ("shaky", shaky)):
+            (root / folder).mkdir(exist_ok=True)
+            np.savez(root / folder / f"{perf.name}.npz", keypoints=keypoints,
+                     confidence=perf.confidence, fps=np.float32(perf.fps),
+                     skeleton=np.str_(OPENPOSE_18_HANDS.name),
+                     music_path=np.str_(str(root / perf.name / "audio.wav")),
+                     music_offset=np.float32(0.0))
+    return root
+
+
+def test_hand_figures_tell_frozen_and_shaking_fingers_from_real_ones(hand_sets):
+    reference = evaluate.read_dance_set(hand_sets / "reference", "test")
+    scores = {name: evaluate.score(reference, evaluate.read_dance_set(hand_sets / name, "test"),
+                                   window_seconds=2.0)["rows"]
+              for name in ("same", "still", "shaky")}
+    truth = scores["same"]["ground_truth"]
+    assert truth["fid_h"] > 0  # the floor: first half against second half
+    assert scores["same"]["generated"]["fid_h"] == pytest.approx(0, abs=1e-6)
+    assert scores["still"]["generated"]["fid_h"] > 10 * truth["fid_h"]
+    assert scores["still"]["generated"]["hand_jitter"] < 1e-3
+    assert scores["shaky"]["generated"]["hand_jitter"] > 3 * truth["hand_jitter"]
+    # The body's figures are the body's alone: frozen fingers leave them as they are.
+    for key in ("fid_k", "fid_g", "jitter", "bas"):
+        assert scores["still"]["generated"][key] == pytest.approx(
+            scores["same"]["generated"][key], abs=1e-6), key
+    table = evaluate.markdown_table(evaluate.labelled_rows({"rows": scores["still"]}))
+    assert "| FID_hand | Div_hand | hand jitter (H/s^2) |" in table
+
+
+def test_hand_features_measure_curl_and_spread():
+    straight = np.zeros((1, 21, 2))
+    for finger, angle in enumerate((0.6, 0.2, 0.0, -0.2, -0.4)):
+        direction = np.array([np.sin(angle), np.cos(angle)])
+        for k in range(4):
+            straight[0, 1 + 4 * finger + k] = (0.4 + 0.15 * k) * direction
+    features = hand_pose_features(straight, np.ones((1, 21), bool))
+    np.testing.assert_allclose(features[0, :5], 0, atol=1e-9)  # straight fingers: no curl
+    np.testing.assert_allclose(features[0, 5:], [0.4, 0.2, 0.2, 0.2], atol=1e-9)
+    folded = straight.copy()
+    folded[0, 12] = folded[0, 10]  # the middle finger's tip back on its second joint
+    assert hand_pose_features(folded, np.ones((1, 21), bool))[0, 2] > 0.3
+
+
+def test_reconstruction_errors_count_hands_in_hand_lengths_apart_from_the_body():
+    perf = synthetic.synthesize_performance(4, seconds=3.0, hands=True)
+    truth, confidence = perf.keypoints[None, :64], perf.confidence[None, :64]
+    length = hand_lengths(truth, confidence, OPENPOSE_18_HANDS)  # (1, 2) pixels
+    decoded = truth.copy()
+    decoded[..., LEFT, 0] += 0.1 * length[0, 0]
+    decoded[..., RIGHT, 1] -= 0.3 * length[0, 1]
+    figures = reconstruction_errors(decoded, confidence, truth, confidence,
+                                    np.array([[perf.width, perf.height]]), 256)
+    assert figures["error_bins_mean"] == 0  # the body is where it was
+    assert figures["hand_error_mean"] == pytest.approx(0.2, rel=1e-4)
+    assert figures["hand_error_p99"] == pytest.approx(0.3, rel=1e-4)
+    assert "hand_error_mean" not in reconstruction_errors(
+        decoded[..., :18, :], confidence[..., :18], truth[..., :18, :], confidence[..., :18],
+        np.array([[perf.width, perf.height]]), 256)

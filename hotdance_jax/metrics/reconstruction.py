@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hotdance_jax.metrics.hands import HAND_SIDES, hand_lengths
 from hotdance_jax.pose.skeletons import Skeleton, skeleton_of
 
 MIN_APART_BINS = 4.0  # a left/right pair closer than this is not counted by side_swaps
@@ -25,21 +26,40 @@ def reconstruction_errors(keypoints: np.ndarray, confidence: np.ndarray,
     the same along y alone, of twins at least MIN_APART_BINS apart in height, the fraction
     whose decoded height is nearer their twin's (0.5: which of the two is the higher one is
     lost, as when the decoder takes each joint's y channel for its twin's). NaN where nothing
-    is counted.
+    is counted. These are of the body's keypoints; with hands, hand_error_mean / hand_error_p99
+    add the distance of each hand keypoint seen in both from its true place in the true hand's
+    length (metrics/hands.py, over the segment's T frames).
     """
     skeleton = skeleton or skeleton_of(np.shape(keypoints)[-2])
     scale = bins / np.asarray(size, np.float32)[:, None, None, :]  # bins per pixel
     decoded, truth = keypoints * scale, true_keypoints * scale
     seen = (confidence > 0) & (true_confidence > 0)
-    error = np.abs(decoded - truth)[seen]
-    nan = float("nan")
-    return {
-        "error_bins_mean": float(error.mean()) if error.size else nan,
-        "error_bins_p99": float(np.percentile(error, 99)) if error.size else nan,
+    body = slice(0, skeleton.num_body_joints)
+    error = np.abs(decoded - truth)[..., body, :][seen[..., body]]
+    figures = {
+        "error_bins_mean": _mean(error),
+        "error_bins_p99": _p99(error),
         "visibility_accuracy": float(((confidence > 0) == (true_confidence > 0)).mean()),
         "side_swaps": _swaps(decoded, truth, seen, skeleton, slice(None)),
         "height_swaps": _swaps(decoded, truth, seen, skeleton, slice(1, 2)),
     }
+    if skeleton.has_hands:
+        lengths = hand_lengths(true_keypoints, true_confidence, skeleton)  # (N, 2) pixels
+        distance = np.concatenate([
+            np.linalg.norm(keypoints - true_keypoints, axis=-1)[..., skeleton.hand(side)]
+            / lengths[:, None, None, i] for i, side in enumerate(HAND_SIDES)], axis=-1)
+        hand_seen = np.concatenate([seen[..., skeleton.hand(side)] for side in HAND_SIDES], -1)
+        hand_error = distance[hand_seen & np.isfinite(distance)]
+        figures |= {"hand_error_mean": _mean(hand_error), "hand_error_p99": _p99(hand_error)}
+    return figures
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if values.size else float("nan")
+
+
+def _p99(values: np.ndarray) -> float:
+    return float(np.percentile(values, 99)) if values.size else float("nan")
 
 
 def _swaps(decoded: np.ndarray, truth: np.ndarray, seen: np.ndarray, skeleton: Skeleton,

@@ -209,11 +209,12 @@ def skeleton_by_name(name: str) -> Skeleton:
 PIPELINE_SKELETONS = {s.num_joints: s for s in (OPENPOSE_18, OPENPOSE_18_HANDS)}
 
 
-def pipeline_skeleton(name: str) -> Skeleton:
-    """The training layout config.pose.skeleton names; InputError naming it otherwise."""
+def pipeline_skeleton(name: str, where: str = "config.pose.") -> Skeleton:
+    """The training layout called `name` (config.pose.skeleton's values); InputError naming it,
+    after `where`, otherwise."""
     names = {s.name: s for s in PIPELINE_SKELETONS.values()}
     if name not in names:
-        raise InputError(f"config.pose.skeleton = {name!r}; expected one of {sorted(names)}")
+        raise InputError(f"{where}skeleton {name!r}; expected one of {sorted(names)}")
     return names[name]
 
 
