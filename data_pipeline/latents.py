@@ -24,9 +24,11 @@ the latents were made with (`settings`: VAE name, bins, fps, T, flip, reference 
 the VAE (name, weights sha256, stride, channels), the latent shape, per-channel `scale` and
 `shift` that make the train latents zero-mean unit-variance as (latent - shift) * scale (and
 `music_scale`, `music_shift` the same for the music features' columns), counts
-and shards per split, the segment build it came from (folder, fingerprint, content hash), and a
-fingerprint of everything the latents depend on. The mask of N reference frames,
-reference_mask(prefix_frames(N, T), B', stride), follows from N and is not stored.
+and shards per split, the number of `parts` it was made in (precompute.py's docstring), the
+segment build it came from (folder, fingerprint, content hash), a content hash over the shards'
+names and sha256, and a fingerprint of everything the latents depend on. The mask of N
+reference frames, reference_mask(prefix_frames(N, T), B', stride), follows from N and is not
+stored.
 
 Storage is float16: half of float32, and its relative precision (2^-11 = 5e-4) is far below the
 autoencoder's own reconstruction error; float16 keeps 3 more mantissa bits than bfloat16, and a
@@ -61,7 +63,6 @@ from pathlib import Path
 import grain
 import ml_collections
 import numpy as np
-from array_record.python import array_record_module
 
 from data_pipeline import segments
 from hotdance_jax import io
@@ -93,31 +94,6 @@ def cache_settings(config: ml_collections.ConfigDict, vae_name: str) -> dict:
 
 def shard_name(split: str, index: int) -> str:
     return f"latents-{split}-{index:05d}.array_record"
-
-
-class ShardWriter:
-    """Writes the records of one split into shards of at most `records_per_shard` records."""
-
-    def __init__(self, directory: Path, split: str, records_per_shard: int):
-        self.directory, self.split, self.records_per_shard = directory, split, records_per_shard
-        self.names: list[str] = []
-        self.count = 0
-        self._writer = None
-
-    def write(self, record: dict) -> None:
-        if self.count % self.records_per_shard == 0:
-            self.close()
-            self.names.append(shard_name(self.split, len(self.names)))
-            self._writer = array_record_module.ArrayRecordWriter(
-                str(self.directory / self.names[-1]), "group_size:1"
-            )
-        self._writer.write(segments.serialize(record))
-        self.count += 1
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
 
 
 def read_manifest(directory: str | Path) -> dict:

@@ -1,27 +1,65 @@
-r"""Segment build -> latent cache: one-hot images encoded once by the frozen autoencoder.
+r"""Segment build -> latent cache: one-hot images encoded once by the frozen autoencoder, in parts,
+over processes and hosts.
 
   python -m data_pipeline.precompute --segments data/dwm --vae onehot-kl \
       --vae-weights runs/vae/onehot_kl.msgpack --latents data/dwm_latents [--config configs/base.py]
+  python -m data_pipeline.precompute --segments data/wild --vae-weights VAE \
+      --latents data/wild_latents --num-shards 8 --shard-index I   # on host I of 8, then,
+  python -m data_pipeline.precompute --segments data/wild --vae-weights VAE \
+      --latents data/wild_latents --merge                # on one host, once all are done
 
 A grain pipeline reads the segments of every split of the build (for the train split, when
 config.latents.flip, then a mirrored copy of each). For each batch, the one-hot images (bins
 config.pose.bins, frame size from each record) of the poses and of the reference poses for every
 N in config.latents.reference_frames are made on the devices and encoded by the frozen
 autoencoder, config.latents.batch_size segments per device at a time. data_pipeline/latents.py
-describes the records and the manifest. The cache is written beside --latents and swapped in whole;
-re-running with the same segments, weights and settings is a no-op, anything else rebuilds it.
-A build with motion-only performances (music missing at build time) is refused: the DiT learns
-poses from music.
+describes the records and the manifest. A build with motion-only performances (music missing at
+build time) is refused: the DiT learns poses from music.
 --vae and --vae-weights default to config.vae.name and config.vae.weights; `--vae raw-coords`
 (the raw-coordinate ablation) takes no weights.
+
+Parts. The records of a split (its segments, then their mirrored copies) are cut, in that order,
+into parts of config.latents.records_per_shard records, numbered over the splits in
+train/val/test order: what they are does not depend on how the precompute runs. Part p encodes
+its records into one shard, latents-SPLIT-NNNNN.array_record (the name and records the cache
+lists), then writes part-p.json into the work folder LATENTS.parts beside --latents: its shard
+(records, bytes, sha256) and, for a train part, the float64 sums the normalisation needs (count,
+sum and sum of squares per latent channel and per music feature; the mean dancer's sums). The
+shards hold raw latents, which do not depend on the other parts; `scale` and `shift` (and the
+music's, and the mean dancer) live only in the manifest, which the merge makes by adding up
+the parts' sums in part order: exactly the statistics of the union, the same however it ran.
+--num-shards N --shard-index I encodes only the parts p with p % N == I, on this process's own
+devices (no jax.distributed: one process per host, each encoding its share), and stops; --merge,
+once every shard's parts are in one work folder (copy them there from every host), checks that
+all parts are there and were made from these segments, weights and settings, writes the
+manifest and swaps the shards in as --latents (it takes the other flags of the shards' runs). A
+run without --num-shards merges by itself. One process or N hosts write the same records and
+the same manifest but for "created" (byte for byte in the runs measured; a process with another
+number of devices may round a latent to float16 otherwise, which moves the content hash). There
+is no --workers: one process already encodes on all of its host's devices.
+
+Resume. A part whose part-p.json is in the work folder, made from the same segments, weights
+and settings, with its shard whole, is not encoded again: an interrupted precompute, run again,
+goes on from the parts it finished. A part that fails (a latent outside float16, a full disk,
+...) is named in one line when the others are done, with a non-zero exit; the finished parts
+stay for the resume.
+
+The cache is staged beside --latents and swapped in whole, so --latents never holds half a
+cache; re-running with the same segments, weights and settings is a no-op, anything else
+rebuilds it. docs/data_at_scale.md has the commands and the measured throughput.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
+import os
+import shutil
+import sys
 import time
+import traceback
 import zlib
 from pathlib import Path
 
@@ -32,10 +70,11 @@ import ml_collections
 import numpy as np
 import tqdm
 from absl import app, flags
+from array_record.python import array_record_module
 
-from data_pipeline import latents, segments
+from data_pipeline import build, latents, segments
 from data_pipeline.sources.base import SPLITS
-from hotdance_jax import cli
+from hotdance_jax import cli, io
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import files_sha256, staged_directory
 from hotdance_jax.pose import (
@@ -49,6 +88,7 @@ from hotdance_jax.vae import RAW_COORDS, Autoencoder, image_channels, load_autoe
 
 FLAGS = flags.FLAGS
 POSE_FIELDS = ("keypoints", "confidence", "shape_keypoints", "shape_confidence", "width", "height")
+PART = "part-{:05d}.json"
 
 
 def fingerprint(segment_manifest: dict, autoencoder: Autoencoder, settings: dict) -> str:
@@ -59,7 +99,7 @@ def fingerprint(segment_manifest: dict, autoencoder: Autoencoder, settings: dict
         "vae": vae_info(autoencoder),
         "segments": segment_manifest["content_hash"],
     }
-    return hashlib.sha256(json.dumps(depends_on, sort_keys=True).encode()).hexdigest()
+    return _sha256(depends_on)
 
 
 def vae_info(autoencoder: Autoencoder) -> dict:
@@ -68,24 +108,91 @@ def vae_info(autoencoder: Autoencoder) -> dict:
             "stride": list(autoencoder.stride), "latent_channels": autoencoder.latent_channels}
 
 
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """Part `index` of a cache: records [start, stop) of `split`, its shard number `shard`."""
+
+    index: int
+    split: str
+    shard: int
+    start: int
+    stop: int
+
+    def name(self) -> str:
+        return latents.shard_name(self.split, self.shard)
+
+    def describe(self) -> str:
+        if self.stop - self.start == 1:
+            return f"{self.split} record {self.start}"
+        return f"{self.split} records {self.start}-{self.stop - 1}"
+
+
+def plan(segment_manifest: dict, config: ml_collections.ConfigDict) -> list[Part]:
+    """The parts of the cache of a segment build, in order."""
+    size = int(config.latents.records_per_shard)
+    if size < 1:
+        raise InputError(f"config.latents.records_per_shard: {size}; expected >= 1")
+    parts = []
+    for split in SPLITS:
+        total = segment_manifest["counts"]["segments"].get(split, 0) * (
+            2 if _flipped(config, split) else 1)
+        for shard, start in enumerate(range(0, total, size)):
+            parts.append(Part(len(parts), split, shard, start, min(start + size, total)))
+    return parts
+
+
+def _flipped(config: ml_collections.ConfigDict, split: str) -> bool:
+    return bool(config.latents.flip) and split == "train"
+
+
+def part_digest(digest: str, part: Part, config: ml_collections.ConfigDict) -> str:
+    """sha256 of what part `part` of the cache of fingerprint `digest` depends on."""
+    return _sha256({"fingerprint": digest, "seed": int(config.seed), "part": [
+        part.index, part.split, part.start, part.stop]})
+
+
+def _sha256(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
 def precompute(
-    segments_dir: Path, autoencoder: Autoencoder, out: Path, config: ml_collections.ConfigDict
-) -> dict:
-    """Encodes the segment build `segments_dir` into the cache `out`; returns its manifest."""
-    segment_manifest = segments.read_manifest(segments_dir)
-    _check_segments(segments_dir, segment_manifest, config)
-    settings = latents.cache_settings(config, autoencoder.name)
-    digest = fingerprint(segment_manifest, autoencoder, settings)
-    previous = _existing_manifest(out)
+    segments_dir: Path, autoencoder: Autoencoder, out: Path, config: ml_collections.ConfigDict,
+    *, num_shards: int = 1, shard_index: int = 0,
+) -> dict | None:
+    """Encodes the segment build `segments_dir` into the cache `out`; returns its manifest. With
+    num_shards > 1, encodes only the parts of shard `shard_index` into the work folder and
+    returns None (`merge` finishes the cache)."""
+    if not (num_shards >= 1 and 0 <= shard_index < num_shards):
+        raise InputError(f"--num-shards {num_shards}, --shard-index {shard_index}: expected "
+                         "0 <= shard index < shards")
+    _, digest, parts = _prepare(segments_dir, autoencoder, out, config)
+    previous = _existing_manifest(out) if num_shards == 1 else {}
     if previous.get("fingerprint") == digest and _intact(out, previous):
         print(f"{out}: up to date ({sum(previous['counts'].values())} records)")
         return previous
+    work = build.work_folder(out)
+    work.mkdir(parents=True, exist_ok=True)
+    mine = [part for part in parts if part.index % num_shards == shard_index]
+    failures = _encode_parts(mine, len(parts), digest, segments_dir, autoencoder, work, config)
+    if failures:
+        _fail(failures, parts, work, alone=num_shards == 1)
+    if num_shards == 1:
+        return merge(segments_dir, autoencoder, out, config)
+    print(f"{work}: shard {shard_index} of {num_shards} made; when every shard is, run the same "
+          "command with --merge instead of --num-shards and --shard-index")
+    return None
 
-    with staged_directory(out) as staging:
-        manifest = _write_cache(segments_dir, segment_manifest, autoencoder, staging, config)
-        manifest["fingerprint"] = digest
-        (staging / latents.MANIFEST).write_text(json.dumps(manifest, indent=1))
-    return manifest
+
+def _prepare(segments_dir: Path, autoencoder: Autoencoder, out: Path,
+             config: ml_collections.ConfigDict) -> tuple[dict, str, list[Part]]:
+    """(segment manifest, fingerprint, parts) of the cache `out` of `segments_dir`; InputError
+    for segments the cache cannot be made of, or an `out` that is not a cache."""
+    segment_manifest = segments.read_manifest(segments_dir)
+    _check_segments(segments_dir, segment_manifest, config)
+    _existing_manifest(out)
+    settings = latents.cache_settings(config, autoencoder.name)
+    digest = fingerprint(segment_manifest, autoencoder, settings)
+    return segment_manifest, digest, plan(segment_manifest, config)
 
 
 def _check_segments(directory: Path, manifest: dict, config: ml_collections.ConfigDict) -> None:
@@ -121,48 +228,166 @@ def _intact(out: Path, manifest: dict) -> bool:
     return True
 
 
-def _write_cache(
-    segments_dir: Path,
-    segment_manifest: dict,
-    autoencoder: Autoencoder,
-    directory: Path,
-    config: ml_collections.ConfigDict,
-) -> dict:
-    """Writes every split's records into `directory`; returns the manifest less its fingerprint."""
-    frames, bins = config.pose.segment_frames, config.pose.bins
+def _finished(work: Path, part: Part, digest: str) -> dict | None:
+    """The part's part file when it was made with part digest `digest` and its shard is there,
+    whole; else None."""
+    try:
+        result = json.loads((work / PART.format(part.index)).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    shard = work / result["shard"]["name"]
+    if result["digest"] != digest or not (shard.is_file()
+                                          and shard.stat().st_size == result["shard"]["bytes"]):
+        return None
+    return result
+
+
+def _encode_parts(mine: list[Part], total: int, digest: str, segments_dir: Path,
+                  autoencoder: Autoencoder, work: Path, config: ml_collections.ConfigDict
+                  ) -> dict[int, BaseException]:
+    """Encodes the parts of `mine` (of `total`) not finished in `work` one after another,
+    printing a line as each ends; returns the failed ones' exceptions by part index."""
+    todo = [part for part in mine
+            if _finished(work, part, part_digest(digest, part, config)) is None]
+    print(f"{work}: {total} parts, {len(mine) - len(todo)} of this shard's {len(mine)} made "
+          "before")
+    failures = {}
+    bar = tqdm.tqdm(total=sum(p.stop - p.start for p in todo), unit="record", desc="latents",
+                    leave=False, disable=None)
+    with bar:
+        for part in todo:
+            start = time.perf_counter()
+            try:
+                encode_part(part, part_digest(digest, part, config), segments_dir, autoencoder,
+                            work, config, bar)
+            except Exception as e:  # named with the part when the others are done
+                failures[part.index] = e
+                tqdm.tqdm.write(f"  part {part.index} of {total}: failed")
+                continue
+            tqdm.tqdm.write(f"  part {part.index} of {total} ({part.describe()}): "
+                            f"{part.stop - part.start} records in "
+                            f"{time.perf_counter() - start:.1f} s")
+    return failures
+
+
+def _fail(failures: dict[int, BaseException], parts: list[Part], work: Path, alone: bool) -> None:
+    """One line naming the parts that failed. The work folder stays when it holds finished parts
+    (for the resume) or other shards may be writing into it (not `alone`), else it goes."""
+    if alone and not any(work.glob("part-*.json")):
+        shutil.rmtree(work)
+    for error in failures.values():
+        if not isinstance(error, InputError | OSError):
+            traceback.print_exception(error, file=sys.stderr)
+    first = min(failures)
+    raise InputError(
+        f"{len(failures)} of {len(parts)} parts failed ({build._ranges(sorted(failures))}); part "
+        f"{first} ({parts[first].describe()}): {type(failures[first]).__name__}: "
+        f"{failures[first]}; the finished parts stay in {work}: run again to resume")
+
+
+def encode_part(part: Part, digest: str, segments_dir: Path, autoencoder: Autoencoder,
+                work: Path, config: ml_collections.ConfigDict, bar: tqdm.tqdm | None = None
+                ) -> dict:
+    """Encodes one part into `work`: its shard (atomically), then its part file; returns what
+    that holds."""
+    bins = config.pose.bins
     batch_size = config.latents.batch_size * jax.device_count()
+    train = part.split == "train"
     moments, music_moments, dancer = _Moments(), _Moments(), _MeanDancer()
-    counts, shards = {}, {}
-    for split in (s for s in SPLITS if segment_manifest["counts"]["segments"].get(s)):
-        start = time.perf_counter()
-        writer = latents.ShardWriter(directory, split, config.latents.records_per_shard)
-        flip = config.latents.flip and split == "train"
-        total = segment_manifest["counts"]["segments"][split] * (2 if flip else 1)
-        bar = tqdm.tqdm(total=total, unit="segment", desc=f"latents {split}", leave=False,
-                        disable=None)
+    path = work / part.name()
+    with io.atomic_path(path) as tmp:
+        writer = array_record_module.ArrayRecordWriter(str(tmp), "group_size:1")
         try:
-            for batch in _segment_batches(segments_dir, split, flip, batch_size):
+            for batch in _segment_batches(segments_dir, part, _flipped(config, part.split),
+                                          batch_size):
                 known = _known_frames(batch, config, batch_size)
                 encoded = _encode(autoencoder, batch, known, bins, batch_size)
-                if split == "train":
+                if train:
                     moments.add(encoded[0])
                     music_moments.add(np.stack([record["music"] for record in batch]))
                     for record in batch:
                         dancer.add(record)
                 for i, record in enumerate(batch):
                     patterns = known[1 + len(config.latents.reference_frames):, i]
-                    writer.write({**record, "latent": encoded[0, i], "references": encoded[1:, i],
-                                  **({"keyframe_known": patterns} if len(patterns) else {})})
-                bar.update(len(batch))
+                    writer.write(segments.serialize(
+                        {**record, "latent": encoded[0, i], "references": encoded[1:, i],
+                         **({"keyframe_known": patterns} if len(patterns) else {})}))
+                if bar is not None:
+                    bar.update(len(batch))
         finally:
             writer.close()
-            bar.close()
-        counts[split], shards[split] = writer.count, writer.names
-        print(f"  {split}: {writer.count} records in {time.perf_counter() - start:.1f} s")
+    result = {"part": part.index, "digest": digest, "split": part.split,
+              "records": [part.start, part.stop],
+              "shard": {"name": path.name, "records": part.stop - part.start,
+                        "bytes": path.stat().st_size, "sha256": files_sha256([path])}}
+    if train:
+        result.update(latent_moments=moments.state(), music_moments=music_moments.state(),
+                      mean_dancer=dancer.state())
+    io.write_text(work / PART.format(part.index), json.dumps(result))
+    return result
+
+
+# ---------------------------------------------------------------- merging
+
+
+def merge(segments_dir: Path, autoencoder: Autoencoder, out: Path,
+          config: ml_collections.ConfigDict) -> dict:
+    """Swaps the parts in the work folder of `out` in as the cache `out`, with the manifest;
+    returns it. InputError naming the parts that are missing or were made from other segments,
+    weights or settings."""
+    segment_manifest, digest, parts = _prepare(segments_dir, autoencoder, out, config)
+    work = build.work_folder(out)
+    results = [_merge_part(work, part, part_digest(digest, part, config)) for part in parts]
+    missing = [part.index for part, result in zip(parts, results, strict=True) if result is None]
+    if missing:
+        raise InputError(f"{work}: {len(missing)} of {len(parts)} parts not made "
+                         f"({build._ranges(missing)}); precompute their shards (or run without "
+                         "--merge)")
+    manifest = _manifest(segments_dir, segment_manifest, autoencoder, config, results)
+    manifest["fingerprint"] = digest
+    with staged_directory(out) as staging:
+        for result in results:
+            os.link(work / result["shard"]["name"], staging / result["shard"]["name"])
+        (staging / latents.MANIFEST).write_text(json.dumps(manifest, indent=1))
+    shutil.rmtree(work)
+    return manifest
+
+
+def _merge_part(work: Path, part: Part, digest: str) -> dict | None:
+    """The part's part file, or None when it has none; InputError when it is of another cache or
+    its shard is missing."""
+    path = work / PART.format(part.index)
+    if not path.exists():
+        return None
+    result = json.loads(path.read_text())
+    if result["digest"] != digest:
+        raise InputError(f"{path}: made from other segments, weights or settings than this "
+                         "cache's; run its shard again")
+    shard = work / result["shard"]["name"]
+    if not shard.is_file() or shard.stat().st_size != result["shard"]["bytes"]:
+        raise InputError(f"{shard}: missing or incomplete; run the shard of part {part.index} "
+                         "again")
+    return result
+
+
+def _manifest(segments_dir: Path, segment_manifest: dict, autoencoder: Autoencoder,
+              config: ml_collections.ConfigDict, results: list[dict]) -> dict:
+    """The manifest, less its fingerprint, from the parts' results in part order: the sums of
+    the train parts give the statistics of the whole train split."""
+    moments, music_moments, dancer = _Moments(), _Moments(), _MeanDancer()
+    counts, shards = {}, {}
+    for result in results:
+        split, shard = result["split"], result["shard"]
+        counts[split] = counts.get(split, 0) + shard["records"]
+        shards.setdefault(split, []).append(shard["name"])
+        if split == "train":
+            moments.merge(result["latent_moments"])
+            music_moments.merge(result["music_moments"])
+            dancer.merge(result["mean_dancer"])
     scale, shift = moments.scale_shift()
     music_scale, music_shift = music_moments.scale_shift()
     example = segments.SegmentStore(segments_dir, "train")[0]
-    stride = autoencoder.stride
+    stride, bins = autoencoder.stride, config.pose.bins
     return {
         "format": latents.FORMAT,
         "format_version": latents.FORMAT_VERSION,
@@ -170,7 +395,8 @@ def _write_cache(
         "settings": latents.cache_settings(config, autoencoder.name),
         "vae": vae_info(autoencoder),
         "vae_weights": autoencoder.weights,
-        "latent_shape": [bins // stride[0], frames // stride[1], autoencoder.latent_channels],
+        "latent_shape": [bins // stride[0], config.pose.segment_frames // stride[1],
+                         autoencoder.latent_channels],
         "keypoints": example["keypoints"].shape[1],
         "music_features": example["music"].shape[1],
         "scale": scale.tolist(),
@@ -180,19 +406,22 @@ def _write_cache(
         "mean_dancer": dancer.summary(),
         "counts": counts,
         "shards": shards,
+        "parts": len(results),
         "segments": {"directory": str(segments_dir.resolve()),
                      "fingerprint": segment_manifest["fingerprint"],
                      "content_hash": segment_manifest["content_hash"]},
-        "content_hash": files_sha256(sorted(directory.glob("*.array_record"))),
+        "content_hash": _sha256([[r["shard"]["name"], r["shard"]["sha256"]] for r in results]),
     }
 
 
-def _segment_batches(directory: Path, split: str, flip: bool, batch_size: int) -> grain.IterDataset:
-    """Lists of up to `batch_size` segment records of one split: every segment, then (flip) every
-    segment mirrored; each record gains `flipped`."""
-    source = grain.MapDataset.source(segments.SegmentStore(directory, split))
+def _segment_batches(directory: Path, part: Part, flip: bool, batch_size: int
+                     ) -> grain.IterDataset:
+    """Lists of up to `batch_size` of the records of `part`: of the split's records (every
+    segment, then, with `flip`, every segment mirrored; each record gains `flipped`), those from
+    part.start to part.stop."""
+    source = grain.MapDataset.source(segments.SegmentStore(directory, part.split))
     copies = [source.map(_unflipped)] + ([source.map(_mirrored)] if flip else [])
-    return (grain.MapDataset.concatenate(copies)
+    return (grain.MapDataset.concatenate(copies)[part.start:part.stop]
             .batch(batch_size, batch_fn=list)
             .to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=2)))
 
@@ -249,7 +478,15 @@ def _encode(autoencoder: Autoencoder, batch: list[dict], known: np.ndarray, bins
     return stored
 
 
-class _Moments:
+class _Sums:
+    """Sums that a part accumulates over its records and the merge adds up over the parts."""
+
+    def state(self) -> dict:
+        """The sums as JSON (float64 values round-trip exactly)."""
+        return {key: np.asarray(value).tolist() for key, value in vars(self).items()}
+
+
+class _Moments(_Sums):
     """Per-channel mean and standard deviation of arrays (..., c), accumulated in float64."""
 
     def __init__(self):
@@ -257,9 +494,13 @@ class _Moments:
 
     def add(self, values: np.ndarray) -> None:
         x = values.astype(np.float64).reshape(-1, values.shape[-1])
-        self.count += len(x)
-        self.sum = self.sum + x.sum(axis=0)
-        self.sum_sq = self.sum_sq + (x**2).sum(axis=0)
+        self.merge({"count": len(x), "sum": x.sum(axis=0), "sum_sq": (x**2).sum(axis=0)})
+
+    def merge(self, state: dict) -> None:
+        """Adds the sums of another _Moments' state()."""
+        self.count += state["count"]
+        self.sum = self.sum + np.asarray(state["sum"], np.float64)
+        self.sum_sq = self.sum_sq + np.asarray(state["sum_sq"], np.float64)
 
     def scale_shift(self) -> tuple[np.ndarray, np.ndarray]:
         """(scale, shift) with (x - shift) * scale zero-mean and unit-variance per channel (a
@@ -269,7 +510,7 @@ class _Moments:
         return 1.0 / np.maximum(std, 1e-6), mean
 
 
-class _MeanDancer:
+class _MeanDancer(_Sums):
     """The mean shape pose of the train records, in fractions of the frame (x / width, y /
     height): the sampler's dancer when the user gives no reference pose."""
 
@@ -279,12 +520,18 @@ class _MeanDancer:
 
     def add(self, record: dict) -> None:
         size = np.array([record["width"], record["height"]], np.float64)
-        self.frame = self.frame or [int(record["width"]), int(record["height"])]
         visible = record["shape_confidence"] > 0
-        self.sum = self.sum + np.where(visible[:, None], record["shape_keypoints"] / size, 0.0)
-        self.seen = self.seen + visible
-        self.confidence = self.confidence + record["shape_confidence"]
-        self.count += 1
+        self.merge({"sum": np.where(visible[:, None], record["shape_keypoints"] / size, 0.0),
+                    "seen": visible, "confidence": record["shape_confidence"], "count": 1,
+                    "frame": [int(record["width"]), int(record["height"])]})
+
+    def merge(self, state: dict) -> None:
+        """Adds the sums of another _MeanDancer's state(); the frame stays the first one's."""
+        self.sum = self.sum + np.asarray(state["sum"], np.float64)
+        self.seen = self.seen + np.asarray(state["seen"], np.float64)
+        self.confidence = self.confidence + np.asarray(state["confidence"], np.float64)
+        self.count += state["count"]
+        self.frame = self.frame or state["frame"]
 
     def summary(self) -> dict:
         """{"keypoints": (K, 2) fractions, "confidence": (K,), "frame": [width, height] of the
@@ -328,6 +575,12 @@ def define_flags() -> None:
     flags.DEFINE_string("vae-weights", None, "Frozen weights; default config.vae.weights "
                         "(none for raw-coords).")
     flags.DEFINE_string("latents", None, "Output folder for the latent cache and its manifest.")
+    flags.DEFINE_integer("num-shards", 1, "Hosts sharing the precompute: this one encodes the "
+                         "parts p with p % num-shards == shard-index into LATENTS.parts, then "
+                         "stops.")
+    flags.DEFINE_integer("shard-index", 0, "This host's shard, 0 .. num-shards - 1.")
+    flags.DEFINE_bool("merge", False, "Only merge the parts in LATENTS.parts (every shard's, "
+                      "copied there) into --latents and write the manifest.")
 
 
 def main(argv: list[str]) -> None:
@@ -341,9 +594,17 @@ def main(argv: list[str]) -> None:
                          "required")
     autoencoder = load_autoencoder(name, weights, image_channels(config.pose.skeleton),
                                    bins=config.pose.bins)
-    manifest = precompute(Path(FLAGS.segments), autoencoder, Path(FLAGS.latents), config)
-    print(f"{FLAGS.latents}: {manifest['counts']} records of latents {manifest['latent_shape']} "
-          f"({autoencoder.name}, reference frames {manifest['settings']['reference_frames']})")
+    segments_dir, out = Path(FLAGS.segments), Path(FLAGS.latents)
+    if FLAGS.merge:
+        manifest = merge(segments_dir, autoencoder, out, config)
+    else:
+        manifest = precompute(segments_dir, autoencoder, out, config,
+                              num_shards=FLAGS["num-shards"].value,
+                              shard_index=FLAGS["shard-index"].value)
+    if manifest is not None:
+        print(f"{out}: {manifest['counts']} records of latents {manifest['latent_shape']} "
+              f"({autoencoder.name}, reference frames "
+              f"{manifest['settings']['reference_frames']})")
 
 
 console = cli.command(main, define_flags)
