@@ -17,6 +17,8 @@ decode_jump_cap and decode_free_motion; --jump-cost 0: per-frame peaks; --radius
 the soft-argmax half-width in bins), and smooths the keypoints in time with --smooth-window /
 --smooth-order (pose.smooth_window and smooth_order; --smooth-window 0: not smoothed), as sampling
 does. The issue's bar for the default: mean <= 1 bin, p99 <= 3 bins, visibility >= 99%.
+The figures in bins, % width and L/s^2 are the body's; segments with hands (openpose18_hands)
+add the hand keypoints' mean and p99 error in hand lengths (metrics.reconstruction_errors).
 
 --dances DIR also writes every decoded segment as a dance npz (python -m hotdance_jax.sample's
 keys), one folder per row (DIR/codec, DIR/onehot-kl, ...) and the real segments in DIR/real, so
@@ -36,7 +38,7 @@ from data_pipeline.segments import SegmentStore
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import save_npz
 from hotdance_jax.metrics import body_frame, jitter, reconstruction_errors
-from hotdance_jax.pose import OPENPOSE_18, decoded_poses, encode
+from hotdance_jax.pose import OPENPOSE_18, decoded_poses, encode, skeleton_of
 from hotdance_jax.pose.onehot import (
     DEFAULT_DECODE_RADIUS,
     DEFAULT_FREE_MOTION,
@@ -47,6 +49,7 @@ from hotdance_jax.pose.smoothing import DEFAULT_SMOOTH_ORDER, DEFAULT_SMOOTH_WIN
 from hotdance_jax.vae import load_autoencoder
 
 _encode = jax.jit(encode, static_argnames="bins")
+BODY = slice(0, OPENPOSE_18.num_joints)  # the figures in bins and L/s^2 are the body's
 
 
 def load_segments(directory: str, split: str, num: int, frames: int) -> dict:
@@ -70,7 +73,7 @@ def mean_jitter(keypoints: np.ndarray, confidence: np.ndarray, fps: float) -> fl
     values = []
     for k, c in zip(keypoints, confidence, strict=True):
         try:
-            values.append(jitter(*body_frame(k, c), fps))
+            values.append(jitter(*body_frame(k[:, BODY], c[:, BODY]), fps))
         except InputError:
             continue
     return float(np.mean(values)) if values else float("nan")
@@ -84,7 +87,7 @@ def save_dances(directory: str, keypoints: np.ndarray, confidence: np.ndarray,
         save_npz(f"{directory}/{name}.npz", keypoints=k.astype(np.float32),
                  confidence=c.astype(np.float32), fps=np.float32(data["fps"]),
                  width=np.int32(width), height=np.int32(height),
-                 skeleton=np.str_(OPENPOSE_18.name), music_path=np.str_(music),
+                 skeleton=np.str_(skeleton_of(k.shape[1]).name), music_path=np.str_(music),
                  music_offset=np.float32(offset))
 
 
@@ -98,8 +101,9 @@ def keypoint_errors(images: jax.Array, data: dict, bins: int, pose: dict,
     if dances:
         save_dances(dances, kp, conf, data)
     figures = reconstruction_errors(kp, conf, data["keypoints"], data["confidence"], size, bins)
-    both = (data["confidence"] > 0) & (conf > 0)
-    percent_width = (np.abs(kp - data["keypoints"])[..., 0] / size[:, None, None, 0] * 100)[both]
+    both = ((data["confidence"] > 0) & (conf > 0))[..., BODY]
+    percent_width = (np.abs(kp - data["keypoints"])[..., BODY, 0]
+                     / size[:, None, None, 0] * 100)[both]
     nan = float("nan")
     return {
         "mean_bins": figures["error_bins_mean"],
@@ -110,6 +114,7 @@ def keypoint_errors(images: jax.Array, data: dict, bins: int, pose: dict,
         "side_swaps": figures["side_swaps"],
         "height_swaps": figures["height_swaps"],
         "jitter": mean_jitter(kp, conf, data["fps"]),
+        **{k: v for k, v in figures.items() if k.startswith("hand_")},
     }
 
 
@@ -175,17 +180,19 @@ def main() -> None:
     print(f"{len(images)} {args.split} segments of {args.frames} frames, B = {args.bins} bins, "
           f"{jax.devices()[0].platform}; the real segments' jitter "
           f"{mean_jitter(data['keypoints'], data['confidence'], data['fps']):.2f} L/s^2")
+    hands = "hand_error_mean" in rows["one-hot codec only (floor)"]
     print("| autoencoder | mean err (bins) | p99 err (bins) | mean err (% width) | "
           "p99 err (% width) | visibility acc. | side swaps | height swaps | jitter (L/s^2) | "
-          "latent shape | encode segments/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          + ("hand err mean (hand lengths) | hand err p99 | " if hands else "")
+          + "latent shape | encode segments/s |")
+    print("|---" * (13 if hands else 11) + "|")
     for name, r in rows.items():
         print(f"| {name} | {r['mean_bins']:.3f} | {r['p99_bins']:.3f} | "
               f"{r['mean_pct_width']:.3f} | {r['p99_pct_width']:.3f} | "
               f"{100 * r['visibility_accuracy']:.2f}% | {r['side_swaps']:.3f} | "
-              f"{r['height_swaps']:.3f} | "
-              f"{r['jitter']:.2f} | {r['latent_shape']} | "
-              f"{r['segments_per_s']:.2f} |")
+              f"{r['height_swaps']:.3f} | {r['jitter']:.2f} | "
+              + (f"{r['hand_error_mean']:.3f} | {r['hand_error_p99']:.3f} | " if hands else "")
+              + f"{r['latent_shape']} | {r['segments_per_s']:.2f} |")
 
 
 if __name__ == "__main__":

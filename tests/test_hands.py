@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from data_pipeline import build, precompute, segments
 from data_pipeline.sources import synthetic
-from hotdance_jax import evaluate
+from hotdance_jax import evaluate, sample
 from hotdance_jax.errors import InputError
 from hotdance_jax.metrics import reconstruction_errors
 from hotdance_jax.metrics.hands import hand_lengths, hand_pose_features
@@ -15,6 +19,8 @@ from hotdance_jax.pose import OPENPOSE_18, OPENPOSE_18_HANDS, flip_horizontal, s
 from hotdance_jax.pose.shape import shape_pose
 from hotdance_jax.vae import image_channels
 from tests.conftest import tiny_config
+from tests.test_cli import ENV, REPO
+from tests.test_demo import QUICK
 
 LEFT, RIGHT = OPENPOSE_18_HANDS.hand("left"), OPENPOSE_18_HANDS.hand("right")
 
@@ -170,3 +176,33 @@ def test_reconstruction_errors_count_hands_in_hand_lengths_apart_from_the_body()
     assert "hand_error_mean" not in reconstruction_errors(
         decoded[..., :18, :], confidence[..., :18], truth[..., :18, :], confidence[..., :18],
         np.array([[perf.width, perf.height]]), 256)
+
+
+@pytest.mark.slow  # trains a (tiny) autoencoder and DiT in a Python process
+def test_a_hands_model_trains_samples_and_is_evaluated_end_to_end(tmp_path):
+    """The demo on configs/tiny_cpu_hands.py with tiny shapes: every stage with 60 keypoints,
+    OpenPose JSON with both hands, hand figures of the build, a body-only dancer refused."""
+    result = subprocess.run(
+        [sys.executable, "-m", "hotdance_jax.demo", "--config", "configs/tiny_cpu_hands.py",
+         "--out", str(tmp_path / "out"), *QUICK], capture_output=True, text=True, cwd=REPO,
+        env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "step 10/10 loss" in result.stdout
+    out = tmp_path / "out"
+    with np.load(out / "dance.npz") as dance:
+        assert dance["keypoints"].shape == (120, 60, 2)
+        assert str(dance["skeleton"]) == "openpose18_hands"
+    person = json.loads(sorted((out / "openpose").iterdir())[0].read_text())["people"][0]
+    assert len(person["hand_left_keypoints_2d"]) == len(person["hand_right_keypoints_2d"]) == 63
+    # Ten steps dance no body yet; the scoring of hands builds is of the build's splits here.
+    build_dir = out / "work" / "segments"
+    rows = evaluate.score(evaluate.read_dance_set(build_dir, "test"),
+                          evaluate.read_dance_set(build_dir, "val"), 2.0)["rows"]
+    assert np.isfinite(rows["ground_truth"]["hand_jitter"])
+    assert all(np.isfinite(rows["generated"][k]) for k in ("fid_h", "div_h", "hand_jitter"))
+    # A body-only pose cannot be this run's dancer: one line.
+    config = sample.read_run_config(out / "work" / "run")
+    body_only = tmp_path / "body.json"
+    body_only.write_text(json.dumps({"people": [{"pose_keypoints_2d": [100.0, 100.0, 1.0] * 18}]}))
+    with pytest.raises(InputError, match=r"body\.json: no hand_left_keypoints_2d in the person"):
+        sample.read_dancer(body_only, config)
