@@ -29,6 +29,7 @@ import train_step  # bench/train_step.py, beside this script
 
 from data_pipeline import build, latents, loader, precompute
 from hotdance_jax.config_utils import sibling_config
+from hotdance_jax.vae import image_channels
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,7 +42,8 @@ def synthetic_cache(directory: Path, config: ml_collections.ConfigDict) -> Path:
     config.data.synthetic.test_songs = 1
     config.data.synthetic.seconds = 30.0
     build.build("synthetic", directory / "raw", directory / "segments", config)
-    autoencoder = precompute.pooling_autoencoder(2 * 18, config.vae.latent_channels,
+    autoencoder = precompute.pooling_autoencoder(image_channels(config.pose.skeleton),
+                                                 config.vae.latent_channels,
                                                  config.vae.stride)
     config.vae.name = autoencoder.name
     precompute.precompute(directory / "segments", autoencoder, directory / "latents", config)

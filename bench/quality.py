@@ -35,8 +35,7 @@ from data_pipeline.precompute import precompute
 from hotdance_jax import evaluate, sample, train
 from hotdance_jax.config_utils import parse_setting, sibling_config
 from hotdance_jax.errors import Preempted
-from hotdance_jax.pose import OPENPOSE_18
-from hotdance_jax.vae import load_autoencoder
+from hotdance_jax.vae import image_channels, load_autoencoder
 
 VARIANTS = {  # name: config overrides
     "full": {},
@@ -63,7 +62,7 @@ def variant_latents(config, name: str, args: argparse.Namespace) -> Path:
     if config.vae.name != "raw-coords":
         return Path(args.latents)
     out = args.workdir / f"{name}_latents"
-    autoencoder = load_autoencoder("raw-coords", "", 2 * OPENPOSE_18.num_joints,
+    autoencoder = load_autoencoder("raw-coords", "", image_channels(config.pose.skeleton),
                                    bins=config.pose.bins)
     precompute(args.segments, autoencoder, out, config)
     return out

@@ -31,8 +31,8 @@ from hotdance_jax import dit_run, sample
 from hotdance_jax.config_utils import sibling_config
 from hotdance_jax.io import save_wav
 from hotdance_jax.models import DiT
-from hotdance_jax.pose import OPENPOSE_18
-from hotdance_jax.vae import RAW_COORDS, load_autoencoder
+from hotdance_jax.pose import pipeline_skeleton
+from hotdance_jax.vae import RAW_COORDS, image_channels, load_autoencoder
 from hotdance_jax.vae.kl import save_onehot_kl
 from hotdance_jax.vae.train import create_model, kl_config
 
@@ -44,18 +44,19 @@ def random_generator(config, folder: Path) -> sample.DanceGenerator:
     raw-coords when the config names it, else onehot-kl."""
     info = dit_run.cache_shapes(config)
     channels = info["latent_shape"][-1]
+    joints = pipeline_skeleton(config.pose.skeleton).num_joints
     info.update(scale=[1.0] * channels, shift=[0.0] * channels,
                 music_scale=[1.0] * info["music_features"],
                 music_shift=[0.0] * info["music_features"],
-                mean_dancer={"keypoints": [[0.5, 0.2 + 0.03 * k] for k in range(18)],
-                             "confidence": [1.0] * 18, "frame": [512, 512]})
+                mean_dancer={"keypoints": [[0.5, 0.2 + 0.01 * k] for k in range(joints)],
+                             "confidence": [1.0] * joints, "frame": [512, 512]})
     if config.vae.name == RAW_COORDS:
         name, weights = RAW_COORDS, ""
     else:
         arch = kl_config(config)
         name, weights = "onehot-kl", str(folder / "vae.msgpack")
         save_onehot_kl(weights, create_model(arch, 0), arch)
-    autoencoder = load_autoencoder(name, weights, 2 * OPENPOSE_18.num_joints,
+    autoencoder = load_autoencoder(name, weights, image_channels(config.pose.skeleton),
                                    bins=config.pose.bins)
     model = DiT(dit_run.dit_config(config, info), rngs=nnx.Rngs(0))
     return sample.DanceGenerator(config, info, model, autoencoder)

@@ -40,7 +40,7 @@ import numpy as np
 
 from hotdance_jax import dit_run, parallel, train, training
 from hotdance_jax.config_utils import apply_overrides, sibling_config
-from hotdance_jax.pose import OPENPOSE_18
+from hotdance_jax.pose import pipeline_skeleton
 from hotdance_jax.vae import train as vae_train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +66,8 @@ def random_crops(config: ml_collections.ConfigDict, batch_size: int, seed: int =
     """A batch of the autoencoder's crops (vae/train.py random_crop) of random poses in a
     1920 x 1080 frame."""
     rng = np.random.default_rng(seed)
-    shape = (batch_size, config.vae.train.crop_frames, OPENPOSE_18.num_joints)
+    shape = (batch_size, config.vae.train.crop_frames,
+             pipeline_skeleton(config.pose.skeleton).num_joints)
     size = np.array([1920.0, 1080.0], np.float32)
     return {"keypoints": (rng.random((*shape, 2)) * size).astype(np.float32),
             "confidence": np.ones(shape, np.float32),
