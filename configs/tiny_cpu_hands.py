@@ -22,4 +22,9 @@ def get_config() -> ml_collections.ConfigDict:
     config = sibling_config(__file__, "tiny_cpu")
     config.pose.skeleton = "openpose18_hands"
     config.pose.bins = 128
+    # The demo's cost at twice its bins: a narrower first autoencoder level, and 2 x 1 patches
+    # (16 x 8 latents -> 64 pose tokens, as tiny_cpu's 8 x 8 with 1 x 1 patches).
+    config.vae.arch.block_out_channels = (16, 32, 64, 64)
+    config.vae.arch.norm_num_groups = 8
+    config.model.patch = (2, 1)
     return config
