@@ -40,6 +40,25 @@ parts stay for the resume.
 The build is staged beside --segments and swapped in whole, so --segments never holds half a
 build. Re-running with the same inputs and settings is a no-op; other inputs or settings rebuild.
 Why processes, not Apache Beam: docs/data_at_scale.md.
+
+Cloud storage. --root and --segments each take a local folder or a gs:// URI (etils.epath, as
+the trainer's --workdir; gcsfs installed, as launch/requirements-tpu.txt pins it); local paths
+take the code path they always took. ArrayRecord opens only local files (its riegeli reader has
+no GCS file in this release), so:
+  - a part under a gs:// root reads a local copy, under $TMPDIR and removed when it ends, of its
+    videos and the files directly in root named after one of them or after none (splits.json);
+    a source of one part copies the whole root, and `synthetic` uploads the raw files it writes.
+    The segments and the manifest name the gs:// files (audio_path, a skipped video's error).
+  - a gs:// --segments has its work folder SEGMENTS.parts in the same bucket: a part writes its
+    shards locally and uploads them, then its part file, so the resume works there and the
+    hosts of --num-shards share it, with nothing to gather before --merge.
+  - a bucket has no rename, so the merge removes the old manifest, then the old build, copies
+    the shards in from the work folder (through this host) and writes the manifest last. Every
+    reader here takes a folder without its manifest for absent: --segments holds a whole build
+    or none, and a merge cut short leaves shards only (which the next run replaces) and the
+    work folder, from which it runs again.
+A gs:// path whose storage cannot be reached (no gcsfs, no credentials, no network, no
+permission) ends the command with one line naming it.
 """
 
 from __future__ import annotations
@@ -52,7 +71,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import shutil
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -62,6 +80,7 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 from absl import app, flags
+from etils import epath
 
 from data_pipeline import segments
 from data_pipeline.sources import GENERATED_SOURCES, HAND_SOURCES, PARTITIONED, SOURCES
@@ -77,8 +96,11 @@ PART = "part-{:05d}.json"
 FLAGS = flags.FLAGS
 
 
-def input_listing(root: Path) -> list[tuple[str, int, int]]:
-    """(relative path, size in bytes, mtime in ns) of every file under `root`, sorted."""
+def input_listing(root: Path | epath.Path) -> list[tuple[str, int, int]]:
+    """(relative path, size in bytes, mtime) of every file under `root`, sorted; mtime in ns
+    under a local root, in s under a cloud one (what its storage keeps)."""
+    if io.is_remote(root):
+        return sorted((os.path.relpath(path, root), *_stat(path)) for path in io.files_under(root))
     listing = []
     for dirpath, _, filenames in os.walk(root):
         for name in filenames:
@@ -88,32 +110,43 @@ def input_listing(root: Path) -> list[tuple[str, int, int]]:
     return sorted(listing)
 
 
+def _stat(path: Path | epath.Path) -> tuple[int, int]:
+    """(size in bytes, mtime) of a file: mtime in ns when local, in s in cloud storage."""
+    stat = path.stat()
+    if io.is_remote(path):
+        return stat.length, stat.mtime
+    return stat.st_size, stat.st_mtime_ns
+
+
 @dataclasses.dataclass(frozen=True)
 class Part:
     """One part of a build, as a worker process gets it: its `inputs` (a partitioned source's
-    video folders or files, else [root]) and what every part shares."""
+    video folders or files, else [root]) and what every part shares. Under a cloud root, `files`
+    names the files directly in root that the part reads besides its inputs (what is copied to
+    the worker with them)."""
 
     index: int
-    inputs: tuple[Path, ...]
+    inputs: tuple[Path | epath.Path, ...]
     source: str
-    root: Path
+    root: Path | epath.Path
     settings: str  # settings_digest of the build
     config: ml_collections.ConfigDict
+    files: tuple[str, ...] = ()
 
     def input_names(self) -> list[str]:
         return [os.path.relpath(p, self.root) for p in self.inputs]
 
 
-def settings_digest(source: str, root: Path, config: ml_collections.ConfigDict) -> str:
+def settings_digest(source: str, root: Path | epath.Path, config: ml_collections.ConfigDict
+                    ) -> str:
     """sha256 of what every part depends on: format, source, settings, and the files directly
     in `root` (such as the wild source's splits.json, npz videos and their music)."""
     top = [] if source in GENERATED_SOURCES else [
-        (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.iterdir())
-        if p.is_file()]
+        (p.name, *_stat(p)) for p in sorted(root.iterdir()) if p.is_file()]
     depends_on = {
         "format_version": segments.FORMAT_VERSION,
         "source": source,
-        "root": str(root.resolve()),
+        "root": io.resolved(root),
         "pose": {k: config.pose[k] for k in segments.POSE_KEYS},
         "audio": config.audio.to_dict(),
         "data": config.data.to_dict(),
@@ -126,7 +159,8 @@ def _sha256(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
-def plan(source: str, root: Path, config: ml_collections.ConfigDict) -> list[Part]:
+def plan(source: str, root: Path | epath.Path, config: ml_collections.ConfigDict
+         ) -> list[Part]:
     """The parts of the build of `source` under `root`, in order."""
     if source not in SOURCES:
         raise InputError(f"unknown source {source!r}; expected one of {sorted(SOURCES)}")
@@ -142,8 +176,26 @@ def plan(source: str, root: Path, config: ml_collections.ConfigDict) -> list[Par
     if size < 1:
         raise InputError(f"config.data.videos_per_part: {size}; expected >= 1")
     videos = PARTITIONED[source].entries(root)
-    return [Part(i, tuple(videos[start:start + size]), source, root, settings, config)
-            for i, start in enumerate(range(0, len(videos), size))]
+    groups = [tuple(videos[start:start + size]) for start in range(0, len(videos), size)]
+    files = _files_beside(root, videos, groups) if io.is_remote(root) else [()] * len(groups)
+    return [Part(i, group, source, root, settings, config, beside)
+            for i, (group, beside) in enumerate(zip(groups, files, strict=True))]
+
+
+def _files_beside(root: epath.Path, videos: list[epath.Path], groups: list[tuple[epath.Path, ...]]
+                  ) -> list[tuple[str, ...]]:
+    """For each group of videos, the names of the files directly in `root` its part reads
+    besides the videos: those named after one of its videos (the music `<video>.mp3` beside
+    `<video>.npz`), and those named after no video (splits.json), which every part reads."""
+    owner = {(v.stem if v.suffix == ".npz" else v.name): i for i, group in enumerate(groups)
+             for v in group}
+    names = {v.name for v in videos}
+    shared, own = [], [[] for _ in groups]
+    for path in sorted(root.iterdir()):
+        if path.name not in names and path.is_file():
+            index = owner.get(Path(path.name).stem)
+            (shared if index is None else own[index]).append(path.name)
+    return [tuple(shared + names) for names in own]
 
 
 def part_digest(part: Part) -> str:
@@ -151,9 +203,7 @@ def part_digest(part: Part) -> str:
     listing = {}
     if part.source not in GENERATED_SOURCES:
         for path, name in zip(part.inputs, part.input_names(), strict=True):
-            stat = path.stat()
-            listing[name] = input_listing(path) if path.is_dir() else [stat.st_size,
-                                                                        stat.st_mtime_ns]
+            listing[name] = input_listing(path) if path.is_dir() else list(_stat(path))
     return _sha256({"settings": part.settings, "inputs": listing})
 
 
@@ -185,7 +235,8 @@ def frame_music(
 
 
 def build(
-    source: str, root: Path, out: Path, config: ml_collections.ConfigDict, *, workers: int = 1,
+    source: str, root: Path | epath.Path, out: Path | epath.Path,
+    config: ml_collections.ConfigDict, *, workers: int = 1,
     num_shards: int = 1, shard_index: int = 0,
 ) -> dict | None:
     """Builds the segments of `source` under `root` into `out` with `workers` processes;
@@ -205,7 +256,7 @@ def build(
                 parts, [digests[p.index] for p in parts]):
             print(f"{out}: up to date ({sum(previous['counts']['segments'].values())} segments)")
             return previous
-        work.mkdir(parents=True, exist_ok=True)
+        io.make_folder(work)
         todo = [part for part in mine if _finished(work, part, digests[part.index]) is None]
         print(f"{work}: {len(parts)} parts, {len(mine) - len(todo)} of this shard's {len(mine)} "
               "built before")
@@ -219,9 +270,17 @@ def build(
     return merge(source, root, out, config)
 
 
-def work_folder(out: Path) -> Path:
-    """Where the parts of the build of `out` are written until the merge: OUT.parts beside it."""
+def work_folder(out: Path | epath.Path) -> Path | epath.Path:
+    """Where the parts of the build of `out` are written until the merge: OUT.parts beside it
+    (in the same bucket when `out` is a gs:// URI)."""
     return out.with_name(out.name + ".parts")
+
+
+def unfinished_swap(out: Path | epath.Path, prefix: str) -> bool:
+    """Whether `out` is a cloud folder that holds only files `prefix*.array_record`: what a swap
+    into a bucket cut short leaves (io.publish_folder), which the next run replaces."""
+    return io.is_remote(out) and all(p.name.startswith(prefix) and p.suffix == ".array_record"
+                                     for p in out.iterdir())
 
 
 def _previous(out: Path) -> dict | None:
@@ -235,7 +294,8 @@ def _previous(out: Path) -> dict | None:
 
 def _check_out(out: Path) -> None:
     """InputError unless `out` is missing, empty or a segment build (which a build replaces)."""
-    if out.exists() and not (out / segments.MANIFEST).exists() and any(out.iterdir()):
+    if (out.exists() and not (out / segments.MANIFEST).exists() and any(out.iterdir())
+            and not unfinished_swap(out, "segments-")):
         raise InputError(f"{out}: exists and is not a segment build; choose an empty --segments")
 
 
@@ -293,7 +353,7 @@ def _fail(failures: dict[int, BaseException], parts: list[Part], work: Path, alo
     The work folder stays when it holds finished parts (for the resume) or other shards may be
     writing into it (not `alone`), else it goes."""
     if alone and not any(work.glob("part-*.json")):
-        shutil.rmtree(work)
+        io.remove_tree(work)
     if len(parts) == 1:
         raise failures[0]
     first = min(failures)
@@ -307,40 +367,76 @@ def _fail(failures: dict[int, BaseException], parts: list[Part], work: Path, alo
         f"{failures[first]}; the finished parts stay in {work}: run again to resume")
 
 
-def build_part(part: Part, digest: str, work: Path) -> dict:
+def build_part(part: Part, digest: str, work: Path | epath.Path) -> dict:
     """Builds one part into `work`: its shards, then its part file; returns what that holds.
 
     A video of a partitioned source whose input is bad is skipped (its error listed); in a
-    source of one part, bad input raises.
+    source of one part, bad input raises. Under a cloud root the part reads a local copy of its
+    inputs (_local_inputs); into a cloud work folder it uploads its shards, then its part file.
     """
     config = part.config
     data_config = config.data.copy_and_resolve_references()
     with data_config.unlocked():
         data_config.min_frames = config.pose.segment_frames  # sources that cut runs need it
         data_config.skeleton = config.pose.skeleton  # sources with hands read them when it has
-    read = _reader(part.source, part.root, data_config)
     stats, sequences, skipped = collections.Counter(), [], []
-    with segments.SegmentWriter(work, part.index) as writer:
-        for entry in part.inputs:
-            found = collections.Counter()
-            built = _performance_segments(read(entry, found), config)
-            if part.source in PARTITIONED:
-                try:
-                    built = list(built)  # all of a video's segments, or none when it is bad
-                except InputError as e:
-                    skipped.append(str(e))
-                    continue
-            for summary, records in built:
-                for record in records:
-                    writer.write(record)
-                sequences.append(summary)
-                stats["performances_too_short"] += not records
-            stats.update(found)
+    with _local_inputs(part) as (root, inputs, named), io.local_folder(work) as folder:
+        read = _reader(part.source, root, data_config)
+        try:
+            with segments.SegmentWriter(folder, part.index) as writer:
+                for entry in inputs:
+                    found = collections.Counter()
+                    built = _performance_segments(read(entry, found), config, named)
+                    if part.source in PARTITIONED:
+                        try:
+                            built = list(built)  # all of a video's segments, or none when bad
+                        except InputError as e:
+                            skipped.append(named(str(e)) if named else str(e))
+                            continue
+                    for summary, records in built:
+                        for record in records:
+                            writer.write(record)
+                        sequences.append(summary)
+                        stats["performances_too_short"] += not records
+                    stats.update(found)
+        except InputError as e:
+            if named is None:
+                raise
+            raise InputError(named(str(e))) from None
+        shards = writer.shards()
+        if io.is_remote(part.root) and part.source in GENERATED_SOURCES:
+            io.upload(root, part.root)  # the raw files it wrote, where a local build leaves them
+        if io.is_remote(work):
+            for shard in shards.values():
+                io.upload(folder / shard["name"], work / shard["name"])
     result = {"part": part.index, "settings": part.settings, "digest": digest,
               "inputs": part.input_names(), "sequences": sequences, "stats": dict(stats),
-              "skipped": skipped, "shards": writer.shards()}
+              "skipped": skipped, "shards": shards}
     io.write_text(work / PART.format(part.index), json.dumps(result))
     return result
+
+
+@contextlib.contextmanager
+def _local_inputs(part: Part) -> Iterator[tuple[Path, tuple[Path, ...],
+                                                Callable[[str], str] | None]]:
+    """(root, inputs, named) to build the part from: under a local root its own, and None;
+    under a cloud root a local copy (under $TMPDIR, removed afterwards) of its inputs and
+    part.files (of the whole root for a source of one part; an empty folder for a generated
+    source), and `named`, which names the cloud file for the local copy's in a text (the
+    records' audio_path, a skipped video's error)."""
+    if not io.is_remote(part.root):
+        yield part.root, part.inputs, None
+        return
+    with io.local_folder(part.root) as local:
+        if part.source in PARTITIONED:
+            for name in (*part.input_names(), *part.files):
+                io.download(part.root / name, local / name)
+            inputs = tuple(local / name for name in part.input_names())
+        else:
+            if part.source not in GENERATED_SOURCES:
+                io.download(part.root, local)
+            inputs = (local,)
+        yield local, inputs, lambda text: text.replace(str(local), str(part.root))
 
 
 def _reader(source: str, root: Path, data_config: ml_collections.ConfigDict) -> Callable:
@@ -351,16 +447,20 @@ def _reader(source: str, root: Path, data_config: ml_collections.ConfigDict) -> 
 
 
 def _performance_segments(
-    performances: Iterable[Performance], config: ml_collections.ConfigDict
+    performances: Iterable[Performance], config: ml_collections.ConfigDict,
+    named: Callable[[str], str] | None = None,
 ) -> Iterator[tuple[dict, list[dict]]]:
     """(its summary for the manifest, its segment records) for each raw performance; InputError
-    for one whose keypoints are not of config.pose.skeleton."""
+    for one whose keypoints are not of config.pose.skeleton. `named` renames its audio_path
+    once its music is read (from a local copy of a cloud root)."""
     joints = pipeline_skeleton(config.pose.skeleton).num_joints
     for raw in performances:
         if raw.keypoints.shape[1:] != (joints, 2):
             raise InputError(f"{raw.sequence_id}: keypoints {raw.keypoints.shape}; expected (N, "
                              f"{joints}, 2) for config.pose.skeleton = {config.pose.skeleton!r}")
         perf, music = frame_music(segments.resample(raw, config.pose.fps), config)
+        if named is not None:
+            perf = dataclasses.replace(perf, audio_path=named(perf.audio_path))
         records = list(segments.cut_segments(
             perf, music, config.pose.segment_frames, config.data.segment_stride))
         yield {"sequence_id": perf.sequence_id, "split": perf.split, "frames": perf.num_frames,
@@ -368,7 +468,7 @@ def _performance_segments(
                "audio_path": perf.audio_path}, records
 
 
-def _finished(work: Path, part: Part, digest: str) -> dict | None:
+def _finished(work: Path | epath.Path, part: Part, digest: str) -> dict | None:
     """The part's part file when it was built from these inputs and settings and its shards are
     all there, whole; else None."""
     try:
@@ -376,9 +476,8 @@ def _finished(work: Path, part: Part, digest: str) -> dict | None:
     except (OSError, json.JSONDecodeError):
         return None
     shards = result["shards"].values()
-    if result["digest"] != digest or not all(
-            (work / s["name"]).is_file() and (work / s["name"]).stat().st_size == s["bytes"]
-            for s in shards):
+    if result["digest"] != digest or not all(io.is_whole(work / s["name"], s["bytes"])
+                                             for s in shards):
         return None
     return result
 
@@ -386,9 +485,12 @@ def _finished(work: Path, part: Part, digest: str) -> dict | None:
 # ---------------------------------------------------------------- merging
 
 
-def merge(source: str, root: Path, out: Path, config: ml_collections.ConfigDict) -> dict:
+def merge(source: str, root: Path | epath.Path, out: Path | epath.Path,
+          config: ml_collections.ConfigDict) -> dict:
     """Swaps the parts in the work folder of `out` in as `out`, with the manifest; returns it.
-    InputError naming the parts that are missing or were built from other inputs or settings."""
+    InputError naming the parts that are missing or were built from other inputs or settings.
+    A cloud `out` gets the shards copied in from the work folder and the manifest last
+    (io.publish_folder)."""
     _check_out(out)
     parts = plan(source, root, config)
     work = work_folder(out)
@@ -398,16 +500,21 @@ def merge(source: str, root: Path, out: Path, config: ml_collections.ConfigDict)
         raise InputError(f"{work}: {len(missing)} of {len(parts)} parts not built "
                          f"({_ranges(missing)}); build their shards (or run without --merge)")
     manifest = _manifest(parts, results)
-    with staged_directory(out) as staging:
-        for result in results:
-            for shard in result["shards"].values():
-                os.link(work / shard["name"], staging / shard["name"])
-        (staging / segments.MANIFEST).write_text(json.dumps(manifest, indent=1))
-    shutil.rmtree(work)
+    if io.is_remote(out):
+        io.publish_folder(out, {s["name"]: work / s["name"] for r in results
+                                for s in r["shards"].values()},
+                          segments.MANIFEST, json.dumps(manifest, indent=1))
+    else:
+        with staged_directory(out) as staging:
+            for result in results:
+                for shard in result["shards"].values():
+                    os.link(work / shard["name"], staging / shard["name"])
+            (staging / segments.MANIFEST).write_text(json.dumps(manifest, indent=1))
+    io.remove_tree(work)
     return manifest
 
 
-def _merge_part(work: Path, part: Part) -> dict | None:
+def _merge_part(work: Path | epath.Path, part: Part) -> dict | None:
     """The part's part file, or None when it has none; InputError when it is of another build."""
     path = work / PART.format(part.index)
     if not path.exists():
@@ -452,7 +559,7 @@ def _manifest(parts: list[Part], results: list[dict]) -> dict:
     return {
         "format_version": segments.FORMAT_VERSION,
         "source": part.source,
-        "root": str(part.root.resolve()),
+        "root": io.resolved(part.root),
         "fingerprint": fingerprint(parts, [r["digest"] for r in results]),
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "config": {"pose": config.pose.to_dict(), "audio": config.audio.to_dict(),
@@ -484,8 +591,10 @@ def define_flags() -> None:
     """The command's flags; defined only when it runs, so modules import side-effect free."""
     cli.define_config("base")
     flags.DEFINE_string("source", None, f"Data source, one of {sorted(SOURCES)}.")
-    flags.DEFINE_string("root", None, "Raw dataset folder (written to for 'synthetic').")
-    flags.DEFINE_string("segments", None, "Output folder for the segments and their manifest.")
+    flags.DEFINE_string("root", None, "Raw dataset folder, local or gs:// (written to for "
+                        "'synthetic').")
+    flags.DEFINE_string("segments", None, "Output folder, local or gs://, for the segments and "
+                        "their manifest.")
     flags.DEFINE_integer("workers", 1, "Parts built at a time, each in its own process.")
     flags.DEFINE_integer("num-shards", 1, "Hosts sharing the build: this one builds the parts p "
                          "with p % num-shards == shard-index into SEGMENTS.parts, then stops.")
@@ -501,7 +610,9 @@ def main(argv: list[str]) -> None:
     source = FLAGS.source or config.data.source
     if not FLAGS.root or not FLAGS.segments:
         raise InputError("--root and --segments are required")
-    root, out = Path(FLAGS.root), Path(FLAGS.segments)
+    root, out = io.as_path(FLAGS.root), io.as_path(FLAGS.segments)
+    for path in (root, out):
+        io.reach(path)
     if FLAGS.merge:
         manifest = merge(source, root, out, config)
     else:
@@ -512,7 +623,7 @@ def main(argv: list[str]) -> None:
         summarise(out, manifest)
 
 
-def summarise(out: Path, manifest: dict) -> None:
+def summarise(out: Path | epath.Path, manifest: dict) -> None:
     """Prints what a build holds: segments, performances, hours, stats, motion-only and skipped
     performances."""
     counts = manifest["counts"]

@@ -97,8 +97,9 @@ def shard_name(split: str, index: int) -> str:
 
 
 def read_manifest(directory: str | Path) -> dict:
-    """The manifest of a latent cache; InputError when it is missing, unreadable or outdated."""
-    path = Path(directory) / MANIFEST
+    """The manifest of a latent cache (a local folder or a gs:// URI); InputError when it is
+    missing, unreadable or outdated."""
+    path = io.as_path(directory) / MANIFEST
     return io.read_manifest(path, "latent cache", FORMAT_VERSION, REBUILD, FORMAT)
 
 

@@ -47,20 +47,34 @@ stay for the resume.
 The cache is staged beside --latents and swapped in whole, so --latents never holds half a
 cache; re-running with the same segments, weights and settings is a no-op, anything else
 rebuilds it. docs/data_at_scale.md has the commands and the measured throughput.
+
+Cloud storage. --segments, --latents and --vae-weights each take a local path or a gs:// URI
+(etils.epath and gcsfs, as data_pipeline/build.py's docstring says); local paths take the code
+path they always took. ArrayRecord opens only local files, so a gs:// segment build is read from
+a local copy, under $TMPDIR and removed at the end, of its manifest and the shards of the splits
+this process encodes (all of them for one process: the disk must hold the segment build), and
+gs:// weights from a local copy (the manifest names the URI). A gs:// --latents has its work
+folder LATENTS.parts in the same bucket (shards uploaded, then part files: the resume works
+there and the hosts of --num-shards share it), and the merge swaps the cache in as the build's
+does: the old manifest removed first, the shards copied in, the manifest written last, so a
+folder without its manifest, which every reader here takes for absent, is all that a merge cut
+short leaves. A gs:// path whose storage cannot be reached ends the command with one line
+naming it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
 import traceback
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import grain
@@ -70,7 +84,8 @@ import ml_collections
 import numpy as np
 import tqdm
 from absl import app, flags
-from array_record.python import array_record_module
+from array_record.python import array_record_data_source, array_record_module
+from etils import epath
 
 from data_pipeline import build, latents, segments
 from data_pipeline.sources.base import SPLITS
@@ -156,8 +171,8 @@ def _sha256(value) -> str:
 
 
 def precompute(
-    segments_dir: Path, autoencoder: Autoencoder, out: Path, config: ml_collections.ConfigDict,
-    *, num_shards: int = 1, shard_index: int = 0,
+    segments_dir: Path | epath.Path, autoencoder: Autoencoder, out: Path | epath.Path,
+    config: ml_collections.ConfigDict, *, num_shards: int = 1, shard_index: int = 0,
 ) -> dict | None:
     """Encodes the segment build `segments_dir` into the cache `out`; returns its manifest. With
     num_shards > 1, encodes only the parts of shard `shard_index` into the work folder and
@@ -171,7 +186,7 @@ def precompute(
         print(f"{out}: up to date ({sum(previous['counts'].values())} records)")
         return previous
     work = build.work_folder(out)
-    work.mkdir(parents=True, exist_ok=True)
+    io.make_folder(work)
     mine = [part for part in parts if part.index % num_shards == shard_index]
     failures = _encode_parts(mine, len(parts), digest, segments_dir, autoencoder, work, config)
     if failures:
@@ -183,7 +198,7 @@ def precompute(
     return None
 
 
-def _prepare(segments_dir: Path, autoencoder: Autoencoder, out: Path,
+def _prepare(segments_dir: Path | epath.Path, autoencoder: Autoencoder, out: Path | epath.Path,
              config: ml_collections.ConfigDict) -> tuple[dict, str, list[Part]]:
     """(segment manifest, fingerprint, parts) of the cache `out` of `segments_dir`; InputError
     for segments the cache cannot be made of, or an `out` that is not a cache."""
@@ -204,10 +219,11 @@ def _check_segments(directory: Path, manifest: dict, config: ml_collections.Conf
     segments.require_pose(directory, manifest, config.pose)
 
 
-def _existing_manifest(out: Path) -> dict:
-    """The manifest of the latent cache in `out`, {} when `out` is absent or empty; InputError
-    when `out` holds anything else (a segment build, say)."""
-    if not out.exists() or not any(out.iterdir()):
+def _existing_manifest(out: Path | epath.Path) -> dict:
+    """The manifest of the latent cache in `out`, {} when `out` is absent or empty (or holds
+    only the shards of a swap into a bucket cut short); InputError when `out` holds anything
+    else (a segment build, say)."""
+    if not out.exists() or not any(out.iterdir()) or build.unfinished_swap(out, "latents-"):
         return {}
     try:
         manifest = json.loads((out / latents.MANIFEST).read_text())
@@ -218,8 +234,12 @@ def _existing_manifest(out: Path) -> dict:
     return manifest
 
 
-def _intact(out: Path, manifest: dict) -> bool:
-    """Whether every split of the cache in `out` opens and holds the records its manifest lists."""
+def _intact(out: Path | epath.Path, manifest: dict) -> bool:
+    """Whether every split of the cache in `out` opens and holds the records its manifest lists
+    (of a cloud cache: whether every shard it lists is there)."""
+    if io.is_remote(out):
+        return all((out / name).exists() for names in manifest["shards"].values()
+                   for name in names)
     try:
         for split in manifest["counts"]:
             latents.LatentStore(out, split)
@@ -228,25 +248,25 @@ def _intact(out: Path, manifest: dict) -> bool:
     return True
 
 
-def _finished(work: Path, part: Part, digest: str) -> dict | None:
+def _finished(work: Path | epath.Path, part: Part, digest: str) -> dict | None:
     """The part's part file when it was made with part digest `digest` and its shard is there,
     whole; else None."""
     try:
         result = json.loads((work / PART.format(part.index)).read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    shard = work / result["shard"]["name"]
-    if result["digest"] != digest or not (shard.is_file()
-                                          and shard.stat().st_size == result["shard"]["bytes"]):
+    if result["digest"] != digest or not io.is_whole(work / result["shard"]["name"],
+                                                     result["shard"]["bytes"]):
         return None
     return result
 
 
-def _encode_parts(mine: list[Part], total: int, digest: str, segments_dir: Path,
-                  autoencoder: Autoencoder, work: Path, config: ml_collections.ConfigDict
-                  ) -> dict[int, BaseException]:
+def _encode_parts(mine: list[Part], total: int, digest: str, segments_dir: Path | epath.Path,
+                  autoencoder: Autoencoder, work: Path | epath.Path,
+                  config: ml_collections.ConfigDict) -> dict[int, BaseException]:
     """Encodes the parts of `mine` (of `total`) not finished in `work` one after another,
-    printing a line as each ends; returns the failed ones' exceptions by part index."""
+    printing a line as each ends; returns the failed ones' exceptions by part index. A cloud
+    segment build is read from a local copy of the splits the parts need (_local_segments)."""
     todo = [part for part in mine
             if _finished(work, part, part_digest(digest, part, config)) is None]
     print(f"{work}: {total} parts, {len(mine) - len(todo)} of this shard's {len(mine)} made "
@@ -254,12 +274,12 @@ def _encode_parts(mine: list[Part], total: int, digest: str, segments_dir: Path,
     failures = {}
     bar = tqdm.tqdm(total=sum(p.stop - p.start for p in todo), unit="record", desc="latents",
                     leave=False, disable=None)
-    with bar:
+    with bar, _local_segments(segments_dir, {part.split for part in todo}) as local:
         for part in todo:
             start = time.perf_counter()
             try:
-                encode_part(part, part_digest(digest, part, config), segments_dir, autoencoder,
-                            work, config, bar)
+                encode_part(part, part_digest(digest, part, config), local, autoencoder, work,
+                            config, bar)
             except Exception as e:  # named with the part when the others are done
                 failures[part.index] = e
                 tqdm.tqdm.write(f"  part {part.index} of {total}: failed")
@@ -270,11 +290,12 @@ def _encode_parts(mine: list[Part], total: int, digest: str, segments_dir: Path,
     return failures
 
 
-def _fail(failures: dict[int, BaseException], parts: list[Part], work: Path, alone: bool) -> None:
+def _fail(failures: dict[int, BaseException], parts: list[Part], work: Path | epath.Path,
+          alone: bool) -> None:
     """One line naming the parts that failed. The work folder stays when it holds finished parts
     (for the resume) or other shards may be writing into it (not `alone`), else it goes."""
     if alone and not any(work.glob("part-*.json")):
-        shutil.rmtree(work)
+        io.remove_tree(work)
     for error in failures.values():
         if not isinstance(error, InputError | OSError):
             traceback.print_exception(error, file=sys.stderr)
@@ -285,16 +306,44 @@ def _fail(failures: dict[int, BaseException], parts: list[Part], work: Path, alo
         f"{failures[first]}; the finished parts stay in {work}: run again to resume")
 
 
+@contextlib.contextmanager
+def _local_segments(segments_dir: Path | epath.Path, splits: set[str]) -> Iterator[Path]:
+    """The segment build itself when it is local; of a cloud build, a local copy (under
+    $TMPDIR, removed afterwards) of its manifest and the shards of `splits`: ArrayRecord reads
+    only local files."""
+    if not io.is_remote(segments_dir):
+        yield segments_dir
+        return
+    shards = segments.read_manifest(segments_dir)["shards"]
+    with io.local_folder(segments_dir) as local:
+        for name in (segments.MANIFEST, *(n for split in SPLITS if split in splits
+                                          for n in shards[split])):
+            io.download(segments_dir / name, local / name)
+        yield local
+
+
 def encode_part(part: Part, digest: str, segments_dir: Path, autoencoder: Autoencoder,
-                work: Path, config: ml_collections.ConfigDict, bar: tqdm.tqdm | None = None
-                ) -> dict:
-    """Encodes one part into `work`: its shard (atomically), then its part file; returns what
-    that holds."""
+                work: Path | epath.Path, config: ml_collections.ConfigDict,
+                bar: tqdm.tqdm | None = None) -> dict:
+    """Encodes one part of the local segment build `segments_dir` into `work`: its shard
+    (atomically; into a cloud work folder, written locally and uploaded), then its part file;
+    returns what that holds."""
+    with io.local_folder(work) as folder:
+        path = folder / part.name()
+        result = _encode_shard(part, digest, segments_dir, autoencoder, path, config, bar)
+        if io.is_remote(work):
+            io.upload(path, work / path.name)
+    io.write_text(work / PART.format(part.index), json.dumps(result))
+    return result
+
+
+def _encode_shard(part: Part, digest: str, segments_dir: Path, autoencoder: Autoencoder,
+                  path: Path, config: ml_collections.ConfigDict, bar: tqdm.tqdm | None) -> dict:
+    """Encodes one part into the shard `path`, atomically; returns what its part file holds."""
     bins = config.pose.bins
     batch_size = config.latents.batch_size * jax.device_count()
     train = part.split == "train"
     moments, music_moments, dancer = _Moments(), _Moments(), _MeanDancer()
-    path = work / part.name()
     with io.atomic_path(path) as tmp:
         writer = array_record_module.ArrayRecordWriter(str(tmp), "group_size:1")
         try:
@@ -323,18 +372,18 @@ def encode_part(part: Part, digest: str, segments_dir: Path, autoencoder: Autoen
     if train:
         result.update(latent_moments=moments.state(), music_moments=music_moments.state(),
                       mean_dancer=dancer.state())
-    io.write_text(work / PART.format(part.index), json.dumps(result))
     return result
 
 
 # ---------------------------------------------------------------- merging
 
 
-def merge(segments_dir: Path, autoencoder: Autoencoder, out: Path,
+def merge(segments_dir: Path | epath.Path, autoencoder: Autoencoder, out: Path | epath.Path,
           config: ml_collections.ConfigDict) -> dict:
     """Swaps the parts in the work folder of `out` in as the cache `out`, with the manifest;
     returns it. InputError naming the parts that are missing or were made from other segments,
-    weights or settings."""
+    weights or settings. A cloud `out` gets the shards copied in from the work folder and the
+    manifest last (io.publish_folder)."""
     segment_manifest, digest, parts = _prepare(segments_dir, autoencoder, out, config)
     work = build.work_folder(out)
     results = [_merge_part(work, part, part_digest(digest, part, config)) for part in parts]
@@ -345,15 +394,19 @@ def merge(segments_dir: Path, autoencoder: Autoencoder, out: Path,
                          "--merge)")
     manifest = _manifest(segments_dir, segment_manifest, autoencoder, config, results)
     manifest["fingerprint"] = digest
-    with staged_directory(out) as staging:
-        for result in results:
-            os.link(work / result["shard"]["name"], staging / result["shard"]["name"])
-        (staging / latents.MANIFEST).write_text(json.dumps(manifest, indent=1))
-    shutil.rmtree(work)
+    if io.is_remote(out):
+        io.publish_folder(out, {r["shard"]["name"]: work / r["shard"]["name"] for r in results},
+                          latents.MANIFEST, json.dumps(manifest, indent=1))
+    else:
+        with staged_directory(out) as staging:
+            for result in results:
+                os.link(work / result["shard"]["name"], staging / result["shard"]["name"])
+            (staging / latents.MANIFEST).write_text(json.dumps(manifest, indent=1))
+    io.remove_tree(work)
     return manifest
 
 
-def _merge_part(work: Path, part: Part, digest: str) -> dict | None:
+def _merge_part(work: Path | epath.Path, part: Part, digest: str) -> dict | None:
     """The part's part file, or None when it has none; InputError when it is of another cache or
     its shard is missing."""
     path = work / PART.format(part.index)
@@ -364,13 +417,13 @@ def _merge_part(work: Path, part: Part, digest: str) -> dict | None:
         raise InputError(f"{path}: made from other segments, weights or settings than this "
                          "cache's; run its shard again")
     shard = work / result["shard"]["name"]
-    if not shard.is_file() or shard.stat().st_size != result["shard"]["bytes"]:
+    if not io.is_whole(shard, result["shard"]["bytes"]):
         raise InputError(f"{shard}: missing or incomplete; run the shard of part {part.index} "
                          "again")
     return result
 
 
-def _manifest(segments_dir: Path, segment_manifest: dict, autoencoder: Autoencoder,
+def _manifest(segments_dir: Path | epath.Path, segment_manifest: dict, autoencoder: Autoencoder,
               config: ml_collections.ConfigDict, results: list[dict]) -> dict:
     """The manifest, less its fingerprint, from the parts' results in part order: the sums of
     the train parts give the statistics of the whole train split."""
@@ -386,7 +439,7 @@ def _manifest(segments_dir: Path, segment_manifest: dict, autoencoder: Autoencod
             dancer.merge(result["mean_dancer"])
     scale, shift = moments.scale_shift()
     music_scale, music_shift = music_moments.scale_shift()
-    example = segments.SegmentStore(segments_dir, "train")[0]
+    example = _first_train_segment(segments_dir, segment_manifest)
     stride, bins = autoencoder.stride, config.pose.bins
     return {
         "format": latents.FORMAT,
@@ -407,11 +460,23 @@ def _manifest(segments_dir: Path, segment_manifest: dict, autoencoder: Autoencod
         "counts": counts,
         "shards": shards,
         "parts": len(results),
-        "segments": {"directory": str(segments_dir.resolve()),
+        "segments": {"directory": io.resolved(segments_dir),
                      "fingerprint": segment_manifest["fingerprint"],
                      "content_hash": segment_manifest["content_hash"]},
         "content_hash": _sha256([[r["shard"]["name"], r["shard"]["sha256"]] for r in results]),
     }
+
+
+def _first_train_segment(segments_dir: Path | epath.Path, segment_manifest: dict) -> dict:
+    """The build's first train segment (the manifest takes its shapes); of a cloud build, read
+    from a local copy of its first train shard alone."""
+    if not io.is_remote(segments_dir):
+        return segments.SegmentStore(segments_dir, "train")[0]
+    name = segment_manifest["shards"]["train"][0]
+    with io.local_folder(segments_dir) as local:
+        io.download(segments_dir / name, local / name)
+        with array_record_data_source.ArrayRecordDataSource([str(local / name)]) as source:
+            return segments.deserialize(source[0])
 
 
 def _segment_batches(directory: Path, part: Part, flip: bool, batch_size: int
@@ -567,14 +632,30 @@ def pooling_autoencoder(
                        weights_sha256, encode, decode)
 
 
+def load_weights(name: str, weights: str, config: ml_collections.ConfigDict) -> Autoencoder:
+    """load_autoencoder for the config's skeleton and bins; weights in cloud storage (a file or
+    a folder) are loaded from a local copy, removed afterwards, and keep their URI as the name
+    the manifest records."""
+    channels, bins = image_channels(config.pose.skeleton), config.pose.bins
+    if not io.is_remote(weights):
+        return load_autoencoder(name, weights, channels, bins=bins)
+    remote = epath.Path(weights)
+    with io.local_folder(remote) as local:
+        io.download(remote, local / remote.name)
+        autoencoder = load_autoencoder(name, str(local / remote.name), channels, bins=bins)
+    return dataclasses.replace(autoencoder, weights=weights)
+
+
 def define_flags() -> None:
     """The command's flags; defined only when it runs, so modules import side-effect free."""
     cli.define_config("base")
-    flags.DEFINE_string("segments", None, "Segment build folder (python -m data_pipeline.build).")
+    flags.DEFINE_string("segments", None, "Segment build folder, local or gs:// (python -m "
+                        "data_pipeline.build).")
     flags.DEFINE_string("vae", None, "Autoencoder name; default config.vae.name.")
-    flags.DEFINE_string("vae-weights", None, "Frozen weights; default config.vae.weights "
-                        "(none for raw-coords).")
-    flags.DEFINE_string("latents", None, "Output folder for the latent cache and its manifest.")
+    flags.DEFINE_string("vae-weights", None, "Frozen weights, local or gs://; default "
+                        "config.vae.weights (none for raw-coords).")
+    flags.DEFINE_string("latents", None, "Output folder, local or gs://, for the latent cache "
+                        "and its manifest.")
     flags.DEFINE_integer("num-shards", 1, "Hosts sharing the precompute: this one encodes the "
                          "parts p with p % num-shards == shard-index into LATENTS.parts, then "
                          "stops.")
@@ -592,9 +673,10 @@ def main(argv: list[str]) -> None:
     if not FLAGS.segments or not FLAGS.latents or not (weights or name == RAW_COORDS):
         raise InputError("--segments, --latents and --vae-weights (or config.vae.weights) are "
                          "required")
-    autoencoder = load_autoencoder(name, weights, image_channels(config.pose.skeleton),
-                                   bins=config.pose.bins)
-    segments_dir, out = Path(FLAGS.segments), Path(FLAGS.latents)
+    segments_dir, out = io.as_path(FLAGS.segments), io.as_path(FLAGS.latents)
+    for path in (segments_dir, out, weights):
+        io.reach(path)
+    autoencoder = load_weights(name, weights, config)
     if FLAGS.merge:
         manifest = merge(segments_dir, autoencoder, out, config)
     else:

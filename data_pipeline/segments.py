@@ -238,6 +238,7 @@ def require_pose(directory: Path, manifest: dict, pose: ml_collections.ConfigDic
 
 
 def read_manifest(directory: str | Path) -> dict:
-    """The manifest of a segment build; InputError when it is missing or unreadable."""
-    return io.read_manifest(Path(directory) / MANIFEST, "segment build", FORMAT_VERSION,
+    """The manifest of a segment build (a local folder or a gs:// URI); InputError when it is
+    missing or unreadable."""
+    return io.read_manifest(io.as_path(directory) / MANIFEST, "segment build", FORMAT_VERSION,
                             "rebuild with python -m data_pipeline.build")

@@ -1,5 +1,6 @@
 """Atomic output (a reader never sees a half-written file or folder; a failure leaves nothing
-behind) and the manifests of built folders."""
+behind), the manifests of built folders, and folders in cloud storage (gs://bucket/...) through
+etils.epath: local paths stay pathlib paths, on the code path they always took."""
 
 from __future__ import annotations
 
@@ -59,6 +60,126 @@ def run_path(path: str | os.PathLike) -> epath.Path:
 def is_remote(path: str | os.PathLike) -> bool:
     """True for a cloud storage URI such as gs://bucket/run."""
     return "://" in os.fspath(path)
+
+
+def as_path(path: str | os.PathLike) -> Path | epath.Path:
+    """A command's file or folder: a local path as pathlib.Path (as it always was), a cloud URI
+    (gs://bucket/...) as etils.epath.Path, which reads and writes it through fsspec and gcsfs."""
+    return epath.Path(path) if is_remote(path) else Path(path)
+
+
+def resolved(path: str | os.PathLike) -> str:
+    """The name a manifest records: a local path made absolute (symlinks resolved), a URI as it
+    is."""
+    return os.fspath(path) if is_remote(path) else str(Path(path).resolve())
+
+
+def reach(path: str | os.PathLike) -> None:
+    """Nothing for a local path; for a URI, asks its storage whether it exists, and raises
+    InputError in one line naming it when the storage cannot be asked: no gcsfs installed, no
+    credentials, no network, no permission."""
+    if not is_remote(path):
+        return
+    try:
+        epath.Path(path).exists()
+    except Exception as e:  # whatever the storage client raises, said in one line
+        lines = str(e).strip().splitlines() or [""]
+        raise InputError(f"{path}: cannot be reached ({type(e).__name__}: {lines[0]})") from None
+
+
+def is_whole(path: Path | epath.Path, size: int) -> bool:
+    """Whether `path` is a file of `size` bytes."""
+    if not is_remote(path):
+        return path.is_file() and path.stat().st_size == size
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return False
+    return not stat.is_directory and stat.length == size
+
+
+def copy_file(source: Path | epath.Path, target: Path | epath.Path) -> None:
+    """Copies one file, from or to cloud storage, in blocks of 4 MiB; a cloud object appears
+    when the copy ends (readers of our folders check sizes and manifests, written last)."""
+    with source.open("rb") as src, target.open("wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 22)
+
+
+def files_under(folder: Path | epath.Path) -> Iterator[Path | epath.Path]:
+    """Every file under `folder`, recursively, folder by folder in name order. Listing a cloud
+    folder asks once per folder (gcsfs keeps what a listing says, so is_dir costs nothing)."""
+    for path in sorted(folder.iterdir()):
+        if path.is_dir():
+            yield from files_under(path)
+        else:
+            yield path
+
+
+def download(source: epath.Path, target: Path) -> None:
+    """Copies the cloud file or folder `source` to the local path `target`."""
+    if not source.is_dir():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        copy_file(source, target)
+        return
+    for path in files_under(source):
+        local = target / os.path.relpath(path, source)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        copy_file(path, local)
+
+
+def upload(source: Path, target: epath.Path) -> None:
+    """Copies the local file or folder `source` to the cloud path `target`."""
+    if not source.is_dir():
+        copy_file(source, target)
+        return
+    for path in files_under(source):
+        copy_file(path, target / path.relative_to(source).as_posix())
+
+
+@contextlib.contextmanager
+def local_folder(folder: Path | epath.Path) -> Iterator[Path]:
+    """`folder` itself when it is local; for a URI a local temporary folder (under $TMPDIR),
+    removed afterwards, for files that are then uploaded."""
+    if not is_remote(folder):
+        yield Path(folder)
+        return
+    local = Path(tempfile.mkdtemp(prefix="hotdance-"))
+    try:
+        yield local
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def make_folder(folder: Path | epath.Path) -> None:
+    """Makes a local folder and its parents; nothing for a cloud folder, which is only a prefix
+    of the objects written under it (gcsfs's makedirs would make a missing bucket)."""
+    if not is_remote(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+def remove_tree(folder: Path | epath.Path) -> None:
+    """Removes the folder and all under it (a cloud folder: every object under its prefix)."""
+    if not is_remote(folder):
+        shutil.rmtree(folder)
+    elif folder.exists():
+        folder.rmtree()
+
+
+def publish_folder(out: epath.Path, files: dict[str, Path | epath.Path], manifest: str,
+                   text: str) -> None:
+    """staged_directory for a folder in cloud storage, where there is no rename: the old
+    manifest goes first (a folder without its manifest is absent to every reader of ours), then
+    every object under `out`; then `files` (name -> source) are copied in, and the manifest
+    `text` written last. So `out` is at every moment a whole build or absent, never half of one;
+    a swap cut short leaves only files without a manifest, which the next run replaces. The
+    sources stay until the caller removes them, so a failed swap can be run again."""
+    old = out / manifest
+    if old.exists():
+        old.unlink()
+    remove_tree(out)
+    for name, source in files.items():
+        copy_file(source, out / name)
+    write_text(old, text)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
