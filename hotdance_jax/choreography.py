@@ -36,6 +36,38 @@ class Keyframe:
     confidence: np.ndarray
 
 
+# Seconds over which a keyframe's correction fades out on each side (motion warping, below);
+# at most half the gap to the next keyframe, so each keyframe is hit exactly.
+WARP_SECONDS = 1.0
+
+
+def warp_to_keyframes(keypoints: np.ndarray, confidence: np.ndarray,
+                      keyframes: list[Keyframe], fps: float, start: int = 0) -> np.ndarray:
+    """Keypoints (T, K, 2) pixels moved to pass exactly through `keyframes` (motion warping,
+    Witkin and Popovic 1995): at each keyframe's frame t >= `start`, each keypoint visible in
+    both is displaced by (its keyframe place - its place), faded out on both sides by a raised
+    cosine over WARP_SECONDS (at most half the gap to a neighbouring keyframe, at least a frame),
+    whose slope is zero at both ends. The displacement fields of different keyframes do not
+    overlap. Frames before `start` (an opening kept as it is) and invisible keypoints stay;
+    returns a new array."""
+    out = np.array(keypoints, np.float32, copy=True)
+    frames = sorted((round(k.time * fps), k) for k in keyframes)
+    times = [t for t, _ in frames]
+    for i, (t, keyframe) in enumerate(frames):
+        if not start <= t < len(out):
+            continue
+        gaps = [t - times[i - 1] if i else np.inf, times[i + 1] - t if i + 1 < len(times)
+                else np.inf]
+        reach = max(1, int(min(WARP_SECONDS * fps, *(g / 2 for g in gaps))))
+        seen = (confidence[t] > 0) & (keyframe.confidence > 0)
+        shift = np.where(seen[:, None], keyframe.keypoints - out[t], 0.0)
+        lo, hi = max(t - reach + 1, start), min(t + reach, len(out))
+        weight = 0.5 + 0.5 * np.cos(np.pi * (np.arange(lo, hi) - t) / reach)
+        out[lo:hi] += weight[:, None, None] * np.where(confidence[lo:hi, :, None] > 0,
+                                                       np.nan_to_num(shift), 0.0)
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class Opening:
     """A dance to continue: keypoints (P, K, 2) pixels (NaN where invisible), confidence (P, K),

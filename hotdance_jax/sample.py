@@ -60,6 +60,7 @@ from hotdance_jax.choreography import (
     read_keyframes,
     read_opening,
     read_reference,
+    warp_to_keyframes,
 )
 from hotdance_jax.dit_run import CACHE_INFO_FILE, StepSettings, TrainState, dit_config
 from hotdance_jax.errors import InputError
@@ -260,9 +261,10 @@ class DanceGenerator:
                  opening: Opening | None = None) -> list[Dance]:
         """One dance per song and sample, each as long as its song; `shape` is the dancer's
         shape pose ((K, 2) pixels, (K,) confidence). Every dance passes through `keyframes`
-        (their times in seconds from the dance's start, which is the song's) and begins with
-        the P frames of `opening` (a dance to continue, kept as it is over the song's first P
-        frames)."""
+        (their times in seconds from the dance's start, which is the song's): the DiT is given
+        them as known frames, then the decoded dance is warped onto them (warp_to_keyframes).
+        It begins with the P frames of `opening` (a dance to continue, kept as it is over the
+        song's first P frames)."""
         T, hop = self.frames, self.frames - OVERLAP
         jobs = [(song, sample) for song in songs for sample in range(num_samples)]
         b, K = len(jobs), self.skeleton.num_joints
@@ -305,6 +307,10 @@ class DanceGenerator:
             bar.update(steps)
         bar.close()
         keypoints[:, :opened], confidence[:, :opened] = pinned[1][:opened], pinned[2][:opened]
+        if keyframes:
+            keypoints = np.stack([warp_to_keyframes(k, c, list(keyframes), self.config.pose.fps,
+                                                    opened) for k, c in zip(keypoints, confidence,
+                                                                            strict=True)])
         return [Dance(song, sample, np.where(confidence[i, :song.frames, :, None] > 0,
                                              keypoints[i, :song.frames], np.nan),
                       confidence[i, :song.frames], self.config.pose.fps, width, height, T,

@@ -7,7 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from hotdance_jax.choreography import read_keyframes, read_opening, read_reference
+from hotdance_jax.choreography import (
+    WARP_SECONDS,
+    Keyframe,
+    read_keyframes,
+    read_opening,
+    read_reference,
+    warp_to_keyframes,
+)
 from hotdance_jax.errors import InputError
 from hotdance_jax.pose import OPENPOSE_18_HANDS
 
@@ -154,3 +161,26 @@ def test_a_hands_run_refuses_body_only_and_short_hands_in_one_line(tmp_path):
         with pytest.raises(InputError, match=message) as error:
             call()
         assert "\n" not in str(error.value)
+
+
+def test_warping_passes_exactly_through_keyframes_and_stays_smooth():
+    fps, frames = 30.0, 200
+    t = np.arange(frames)[:, None, None] / fps
+    dance = (POSE[None] + 40 * np.sin(2 * np.pi * t * [0.7, 1.1])).astype(np.float32)
+    confidence = np.ones((frames, 18), np.float32)
+    confidence[:, 5] = 0  # a keypoint the dance never shows stays where it is
+    keyframes = [Keyframe(2.0, POSE + 30, np.ones(18)), Keyframe(2.2, POSE - 20, np.ones(18)),
+                 Keyframe(5.0, POSE + 25, np.ones(18)), Keyframe(0.3, POSE, np.ones(18))]
+    warped = warp_to_keyframes(dance, confidence, keyframes, fps, start=20)
+    seen = confidence[0] > 0
+    for keyframe in keyframes[:3]:  # 2.0 and 2.2 s, 6 frames apart: each hit exactly
+        frame = round(keyframe.time * fps)
+        np.testing.assert_allclose(warped[frame, seen], keyframe.keypoints[seen], atol=1e-3)
+    np.testing.assert_array_equal(warped[:20], dance[:20])  # the kept opening (0.3 s inside it)
+    np.testing.assert_array_equal(warped[:, 5], dance[:, 5])
+    np.testing.assert_array_equal(warped[181:], dance[181:])  # beyond 5 s + WARP_SECONDS
+    # The raised cosine adds at most |shift| (pi / reach)^2 / 2 to a keypoint's second difference.
+    frame, reach = 150, round(WARP_SECONDS * fps)
+    shift = np.abs(keyframes[2].keypoints - dance[frame]).max()
+    added = np.abs(np.diff(warped - dance, 2, axis=0))[frame - reach:frame + reach - 2]
+    assert added.max() <= shift * (np.pi / reach) ** 2 / 2 * 1.01

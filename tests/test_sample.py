@@ -204,6 +204,9 @@ def test_the_command_continues_a_dance_to_another_song_through_a_keyframe(run, g
     with np.load(tmp_path / "longer.npz") as longer:
         assert longer["keypoints"].shape == (120, 18, 2)  # 2 s danced + 2 s more
         np.testing.assert_array_equal(longer["keypoints"][:60], dance.keypoints)
+        seen = longer["confidence"][90] > 0  # 3 s from the dance's start: the keyframe, hit
+        assert seen.any()
+        np.testing.assert_allclose(longer["keypoints"][90][seen], np.array(pose)[seen], atol=1e-3)
         assert str(longer["music_path"]) == str(tmp_path / "longer.wav")
         assert float(longer["music_offset"]) == 0.0
     audio, rate = soundfile.read(tmp_path / "longer.wav")
