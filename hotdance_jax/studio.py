@@ -32,6 +32,7 @@ from hotdance_jax import cli, demo, render, sample
 from hotdance_jax.choreography import read_keyframes
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import run_path, staged_directory
+from hotdance_jax.pose import pipeline_skeleton
 
 try:
     import gradio as gr
@@ -64,8 +65,8 @@ class Studio:
         shape = (sample.read_dancer(pose, config) if pose is not None
                  else self.generator.mean_dancer(self.width, self.height))
         music = sample.load_song(song, config, fps, start, seconds)
-        keys = (read_keyframes(keyframes, music.frames / fps, fps, self.generator.skeleton)
-                if keyframes else ())
+        keys = (read_keyframes(keyframes, music.frames / fps, fps,
+                               pipeline_skeleton(config.pose.skeleton)) if keyframes else ())
         return self.generator.generate([music], shape, width=self.width, height=self.height,
                                        keyframes=keys, **settings)
 
