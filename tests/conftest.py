@@ -1,6 +1,5 @@
 """Shared test helpers: the ../shared data through HOTDANCE_SHARED, the tiny latent cache that
-the latent, loader, training and sharding tests read, one XLA compilation cache for the run, and
-LLVM's optimisation off for the programs the tests compile."""
+the latent, loader, training and sharding tests read, and one XLA compilation cache for the run."""
 
 from __future__ import annotations
 
@@ -18,21 +17,14 @@ from hotdance_jax.config_utils import sibling_config
 REPO = Path(__file__).resolve().parents[1]
 
 
-# LLVM's optimisation of XLA's CPU programs off: it halves a compile and doubles a step, and most
-# tests run a few steps of programs they compile (docs/speed_memory.md, "The test suite").
-FAST_COMPILE = "--xla_backend_optimization_level=0"
-
-
 def xla_flags(*extra: str) -> str:
-    """XLA_FLAGS for a command a test starts: this run's (FAST_COMPILE included) and `extra`."""
+    """XLA_FLAGS for a command a test starts: this run's and `extra`."""
     return " ".join([os.environ.get("XLA_FLAGS", ""), *extra]).strip()
 
 
 def pytest_configure(config):
-    """XLA_FLAGS gets FAST_COMPILE unless it sets the optimisation level already (before any JAX
-    backend starts; the commands the tests start inherit it); then the compilation cache."""
-    if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-        os.environ["XLA_FLAGS"] = xla_flags(FAST_COMPILE)
+    """One compilation cache for the run, set before any JAX backend starts (the commands the
+    tests start inherit it)."""
     _share_compilation_cache(config)
 
 
