@@ -251,15 +251,14 @@ def analyse_hands(dance_set: DanceSet, window: int) -> HandAnalysis:
     features, first_half, jitters = [], [], []
     for dance in dance_set.dances:
         spans = windows(dance.num_frames, window)
-        for positions, visible in hand_frames(dance.keypoints, dance.confidence,
-                                              dance_set.skeleton):
+        hands = hand_frames(dance.keypoints, dance.confidence, dance_set.skeleton)
+        for positions, visible in hands:
             for i, span in enumerate(spans):
                 sample = hand_window_features(positions, visible, span)
                 if sample is not None:
                     features.append(sample)
                     first_half.append(i < len(spans) // 2)
-        jitters.append(hand_jitter(dance.keypoints, dance.confidence, dance.fps,
-                                   dance_set.skeleton))
+        jitters.append(hand_jitter(hands, dance.fps))
     return HandAnalysis(np.array(features).reshape(-1, 2 * HAND_FEATURES),
                         np.array(first_half, bool), jitters)
 

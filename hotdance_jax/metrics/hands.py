@@ -48,14 +48,14 @@ def hand_frames(keypoints: np.ndarray, confidence: np.ndarray, skeleton: Skeleto
     mirrored) and visible (T, 21), every joint invisible in a frame whose wrist is. A hand never
     seen open enough to measure is all invisible."""
     out = []
-    for side in HAND_SIDES:
+    for side, length in zip(HAND_SIDES, hand_lengths(keypoints, confidence, skeleton),
+                            strict=True):
         joints = np.asarray(keypoints[:, skeleton.hand(side)], np.float64)
         seen = np.asarray(confidence[:, skeleton.hand(side)]) > 0
         seen &= seen[:, :1]
         relative = joints - joints[:, :1]
         if side == "left":
             relative[..., 0] = -relative[..., 0]
-        length = hand_lengths(keypoints, confidence, skeleton)[HAND_SIDES.index(side)]
         if not length > 0:
             seen[:] = False
             length = 1.0
@@ -63,12 +63,11 @@ def hand_frames(keypoints: np.ndarray, confidence: np.ndarray, skeleton: Skeleto
     return out
 
 
-def hand_jitter(keypoints: np.ndarray, confidence: np.ndarray, fps: float,
-                skeleton: Skeleton) -> float:
+def hand_jitter(hands: list[tuple[np.ndarray, np.ndarray]], fps: float) -> float:
     """Mean |acceleration| of the finger keypoints relative to their wrists, in hand lengths per
-    s^2, over both hands (metrics.jitter of each); NaN when no hand is seen."""
-    values = [jitter(positions, visible, fps)
-              for positions, visible in hand_frames(keypoints, confidence, skeleton)]
+    s^2, over both `hands` (hand_frames of a dance; metrics.jitter of each); NaN when no hand
+    is seen."""
+    values = [jitter(positions, visible, fps) for positions, visible in hands]
     finite = [v for v in values if np.isfinite(v)]
     return float(np.mean(finite)) if finite else float("nan")
 
