@@ -21,9 +21,9 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 demo: $(VENV)/.runtime
 	$(BIN)/python -m hotdance_jax.demo --config configs/tiny_cpu.py --out demo_out
 
-# Tests run in one process per core (up to 4), a whole test file to each: most of a test's time
-# is one core compiling.
-PYTEST := $(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile
+# Tests run in one process per core (up to 4), a whole test file to each, the files with slow
+# tests first (tests/conftest.py): most of a test's time is one core compiling.
+PYTEST := $(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -38,7 +38,7 @@ from data_pipeline.segments import SegmentStore
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import save_npz
 from hotdance_jax.metrics import body_frame, jitter, reconstruction_errors
-from hotdance_jax.pose import OPENPOSE_18, decoded_poses, encode, skeleton_of
+from hotdance_jax.pose import body_of, decoded_poses, encode, skeleton_of
 from hotdance_jax.pose.onehot import (
     DEFAULT_DECODE_RADIUS,
     DEFAULT_FREE_MOTION,
@@ -49,7 +49,6 @@ from hotdance_jax.pose.smoothing import DEFAULT_SMOOTH_ORDER, DEFAULT_SMOOTH_WIN
 from hotdance_jax.vae import load_autoencoder
 
 _encode = jax.jit(encode, static_argnames="bins")
-BODY = slice(0, OPENPOSE_18.num_joints)  # the figures in bins and L/s^2 are the body's
 
 
 def load_segments(directory: str, split: str, num: int, frames: int) -> dict:
@@ -73,7 +72,7 @@ def mean_jitter(keypoints: np.ndarray, confidence: np.ndarray, fps: float) -> fl
     values = []
     for k, c in zip(keypoints, confidence, strict=True):
         try:
-            values.append(jitter(*body_frame(k[:, BODY], c[:, BODY]), fps))
+            values.append(jitter(*body_frame(*body_of(k, c)), fps))
         except InputError:
             continue
     return float(np.mean(values)) if values else float("nan")
@@ -101,8 +100,9 @@ def keypoint_errors(images: jax.Array, data: dict, bins: int, pose: dict,
     if dances:
         save_dances(dances, kp, conf, data)
     figures = reconstruction_errors(kp, conf, data["keypoints"], data["confidence"], size, bins)
-    both = ((data["confidence"] > 0) & (conf > 0))[..., BODY]
-    percent_width = (np.abs(kp - data["keypoints"])[..., BODY, 0]
+    body = skeleton_of(kp.shape[-2]).body  # the figures in bins and L/s^2 are the body's
+    both = ((data["confidence"] > 0) & (conf > 0))[..., body]
+    percent_width = (np.abs(kp - data["keypoints"])[..., body, 0]
                      / size[:, None, None, 0] * 100)[both]
     nan = float("nan")
     return {

@@ -77,7 +77,7 @@ from hotdance_jax.metrics.hands import (
     hand_jitter,
     hand_window_features,
 )
-from hotdance_jax.pose import OPENPOSE_18, Skeleton, pipeline_skeleton, skeleton_of
+from hotdance_jax.pose import Skeleton, body_of, pipeline_skeleton, skeleton_of
 
 FLAGS = flags.FLAGS
 MUSIC_SAMPLE_RATE = 22050  # Hz, the configs' audio.sample_rate, for beat tracking
@@ -88,7 +88,6 @@ ROWS = {"ground_truth": "ground truth", "ground_truth_other_music":
 COLUMNS = {"fid_k": "FID_k", "fid_g": "FID_g", "div_k": "Div_k", "div_g": "Div_g", "bas": "BAS",
            "jitter": "jitter (L/s^2)", "seam_ratio": "seam / inside", "fid_h": "FID_hand",
            "div_h": "Div_hand", "hand_jitter": "hand jitter (H/s^2)"}
-BODY = slice(0, OPENPOSE_18.num_joints)  # the body keypoints of either skeleton
 
 
 @dataclasses.dataclass
@@ -230,7 +229,7 @@ def analyse(dance_set: DanceSet, window: int, seams: tuple[int, int] | None) -> 
             raise InputError(f"{name}: {dance.num_frames / dance.fps:.2f} s, shorter than one "
                              f"{window / dance.fps:g} s window (--window-seconds)")
         try:
-            positions, visible = body_frame(dance.keypoints[:, BODY], dance.confidence[:, BODY])
+            positions, visible = body_frame(*body_of(dance.keypoints, dance.confidence))
         except InputError as e:
             raise InputError(f"{name}: {e}") from None
         spans = windows(dance.num_frames, window)
@@ -272,8 +271,8 @@ def mean_bas(dances: list[Performance], music: list[Performance]) -> float:
                                 dance.num_frames / dance.fps)
         except InputError as e:
             raise InputError(f"{dance.sequence_id}'s music: {e}") from None
-        scores.append(beat_align_score(dance.keypoints[:, BODY], dance.confidence[:, BODY],
-                                       beats, dance.fps))
+        scores.append(beat_align_score(*body_of(dance.keypoints, dance.confidence), beats,
+                                       dance.fps))
     return _nanmean(scores)
 
 

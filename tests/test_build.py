@@ -17,7 +17,7 @@ import pytest
 from bench import build_scale
 from data_pipeline import build, segments
 from data_pipeline.sources.base import Performance
-from hotdance_jax.audio import ONSET_ENVELOPE, load_audio, music_features
+from hotdance_jax.audio import NUM_BASELINE_FEATURES, ONSET_ENVELOPE, load_audio, music_features
 from hotdance_jax.config_utils import sibling_config
 from hotdance_jax.errors import InputError
 from tests.conftest import REPO, shared_file, tiny_config
@@ -222,8 +222,12 @@ def test_build_and_inspect_commands(tmp_path):
 
 
 @pytest.mark.slow
-def test_all_dwm_performances_build(tmp_path):
-    """Acceptance on real data: all 33 performances build and every count adds up."""
+def test_all_dwm_performances_build(tmp_path, monkeypatch):
+    """Acceptance on real data: all 33 performances build and every count adds up. Their music
+    is decoded and trims them; its features (half the build's time, tested in test_audio.py on
+    real songs) are zeros here."""
+    monkeypatch.setattr(build, "music_features", lambda audio, sample_rate, fps, num_frames:
+                        np.zeros((num_frames, NUM_BASELINE_FEATURES), np.float32))
     root = shared_file("data/dwm")
     config = sibling_config(str(REPO / "configs" / "base.py"), "base")
     manifest = build.build("dwm", root, tmp_path / "dwm", config)

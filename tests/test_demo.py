@@ -16,6 +16,7 @@ pytestmark = pytest.mark.slow  # trains or starts processes: make test-fast skip
 QUICK = ["--config.data.synthetic.num_songs=4", "--config.data.synthetic.val_songs=1",
          "--config.data.synthetic.test_songs=1", "--config.data.synthetic.seconds=6",
          "--config.vae.train.steps=10", "--config.vae.train.eval_every=10",
+         "--config.vae.train.batch_size=4", "--config.vae.train.crop_frames=32",
          "--config.vae.arch.block_out_channels=(8,16,16,16)", "--config.vae.arch.norm_num_groups=8",
          "--config.train.steps=10", "--config.train.eval_every=10", "--config.train.batch_size=8",
          "--config.model.width=64", "--config.model.depth=1", "--config.latents.workers=0",

@@ -23,6 +23,9 @@ from tests.test_cli import ENV, REPO
 from tests.test_demo import QUICK
 
 LEFT, RIGHT = OPENPOSE_18_HANDS.hand("left"), OPENPOSE_18_HANDS.hand("right")
+# The demo's tiny shapes at the body's 64 bins: with the autoencoder's batches of 4 crops of 32
+# frames, 162 -> 101 s for the hands demo below (2026-12-05, this CPU beside a training).
+SMALLER = ["--config.pose.bins=64"]
 
 
 def hands_config(**data_overrides):
@@ -184,8 +187,8 @@ def test_a_hands_model_trains_samples_and_is_evaluated_end_to_end(tmp_path):
     OpenPose JSON with both hands, hand figures of the build, a body-only dancer refused."""
     result = subprocess.run(
         [sys.executable, "-m", "hotdance_jax.demo", "--config", "configs/tiny_cpu_hands.py",
-         "--out", str(tmp_path / "out"), *QUICK], capture_output=True, text=True, cwd=REPO,
-        env=ENV)
+         "--out", str(tmp_path / "out"), *QUICK, *SMALLER], capture_output=True, text=True,
+        cwd=REPO, env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "step 10/10 loss" in result.stdout
     out = tmp_path / "out"

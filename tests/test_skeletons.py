@@ -14,6 +14,7 @@ from hotdance_jax.errors import InputError
 from hotdance_jax.pose import (
     OPENPOSE_18,
     OPENPOSE_18_HANDS,
+    body_of,
     flip_horizontal,
     skeleton_by_name,
     wholebody_to_openpose18_hands,
@@ -54,6 +55,13 @@ def test_hands_skeleton_is_the_body_then_two_openpose_hands():
     assert s.limb_colors[:17] == OPENPOSE_18.limb_colors
     assert s.joint_colors[:18] == OPENPOSE_18.joint_colors
     assert s.flip_pairs[:8] == OPENPOSE_18.flip_pairs
+    poses = np.arange(3 * 60 * 2, dtype=np.float32).reshape(3, 60, 2)
+    body, confidence = body_of(poses, poses[..., 0])
+    assert (body.shape, confidence.shape) == ((3, 18, 2), (3, 18))
+    np.testing.assert_array_equal(body, poses[:, :18])
+    assert body_of(poses[:, :18], poses[:, :18, 0])[0].shape == (3, 18, 2)
+    with pytest.raises(InputError, match="poses of 20 keypoints"):
+        body_of(poses[:, :20], poses[:, :20, 0])
     assert (s.hand("left"), s.hand("right")) == (slice(18, 39), slice(39, 60))
     assert s.joints[18] == "left_hand_wrist"
     assert s.joints[39] == "right_hand_wrist"

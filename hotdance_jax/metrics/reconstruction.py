@@ -34,7 +34,7 @@ def reconstruction_errors(keypoints: np.ndarray, confidence: np.ndarray,
     scale = bins / np.asarray(size, np.float32)[:, None, None, :]  # bins per pixel
     decoded, truth = keypoints * scale, true_keypoints * scale
     seen = (confidence > 0) & (true_confidence > 0)
-    body = slice(0, skeleton.num_body_joints)
+    body = skeleton.body
     error = np.abs(decoded - truth)[..., body, :][seen[..., body]]
     figures = {
         "error_bins_mean": _mean(error),

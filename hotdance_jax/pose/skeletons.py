@@ -42,6 +42,11 @@ class Skeleton:
         return self.num_joints - 2 * self.hand_joints
 
     @property
+    def body(self) -> slice:
+        """The body's joints, as a slice of the joint axis."""
+        return slice(0, self.num_body_joints)
+
+    @property
     def has_hands(self) -> bool:
         return self.hand_joints > 0
 
@@ -225,6 +230,13 @@ def skeleton_of(num_joints: int) -> Skeleton:
         raise InputError(f"poses of {num_joints} keypoints; expected "
                          f"{' or '.join(map(str, PIPELINE_SKELETONS))} (openpose18, with hands)")
     return PIPELINE_SKELETONS[num_joints]
+
+
+def body_of(keypoints: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The body's keypoints (..., K_body, 2) and confidence (..., K_body) of pipeline poses
+    (..., K, 2), (..., K) in either skeleton."""
+    body = skeleton_of(np.shape(keypoints)[-2]).body
+    return keypoints[..., body, :], confidence[..., body]
 
 
 # For each OpenPose-18 joint, the source joints whose mean it is; () = no counterpart (invisible).
