@@ -12,6 +12,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import imageio_ffmpeg
 import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image, ImageDraw
@@ -19,6 +20,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from hotdance_jax.io import atomic_path, save_wav
 from hotdance_jax.metrics import mean_keypoint_speed
+from hotdance_jax.metrics.hands import HAND_SIDES, MIDDLE_TIP
 from hotdance_jax.pose.skeletons import Skeleton, skeleton_of
 
 BEAT_FLASH_SECONDS = 0.08  # the beat indicator fades with this time constant around each beat
@@ -91,27 +93,37 @@ def save_onehot_image(path: str | os.PathLike, image: np.ndarray,
     save_figure(fig, path)
 
 
+def hand_joint_radius(hand: np.ndarray, body_width: int) -> int:
+    """Joint radius (pixels) for a hand of (21, 2) drawn pixels: half the body's line width, at
+    most a thirtieth of the wrist to middle finger tip distance (0: no joints drawn), so that the
+    fingers of a small hand stay apart."""
+    reach = np.linalg.norm(hand[MIDDLE_TIP] - hand[0])
+    return int(min(body_width // 2, reach // 30))
+
+
 def skeleton_frame(keypoints: np.ndarray, confidence: np.ndarray, size: tuple[int, int],
                    scale: float, beat: float = 0.0, skeleton: Skeleton | None = None
                    ) -> np.ndarray:
     """(height, width, 3) uint8 picture of one pose ((K, 2) pixels times `scale`) on black, in
     the skeleton's colours, with a beat indicator in the top-left corner lit to `beat` in [0, 1].
-    Hands are drawn as OpenPose draws them, after the body and thinner: their limbs and joints at
-    half the body's line width (pixels)."""
+    Hands are drawn as OpenPose draws them, thinner than the body: their limbs and joints at half
+    the body's line width (pixels); a small hand's joints smaller or not at all, its limbs one
+    pixel wide (hand_joint_radius)."""
     skeleton = skeleton or skeleton_of(len(keypoints))
     image = Image.new("RGB", size)
     draw = ImageDraw.Draw(image)
     xy = np.nan_to_num(np.asarray(keypoints, np.float64)) * scale
     body_width = max(2, round(min(size) / 120))
-    hand_width = max(1, body_width // 2)
+    radius = np.full(skeleton.num_joints, body_width)
+    for side in HAND_SIDES if skeleton.has_hands else ():
+        radius[skeleton.hand(side)] = hand_joint_radius(xy[skeleton.hand(side)], body_width)
     for i, (a, b) in enumerate(skeleton.limbs):
         if confidence[a] > 0 and confidence[b] > 0:
-            width = hand_width if skeleton.is_hand_limb(i) else body_width
             draw.line([tuple(xy[a]), tuple(xy[b])], fill=tuple(skeleton.limb_colors[i]),
-                      width=width)
-    for k in np.flatnonzero(np.asarray(confidence) > 0):
+                      width=int(max(1, radius[b])))
+    for k in np.flatnonzero((np.asarray(confidence) > 0) & (radius > 0)):
         x, y = xy[k]
-        r = hand_width if k >= skeleton.num_body_joints else body_width
+        r = radius[k]
         draw.ellipse([x - r, y - r, x + r, y + r], fill=tuple(skeleton.joint_colors[k]))
     radius = max(6, min(size) // 30)
     level = round(40 + 215 * beat)
@@ -152,8 +164,6 @@ def save_video(
         if audio is not None:
             music = Path(tmp) / "music.wav"
             save_wav(music, audio, sample_rate)
-        import imageio_ffmpeg  # here, not at the top: the metrics import this module
-
         writer = imageio_ffmpeg.write_frames(
             str(out), size, fps=fps, macro_block_size=2, ffmpeg_log_level="error",
             audio_path=str(music) if music else None, audio_codec="aac" if music else None,

@@ -46,3 +46,21 @@ def test_hands_are_drawn_in_openpose_hand_colours_where_a_body_render_has_none()
             tip = keypoints[start + 4 + 4 * finger].astype(int)
             np.testing.assert_array_equal(hands[tip[1], tip[0]], (0, 0, 255))  # joints: blue
             assert not hands[tip[1], [tip[0] - 2, tip[0] + 2]].any()  # dots of radius 1, not 2
+
+
+def test_a_small_hand_is_drawn_without_joint_dots_so_its_fingers_stay_apart():
+    """A hand whose middle finger reaches under 30 pixels from the wrist: lines only (dots of
+    radius 1 would fill the gaps between its fingers)."""
+    keypoints, confidence = hands_pose()
+    left = OPENPOSE_18_HANDS.hand("left")
+    wrist = keypoints[left][0]
+    keypoints[left] = wrist + (keypoints[left] - wrist) * 0.35  # reach 76 -> 26.6 pixels
+    hands = skeleton_frame(keypoints, confidence, SIZE, 1.0, skeleton=OPENPOSE_18_HANDS)
+    for finger in range(5):
+        tip = keypoints[left.start + 4 + 4 * finger]
+        x, y = np.round(tip).astype(int)
+        assert not (hands[y - 1:y + 2, x - 1:x + 2] == (0, 0, 255)).all(axis=-1).any()
+        x, y = np.round(tip + np.array([0, 2])).astype(int)  # on its last bone
+        np.testing.assert_allclose(hands[y, x], hand_edge_color(3 + 4 * finger), atol=1)
+    right_tip = keypoints[OPENPOSE_18_HANDS.hand("right").start + 4].astype(int)
+    np.testing.assert_array_equal(hands[right_tip[1], right_tip[0]], (0, 0, 255))

@@ -37,7 +37,7 @@ def run(tmp_path_factory):
     config.vae.latent_channels = 4
     config.vae.arch.block_out_channels = (8, 16, 16, 16)
     config.vae.arch.norm_num_groups = 8
-    config.vae.train.update(batch_size=8, crop_frames=64, steps=40, learning_rate=3e-3,
+    config.vae.train.update(batch_size=8, crop_frames=32, steps=40, learning_rate=3e-3,
                             warmup_steps=1, log_every=20, eval_every=40, checkpoint_every=40,
                             eval_segments=4)
     build.build("synthetic", root / "raw", root / "segments", config)

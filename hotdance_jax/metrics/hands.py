@@ -17,7 +17,7 @@ from hotdance_jax.metrics.smoothness import jitter
 from hotdance_jax.pose.skeletons import Skeleton
 
 HAND_SIDES = ("left", "right")
-_MIDDLE_TIP = 12
+MIDDLE_TIP = 12  # the middle finger's tip in OpenPose's hand order (0: the wrist)
 _FINGERS = np.arange(1, 21).reshape(5, 4)  # per finger (thumb .. pinky) its joints, palm out
 _LENGTH_PERCENTILE = 90
 # Per-hand features of one frame: 5 curls (thumb .. pinky), 4 spreads (adjacent fingers).
@@ -33,8 +33,8 @@ def hand_lengths(keypoints: np.ndarray, confidence: np.ndarray, skeleton: Skelet
     for side in HAND_SIDES:
         hand = skeleton.hand(side)
         joints, seen = keypoints[..., hand, :], confidence[..., hand] > 0
-        reach = np.linalg.norm(joints[..., _MIDDLE_TIP, :] - joints[..., 0, :], axis=-1)
-        reach = np.where(seen[..., _MIDDLE_TIP] & seen[..., 0], reach, np.nan)
+        reach = np.linalg.norm(joints[..., MIDDLE_TIP, :] - joints[..., 0, :], axis=-1)
+        reach = np.where(seen[..., MIDDLE_TIP] & seen[..., 0], reach, np.nan)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a hand never seen: NaN
             out.append(np.nanpercentile(reach, _LENGTH_PERCENTILE, axis=-1))
