@@ -119,8 +119,9 @@ def skeleton_frame(keypoints: np.ndarray, confidence: np.ndarray, size: tuple[in
         radius[skeleton.hand(side)] = hand_joint_radius(xy[skeleton.hand(side)], body_width)
     for i, (a, b) in enumerate(skeleton.limbs):
         if confidence[a] > 0 and confidence[b] > 0:
+            width = max(1, radius[b]) if skeleton.is_hand_limb(i) else body_width
             draw.line([tuple(xy[a]), tuple(xy[b])], fill=tuple(skeleton.limb_colors[i]),
-                      width=int(max(1, radius[b])))
+                      width=int(width))
     for k in np.flatnonzero((np.asarray(confidence) > 0) & (radius > 0)):
         x, y = xy[k]
         r = radius[k]
