@@ -13,16 +13,14 @@ configs/tiny_cpu.py --out demo_out); stage by stage:
   python -m hotdance_jax.train --config configs/tiny_cpu.py --workdir runs/tiny \\
       --latents data/synthetic_latents
 
-Reaches (2026-11-26, this 2-core CPU, `make demo`): 96 songs of 20 s (88 to train on; with 24
-the DiT learnt them by heart: the music lowered its loss on training songs by 22% and raised it
-on held-out ones by 5 to 9%). The VAE (32-64-64-64, 8 latent channels) at 400 steps: validation mean
-error 1.14 bins, p99 11.7 bins, visibility 100%. The DiT (1.4 M parameters, 0.13 to 0.17 s/step
-at batch 32, aligned music on): validation loss (EMA) 0.207 at 250, 0.145 at 500, 0.124 at 750,
-0.120 at 1000, val_music_gain 0.0016; its dances to the val and test songs score BAS 0.379 with
-their own music and 0.300 with another song's (guidance 2; 0.442 and 0.294 at guidance 4; the
-real dances 0.917 and 0.242), and 0.272 on 25 s of librosa's 'choice'. The whole demo: 10 to 11
-minutes. With --config.train.steps=3000 (validation loss 0.0975): 0.498 own against 0.274 other
-at guidance 2, 0.621 against 0.270 at 4, and 0.181 on 'choice'.
+Reaches (docs/speed_memory.md, 2026-12-05, this 2-core CPU): 96 songs of 20 s (88 to train on;
+with 24 the DiT learnt them by heart). The autoencoder (16-32-64-64, 8 latent channels, 400 steps
+at 0.8 to 0.9 s/step) to validation mean / p99 error 1.25 / 13.0 bins; the DiT (1.4 M parameters,
+500 steps at lr 1e-3 on the sampler's two reference frames) to validation loss 0.122,
+val_music_gain 0.0045. Its dances to the 4 test songs: BAS 0.397 with their own music against
+0.327 with another's (the real dances 0.976 and 0.203), FID_k 59 and FID_g 30.5 (the real dances
+against themselves 65 and 23.5). `make demo` in a fresh clone: 10 min 42 s (17 min 29 s with the
+wider autoencoder, 1000 DiT steps and six reference frames, a day earlier).
 """
 
 import ml_collections
@@ -41,9 +39,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.synthetic.seconds = 20.0
 
     config.vae.latent_channels = 8
-    config.vae.arch.block_out_channels = (32, 64, 64, 64)
+    # A narrow first level: the full-resolution convolutions were most of the step's FLOPs.
+    config.vae.arch.block_out_channels = (16, 32, 64, 64)
     config.vae.arch.layers_per_block = 1
-    config.vae.arch.norm_num_groups = 16
+    config.vae.arch.norm_num_groups = 8
     config.vae.train.batch_size = 16
     config.vae.train.crop_frames = 64
     config.vae.train.steps = 400
@@ -54,13 +53,14 @@ def get_config() -> ml_collections.ConfigDict:
     config.vae.train.checkpoint_every = 200
 
     config.model.patch = (1, 1)  # 8 x 8 latents -> 64 pose tokens and 8 music tokens
-    config.model.aligned_music = True  # dances to the beat sooner (module docstring)
+    config.model.aligned_music = True  # dances to the beat sooner (docs/beats.md)
     config.model.width = 128
     config.model.depth = 4
     config.model.heads = 4
     config.train.batch_size = 32
-    config.train.steps = 1000
-    config.train.learning_rate = 5e-4
+    config.latents.reference_frames = (0, 16)  # the sampler's two: a third of the cache's time
+    config.train.steps = 500
+    config.train.learning_rate = 1e-3
     config.train.warmup_steps = 100
     config.train.ema_decay = 0.999
     config.train.log_every = 50
