@@ -94,7 +94,7 @@ def test_records_equal_encoding_by_hand(cache):
 
 
 def test_manifest_normalises_train_latents(cache):
-    root, config, autoencoder, manifest = cache
+    root, _, autoencoder, manifest = cache
     store = latents.LatentStore(root / "latents")
     train = np.stack([store[i]["latent"] for i in range(len(store))]).astype(np.float32)
     scale, shift = latents.scale_shift(manifest)
@@ -117,7 +117,7 @@ def test_manifest_normalises_train_latents(cache):
     assert manifest["vae"]["weights_sha256"] == autoencoder.weights_sha256
     segment_manifest = segments.read_manifest(root / "segments")
     assert manifest["segments"]["content_hash"] == segment_manifest["content_hash"]
-    assert manifest["settings"]["reference_frames"] == list(config.latents.reference_frames)
+    assert manifest["settings"]["reference_frames"] == [0, 16]  # configs/tiny_cpu.py's
 
 
 def test_rerun_is_a_no_op_and_other_inputs_rebuild(cache, tmp_path, capsys):
