@@ -65,25 +65,29 @@ def synthesised_song(path: Path, config: ml_collections.ConfigDict, seconds: flo
     return path
 
 
-def stage(number: int, text: str) -> None:
-    print(f"[{number}/5] {text}", flush=True)
+def stage(number: int, text: str, start: float) -> None:
+    """One line per stage, with the seconds since `start` (a time.perf_counter() value)."""
+    print(f"[{number}/5] {text} (at {time.perf_counter() - start:.0f} s)", flush=True)
 
 
-def prepare(config: ml_collections.ConfigDict, work: Path) -> Path:
-    """Stages 1-3 (cached in `work`); returns the trained run folder."""
-    stage(1, "synthetic dataset")
+def prepare(config: ml_collections.ConfigDict, work: Path, start: float | None = None) -> Path:
+    """Stages 1-3 (cached in `work`); returns the trained run folder. `start`: as stage()'s
+    (default: now)."""
+    start = time.perf_counter() if start is None else start
+    stage(1, "synthetic dataset", start)
     build.build("synthetic", work / "raw", work / "segments", config)
     if config.vae.name == RAW_COORDS:
-        stage(2, "the latent cache of raw coordinates (no autoencoder to train)")
+        stage(2, "the latent cache of raw coordinates (no autoencoder to train)", start)
         weights = ""
     else:
-        stage(2, f"onehot-kl autoencoder ({config.vae.train.steps} steps), then the latent cache")
+        stage(2, f"onehot-kl autoencoder ({config.vae.train.steps} steps), then the latent cache",
+              start)
         vae_train.train(config, work / "segments", work / "vae")
         weights = str(work / "vae" / vae_train.WEIGHTS_FILE)
     autoencoder = load_autoencoder(config.vae.name, weights, image_channels(config.pose.skeleton),
                                    bins=config.pose.bins)
     precompute.precompute(work / "segments", autoencoder, work / "latents", config)
-    stage(3, f"DiT ({config.train.steps} steps)")
+    stage(3, f"DiT ({config.train.steps} steps)", start)
     train.train(config, work / "latents", work / "run")
     return work / "run"
 
@@ -99,14 +103,14 @@ def main(argv: list[str]) -> None:
     del argv
     config, out = FLAGS.config, Path(FLAGS.out)
     start = time.perf_counter()
-    run = prepare(config, out / "work")
+    run = prepare(config, out / "work", start)
     song_path = find_example_song()
     if song_path is None:
         song_path = synthesised_song(out / "work" / "synthesised_song.wav", config, FLAGS.seconds)
-        print(f"[4/5] librosa's example 'choice' is not on this machine and cannot be "
-              f"downloaded: dancing to a synthesised drum track, {song_path}")
+        stage(4, f"librosa's example 'choice' is not on this machine and cannot be "
+                 f"downloaded: dancing to a synthesised drum track, {song_path}", start)
     else:
-        print(f"[4/5] dancing to {song_path.name}")
+        stage(4, f"dancing to {song_path.name}", start)
     generator = sample.DanceGenerator.load(run)
     song = sample.load_song(song_path, generator.config, config.pose.fps, 0.0, FLAGS.seconds)
     width, height = generator.info["mean_dancer"]["frame"]

@@ -21,6 +21,7 @@ QUICK = ["--config.data.synthetic.num_songs=4", "--config.data.synthetic.val_son
          "--config.train.steps=10", "--config.train.eval_every=10", "--config.train.batch_size=8",
          "--config.model.width=64", "--config.model.depth=1", "--config.latents.workers=0",
          "--seconds=4"]
+STAGES = {"[1/5]", "[2/5]", "[3/5]", "[4/5]"}
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,10 @@ def test_demo_runs_end_to_end(demo):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "dancing to a synthesised drum track" in result.stdout  # no song, no network here
     assert "[5/5] 4.0 s dance" in result.stdout
+    stage_lines = [line for line in result.stdout.splitlines() if line[:5] in STAGES]
+    stage_seconds = [int(line.rsplit("(at ", 1)[1].removesuffix(" s)")) for line in stage_lines]
+    assert len(stage_seconds) == 4  # each stage's line says when it began
+    assert stage_seconds == sorted(stage_seconds)
     assert "beat align score" in result.stdout
     out = root / "out"
     assert {"dance.npz", "dance.mp4", "openpose", "speed_beats.png", "work"} == {
