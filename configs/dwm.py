@@ -18,8 +18,8 @@ autoencoder's 2000 steps (45 to 110 min) reconstruct the test dances at FID_g 14
 3000 steps on its latents (about 50 min alone at 1.0 s/step) danced to the 7 test songs with
 jitter 7.7 body lengths/s^2 (real 5.2), FID_k 73 (floor 19.6), FID_g 18.3 (floor 9.3), Div_k
 11.1 (real 8.6), seams 1.2 (real 1.1), but not to their music (BAS 0.289 with it, 0.312 with
-another song's).
-Measured with the autoencoder trained 1000 steps and continued to 2000, not yet as one run.
+another song's). Measured with the autoencoder trained 1000 steps and continued to 2000, not yet
+as one run.
 """
 
 import ml_collections
