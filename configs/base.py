@@ -39,7 +39,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.audio = ml_collections.ConfigDict()
     config.audio.sample_rate = 22050  # Hz, audio is resampled to it on load
     config.audio.frames_per_token = 8  # pose frames per music token (one latent column)
-    config.audio.beat_cycles = False  # 4 more features: the 1- and 2-beat cycles' phase (beats.md)
 
     config.data = ml_collections.ConfigDict()
     config.data.source = "synthetic"  # one of: synthetic, dwm, aistpp, wild

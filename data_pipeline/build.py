@@ -86,7 +86,7 @@ from data_pipeline import segments
 from data_pipeline.sources import GENERATED_SOURCES, HAND_SOURCES, PARTITIONED, SOURCES
 from data_pipeline.sources.base import SPLITS, Performance
 from hotdance_jax import cli, io
-from hotdance_jax.audio import load_audio, music_features, num_music_features
+from hotdance_jax.audio import NUM_BASELINE_FEATURES, load_audio, music_features
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import staged_directory
 from hotdance_jax.pose import pipeline_skeleton
@@ -218,8 +218,7 @@ def frame_music(
     """The performance trimmed to its music, and (num_frames, D) music features on its frames;
     a motion-only performance whole, with zeros."""
     if not perf.has_music:
-        features = num_music_features(config.audio.beat_cycles)
-        return perf, np.zeros((perf.num_frames, features), np.float32)
+        return perf, np.zeros((perf.num_frames, NUM_BASELINE_FEATURES), np.float32)
     audio = load_audio(
         perf.audio_path,
         config.audio.sample_rate,
@@ -228,8 +227,7 @@ def frame_music(
     )
     music_frames = int(np.floor(len(audio) / config.audio.sample_rate * perf.fps))
     perf = segments.trim(perf, min(perf.num_frames, music_frames))
-    music = music_features(audio, config.audio.sample_rate, perf.fps, perf.num_frames,
-                           beat_cycles=config.audio.beat_cycles)
+    music = music_features(audio, config.audio.sample_rate, perf.fps, perf.num_frames)
     return perf, music
 
 

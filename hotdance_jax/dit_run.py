@@ -11,7 +11,7 @@ import ml_collections
 from flax import nnx
 
 from hotdance_jax import flow
-from hotdance_jax.audio.features import num_music_features
+from hotdance_jax.audio.features import NUM_BASELINE_FEATURES
 from hotdance_jax.errors import InputError
 from hotdance_jax.models import DiT, DiTConfig
 from hotdance_jax.training import OptimizerSettings
@@ -30,11 +30,6 @@ def dit_config(config: ml_collections.ConfigDict, manifest: dict) -> DiTConfig:
     if missing:
         raise InputError(f"config.model lacks {', '.join(missing)}: a run saved by an older "
                          "version of hotdance_jax; train it again with this one")
-    if manifest["music_features"] != music_feature_count(config):
-        raise InputError(
-            f"the latent cache holds {manifest['music_features']} music features per frame, "
-            f"config.audio.beat_cycles={beat_cycles(config)} gives {music_feature_count(config)}:"
-            " build the segments and train with the same setting")
     bins, frames, channels = manifest["latent_shape"]
     dtype = compute_dtype(model["dtype"])
     return DiTConfig(
@@ -50,16 +45,6 @@ def dit_config(config: ml_collections.ConfigDict, manifest: dict) -> DiTConfig:
     )
 
 
-def beat_cycles(config: ml_collections.ConfigDict) -> bool:
-    """config.audio.beat_cycles; False for a run saved before the setting existed."""
-    return config.audio.get("beat_cycles", False)
-
-
-def music_feature_count(config: ml_collections.ConfigDict) -> int:
-    """Music features per frame of the segments and songs `config` dances to."""
-    return num_music_features(beat_cycles(config))
-
-
 def cache_shapes(config: ml_collections.ConfigDict) -> dict:
     """The latent cache fields dit_config reads, as a cache made with `config` holds them: an
     autoencoder of config.vae.stride and config.vae.latent_channels, or
@@ -72,7 +57,7 @@ def cache_shapes(config: ml_collections.ConfigDict) -> dict:
         stride = (config.vae.stride, config.vae.stride)
         channels = config.vae.latent_channels
     return {"latent_shape": [bins // stride[0], frames // stride[1], channels],
-            "music_features": music_feature_count(config),
+            "music_features": NUM_BASELINE_FEATURES,
             "vae": {"stride": list(stride)}}
 
 

@@ -62,13 +62,7 @@ from hotdance_jax.choreography import (
     read_reference,
     warp_to_keyframes,
 )
-from hotdance_jax.dit_run import (
-    CACHE_INFO_FILE,
-    StepSettings,
-    TrainState,
-    beat_cycles,
-    dit_config,
-)
+from hotdance_jax.dit_run import CACHE_INFO_FILE, StepSettings, TrainState, dit_config
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import run_path, save_npz, save_wav, staged_directory
 from hotdance_jax.models import DiT
@@ -143,8 +137,7 @@ def analysed_song(path: Path | None, start: float, audio: np.ndarray,
     """A Song of `audio` (samples at config.audio.sample_rate, from `start` seconds of `path`),
     its features at `fps`, beats and tempo."""
     sample_rate = config.audio.sample_rate
-    features = music_features(audio, sample_rate, fps, round(len(audio) / sample_rate * fps),
-                              beat_cycles=beat_cycles(config))
+    features = music_features(audio, sample_rate, fps, round(len(audio) / sample_rate * fps))
     return Song(path, start, audio, sample_rate, features, beat_times(audio, sample_rate),
                 tempo_bpm(audio, sample_rate))
 

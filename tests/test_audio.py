@@ -14,7 +14,6 @@ import soundfile
 
 from hotdance_jax.audio import (
     BEAT,
-    BEAT_CYCLE_NAMES,
     FEATURE_NAMES,
     NUM_BASELINE_FEATURES,
     ONSET_PEAK,
@@ -23,11 +22,9 @@ from hotdance_jax.audio import (
     load_external_features,
     music_features,
     music_tokens,
-    num_music_features,
     require_duration,
     tempo_bpm,
 )
-from hotdance_jax.audio.features import beat_cycle_columns
 from hotdance_jax.errors import InputError
 from tests.conftest import shared_file
 
@@ -126,39 +123,6 @@ def test_features_pad_past_the_end_and_crop():
 
 def test_feature_names():
     assert len(FEATURE_NAMES) == NUM_BASELINE_FEATURES == 35
-    assert num_music_features(False) == 35
-    assert num_music_features(True) == 35 + 4
-
-
-def test_beat_cycles_follow_the_beats_between_and_beyond_them():
-    beats = np.array([1.0, 1.5, 2.1, 2.6])  # seconds, a tempo that changes
-    fps = 10.0
-    columns = beat_cycle_columns(beats, fps, 40)  # 0 .. 3.9 s
-    assert columns.shape == (len(BEAT_CYCLE_NAMES), 40)
-    beat_sin, beat_cos, _, two_cos = columns
-    on_beats = np.rint(beats * fps).astype(int)
-    np.testing.assert_allclose(beat_cos[on_beats], 1.0, atol=1e-6)  # every beat starts a cycle
-    np.testing.assert_allclose(two_cos[on_beats], [1, -1, 1, -1], atol=1e-6)  # every other
-    np.testing.assert_allclose(beat_cos[18], -1.0, atol=1e-6)  # 1.8 s: half way, 1.5 .. 2.1
-    np.testing.assert_allclose(beat_sin[18], 0.0, atol=1e-6)
-    # before the first beat and after the last, the median interval (0.5 s) goes on
-    np.testing.assert_allclose(beat_cos[[5, 31]], 1.0, atol=1e-6)  # 0.5 s and 3.1 s: beats
-    np.testing.assert_allclose(two_cos[[5, 31]], [-1.0, 1.0], atol=1e-6)  # beats -1 and 4
-    np.testing.assert_allclose(two_cos[[0, 36]], [1.0, -1.0], atol=1e-6)  # beats -2 and 5
-    np.testing.assert_allclose(beat_sin**2 + beat_cos**2, 1.0, atol=1e-6)
-    np.testing.assert_array_equal(beat_cycle_columns(beats[:1], fps, 40), 0.0)
-
-
-def test_features_with_beat_cycles_add_four_columns_on_the_tracked_beats():
-    audio = click_track()
-    plain = music_features(audio, SR, 30, 150)
-    cycles = music_features(audio, SR, 30, 150, beat_cycles=True)
-    assert cycles.shape == (150, num_music_features(True))
-    np.testing.assert_array_equal(cycles[:, :NUM_BASELINE_FEATURES], plain)
-    beats = np.flatnonzero(plain[:, BEAT])
-    np.testing.assert_allclose(cycles[beats, NUM_BASELINE_FEATURES + 1], 1.0, atol=0.1)
-    half_way = (beats[:-1] + beats[1:]) // 2  # clicks 15 frames apart
-    np.testing.assert_allclose(cycles[half_way, NUM_BASELINE_FEATURES + 1], -1.0, atol=0.1)
     assert FEATURE_NAMES[ONSET_PEAK] == "onset_peak"
     assert FEATURE_NAMES[BEAT] == "beat"
 

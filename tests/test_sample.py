@@ -116,17 +116,6 @@ def test_songs_of_one_file_name_get_their_own_noise(generator, tmp_path):
     np.testing.assert_array_equal(noise[0], noise[2])  # the same audio elsewhere: the same noise
 
 
-def test_songs_get_the_music_features_their_run_was_trained_on(tmp_path):
-    """A run built with config.audio.beat_cycles gets the 4 cycle columns; a run saved before
-    the setting existed gets the 35 it was trained on."""
-    path = song_file(tmp_path / "song.wav", 3.0)
-    config = tiny_config()
-    config.audio.beat_cycles = True
-    assert sample.load_song(path, config, 30.0).features.shape == (90, 39)
-    del config.audio["beat_cycles"]
-    assert sample.load_song(path, config, 30.0).features.shape == (90, 35)
-
-
 def test_the_command_writes_npz_openpose_json_and_video(run, tmp_path):
     song = song_file(tmp_path / "song.wav", 6.0)
     result = subprocess.run(

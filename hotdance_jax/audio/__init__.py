@@ -2,7 +2,6 @@
 
 from hotdance_jax.audio.features import (
     BEAT,
-    BEAT_CYCLE_NAMES,
     CHROMA,
     FEATURE_NAMES,
     HOP_LENGTH,
@@ -14,14 +13,12 @@ from hotdance_jax.audio.features import (
     load_external_features,
     music_features,
     music_tokens,
-    num_music_features,
     tempo_bpm,
 )
 from hotdance_jax.audio.loading import load_audio, require_duration
 
 __all__ = [
     "BEAT",
-    "BEAT_CYCLE_NAMES",
     "CHROMA",
     "FEATURE_NAMES",
     "HOP_LENGTH",
@@ -34,7 +31,6 @@ __all__ = [
     "load_external_features",
     "music_features",
     "music_tokens",
-    "num_music_features",
     "require_duration",
     "tempo_bpm",
 ]

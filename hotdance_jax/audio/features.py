@@ -6,9 +6,7 @@ sample i * HOP_LENGTH, i.e. at time i / fps exactly: row i describes the music a
 from the first sample. The onset-strength column is librosa's on that grid (as EDGE's); its peak
 trails a sharp attack by up to one frame (a click on a frame time peaks one frame later at 30 and
 60 fps). The onset-peak and beat columns come from a finer onset envelope (about RHYTHM_FRAME_RATE
-Hz whatever the fps; clicks land within 5 ms), placed on the nearest frame. With `beat_cycles`,
-four more columns give the phase of the one- and two-beat cycles between the tracked beats
-(sine and cosine), a tempo the DiT can read at every frame rather than from sparse beat spikes.
+Hz whatever the fps; clicks land within 5 ms), placed on the nearest frame.
 """
 
 from __future__ import annotations
@@ -44,12 +42,6 @@ MFCC = slice(1, 1 + NUM_MFCC)
 CHROMA = slice(MFCC.stop, MFCC.stop + len(PITCH_CLASSES))
 ONSET_PEAK = CHROMA.stop
 BEAT = ONSET_PEAK + 1
-BEAT_CYCLE_NAMES = ("beat_cycle_sin", "beat_cycle_cos", "two_beat_cycle_sin", "two_beat_cycle_cos")
-
-
-def num_music_features(beat_cycles: bool) -> int:
-    """Columns of `music_features`: 35, or 39 with the beat cycles."""
-    return NUM_BASELINE_FEATURES + (len(BEAT_CYCLE_NAMES) if beat_cycles else 0)
 
 
 def music_features(
@@ -59,15 +51,12 @@ def music_features(
     num_frames: int,
     *,
     bpm: float | None = None,
-    beat_cycles: bool = False,
 ) -> np.ndarray:
-    """(num_frames, 35) float32 features, row i at time i / fps; (num_frames, 39) with
-    `beat_cycles`.
+    """(num_frames, 35) float32 features, row i at time i / fps.
 
     Columns follow FEATURE_NAMES: onset strength, 20 MFCC, 12 chroma CENS, onset-peak one-hot,
-    beat one-hot, then BEAT_CYCLE_NAMES if asked. `audio` is (num_samples,) at `sample_rate` Hz;
-    past its end the continuous columns repeat their last value. `bpm`, when known, fixes the beat
-    tracker's tempo.
+    beat one-hot. `audio` is (num_samples,) at `sample_rate` Hz; past its end the
+    continuous columns repeat their last value. `bpm`, when known, fixes the beat tracker's tempo.
     """
     if fps < MIN_FPS or num_frames < 1:
         raise InputError(
@@ -91,25 +80,7 @@ def music_features(
         _one_hot(peaks, fps, num_frames),
         _one_hot(beats, fps, num_frames),
     ]
-    if beat_cycles:
-        columns.append(beat_cycle_columns(beats, fps, num_frames))
     return np.concatenate(columns, axis=0).T.astype(np.float32)
-
-
-def beat_cycle_columns(beats: np.ndarray, fps: float, num_frames: int) -> np.ndarray:
-    """(4, num_frames): sin and cos of 2 pi n and of pi n, n the beat count at each frame time
-    (0 at the first of the `beats`, seconds; linear between beats, at the median interval before
-    the first and after the last). Zeros with fewer than two beats (no tempo to give)."""
-    if len(beats) < 2:
-        return np.zeros((len(BEAT_CYCLE_NAMES), num_frames), np.float32)
-    times = np.arange(num_frames) / fps
-    interval = float(np.median(np.diff(beats)))
-    count = np.interp(times, beats, np.arange(len(beats), dtype=np.float64))
-    before, after = times < beats[0], times > beats[-1]
-    count[before] = (times[before] - beats[0]) / interval
-    count[after] = len(beats) - 1 + (times[after] - beats[-1]) / interval
-    beat, two_beats = 2 * np.pi * count, np.pi * count
-    return np.stack([np.sin(beat), np.cos(beat), np.sin(two_beats), np.cos(two_beats)])
 
 
 def _fit_frames(feature: np.ndarray, num_frames: int) -> np.ndarray:
