@@ -13,13 +13,12 @@ The whole pipeline on this 2-core CPU, one config for every stage:
 
 Reaches (docs/real_dances.md, the study that tunes this recipe; 2026-12-06, 2-core CPU): the 33
 performances in ../shared -> 853 segments (610 train, 45 val, 198 test) at 30 fps, filmed by a
-camera that follows the dancer at the fixed camera's scale in a 1080 x 1080 frame. The
-autoencoder's 2000 steps (45 to 110 min) reconstruct the test dances at FID_g 14.5; the DiT's
-3000 steps on its latents (about 50 min alone at 1.0 s/step) danced to the 7 test songs with
-jitter 7.7 body lengths/s^2 (real 5.2), FID_k 73 (floor 19.6), FID_g 18.3 (floor 9.3), Div_k
-11.1 (real 8.6), seams 1.2 (real 1.1), but not to their music (BAS 0.289 with it, 0.312 with
-another song's). Measured with the autoencoder trained 1000 steps and continued to 2000, not yet
-as one run.
+camera that follows the dancer at the fixed camera's scale in a 1080 x 1080 frame. As one fresh
+run (2026-12-06): the autoencoder's 2000 steps (81 min beside other runs) to test error mean /
+p99 1.8 / 15.8 bins; the DiT's 3000 steps on its latents (about 40 to 50 min alone, 0.7 to 1.0
+s/step) danced to the 7 test songs with jitter 8.6 body lengths/s^2 (real 5.2), FID_k 84 (floor
+19.6), FID_g 15.5 (floor 9.3), Div_k 11.5 (real 8.6), seams 1.7 (real 1.1; 1.2 in another run),
+with no music gain in its loss.
 """
 
 import ml_collections

@@ -13,14 +13,14 @@ configs/tiny_cpu.py --out demo_out); stage by stage:
   python -m hotdance_jax.train --config configs/tiny_cpu.py --workdir runs/tiny \\
       --latents data/synthetic_latents
 
-Reaches (docs/speed_memory.md, 2026-12-05, this 2-core CPU): 96 songs of 20 s (88 to train on;
+Reaches (docs/speed_memory.md, 2026-12-06, this 2-core CPU): 96 songs of 20 s (88 to train on;
 with 24 the DiT learnt them by heart). The autoencoder (16-32-64-64, 8 latent channels, 400 steps
-at 0.8 to 0.9 s/step) to validation mean / p99 error 1.25 / 13.0 bins; the DiT (1.4 M parameters,
-500 steps at lr 1e-3 on the sampler's two reference frames) to validation loss 0.122,
-val_music_gain 0.0045. Its dances to the 4 test songs: BAS 0.397 with their own music against
-0.327 with another's (the real dances 0.976 and 0.203), FID_k 59 and FID_g 30.5 (the real dances
-against themselves 65 and 23.5). `make demo` in a fresh clone: 10 min 42 s (17 min 29 s with the
-wider autoencoder, 1000 DiT steps and six reference frames, a day earlier).
+on crops of 32 frames) to validation mean / p99 error 1.27 / 12.8 bins; the DiT (1.4 M
+parameters, 500 steps at lr 1e-3 on the sampler's two reference frames) to validation loss 0.124,
+val_music_gain 0.0022. Its dances to the 4 test songs (2026-12-06): BAS 0.364 with their own
+music against 0.292 with another's (the real dances 0.976 and 0.203), FID_k 54 and FID_g 31 (the
+real dances against themselves 65 and 23.5). `make demo`: 5 min 56 s (9 min 13 s with crops of
+64 frames, the same day).
 """
 
 import ml_collections
@@ -44,7 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.vae.arch.layers_per_block = 1
     config.vae.arch.norm_num_groups = 8
     config.vae.train.batch_size = 16
-    config.vae.train.crop_frames = 64
+    config.vae.train.crop_frames = 32  # half the step, as good (docs/speed_memory.md)
     config.vae.train.steps = 400
     config.vae.train.learning_rate = 1e-3
     config.vae.train.warmup_steps = 50
