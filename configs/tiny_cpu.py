@@ -15,12 +15,12 @@ configs/tiny_cpu.py --out demo_out); stage by stage:
 
 Reaches (docs/speed_memory.md, 2026-12-06, this 2-core CPU): 96 songs of 20 s (88 to train on;
 with 24 the DiT learnt them by heart). The autoencoder (16-32-64-64, 8 latent channels, 400 steps
-on crops of 32 frames) to validation mean / p99 error 1.27 / 12.8 bins; the DiT (1.4 M
-parameters, 500 steps at lr 1e-3 on the sampler's two reference frames) to validation loss 0.124,
-val_music_gain 0.0022. Its dances to the 4 test songs (2026-12-06): BAS 0.364 with their own
-music against 0.292 with another's (the real dances 0.976 and 0.203), FID_k 54 and FID_g 31 (the
-real dances against themselves 65 and 23.5). `make demo`: 5 min 56 s (9 min 13 s with crops of
-64 frames, the same day).
+of 12 crops of 32 frames) to validation mean / p99 error 1.38 / 13.8 bins; the DiT (1.4 M
+parameters, 400 steps at lr 1e-3 on the sampler's two reference frames) to validation loss 0.124,
+val_music_gain 0.0034. Its dances to the 4 test songs: BAS 0.366 with their own music against
+0.314 with another's (the real dances 0.976 and 0.203), FID_k 55 and FID_g 36 (the real dances
+against themselves 65 and 23.5). `make demo`: 4 min 33 s (5 min 13 s with 16 crops and 500 DiT
+steps, the same hour).
 """
 
 import ml_collections
@@ -43,7 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.vae.arch.block_out_channels = (16, 32, 64, 64)
     config.vae.arch.layers_per_block = 1
     config.vae.arch.norm_num_groups = 8
-    config.vae.train.batch_size = 16
+    config.vae.train.batch_size = 12  # with 400 DiT steps: the demo in 5 min (speed_memory.md)
     config.vae.train.crop_frames = 32  # half the step, as good (docs/speed_memory.md)
     config.vae.train.steps = 400
     config.vae.train.learning_rate = 1e-3
@@ -59,7 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.heads = 4
     config.train.batch_size = 32
     config.latents.reference_frames = (0, 16)  # the sampler's two: a third of the cache's time
-    config.train.steps = 500
+    config.train.steps = 400
     config.train.learning_rate = 1e-3
     config.train.warmup_steps = 100
     config.train.ema_decay = 0.999
