@@ -19,8 +19,8 @@ of 12 crops of 32 frames) to validation mean / p99 error 1.38 / 13.8 bins; the D
 parameters, 400 steps at lr 1e-3 on the sampler's two reference frames) to validation loss 0.124,
 val_music_gain 0.0034. Its dances to the 4 test songs: BAS 0.366 with their own music against
 0.314 with another's (the real dances 0.976 and 0.203), FID_k 55 and FID_g 36 (the real dances
-against themselves 65 and 23.5). `make demo`: 4 min 33 s (5 min 13 s with 16 crops and 500 DiT
-steps, the same hour).
+against themselves 65 and 23.5). `make demo` in a fresh clone: 4 min 56 s (in a worktree 4 min
+33 s, against 5 min 13 s with 16 crops and 500 DiT steps, the same hour).
 """
 
 import ml_collections
