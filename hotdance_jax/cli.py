@@ -2,12 +2,15 @@
 
 Bad input ends a command with one line on stderr, `error: <what and where>`, and a non-zero exit:
 status 1 for an InputError raised by the command, 2 for a bad flag, config file or config key.
-Library logs (Orbax's INFO lines) are shown from WARNING up unless `-v 0` (or `--verbosity`) asks.
+Library logs (Orbax's INFO lines) are shown from WARNING up unless `-v 0` (or `--verbosity`) asks;
+at the default, Orbax's warning that a checkpoint folder is opened read-only (the sampler always
+opens it so) is dropped.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import sys
 from collections.abc import Callable
@@ -58,12 +61,18 @@ def _fail_unknown_key(error: Exception) -> NoReturn:
     fail(f"config key {key!r} does not exist (check the --config.* overrides)", 2)
 
 
+def drop_read_only_notice(record: logging.LogRecord) -> bool:
+    """A logging filter: False for Orbax's "Given directory is read only" warning."""
+    return not record.getMessage().startswith("Given directory is read only")
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, with flag and config-file errors as one line; warnings-only logs."""
     try:
         remaining = flags.FLAGS(argv)
         if flags.FLAGS["verbosity"].using_default_value:
             flags.FLAGS.verbosity = -1  # absl.app would raise an unset verbosity to INFO
+            logging.getLogger("absl").addFilter(drop_read_only_notice)
         if _config is not None:
             # Touching an attribute makes a config that failed to load raise its OSError here.
             _config.value.to_dict  # noqa: B018

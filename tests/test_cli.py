@@ -48,15 +48,22 @@ def test_bad_override_value_and_missing_config_file(tmp_path):
 
 @pytest.mark.slow  # starts a Python process
 def test_library_info_logs_are_quiet_unless_asked():
+    """INFO lines and Orbax's read-only notice only when asked; other warnings always."""
     program = ("from absl import logging; from hotdance_jax import cli; "
-               "cli.run(lambda argv: logging.info('checkpoint saved'))")
+               "cli.run(lambda argv: [logging.info('checkpoint saved'), "
+               "logging.warning('Given directory is read only=%s', 'ckpt'), "
+               "logging.warning('disk nearly full')] and None)")
 
     def stderr(*flags):
         return subprocess.run([sys.executable, "-c", program, *flags], capture_output=True,
                               text=True, cwd=REPO, env=ENV, check=True).stderr
 
-    assert "checkpoint saved" not in stderr()
-    assert "checkpoint saved" in stderr("-v", "0")
+    quiet, verbose = stderr(), stderr("-v", "0")
+    assert "checkpoint saved" not in quiet
+    assert "read only" not in quiet
+    assert "disk nearly full" in quiet
+    assert "checkpoint saved" in verbose
+    assert "read only=ckpt" in verbose
 
 
 @pytest.mark.slow  # starts a Python process
