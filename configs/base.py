@@ -61,7 +61,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.dwm.camera = "fixed"  # fixed (one camera for the dataset) or follow (pans)
     config.data.dwm.follow_seconds = 1.5  # follow: the camera's smoothing of the hips, +-2 sigma
     config.data.dwm.follow_px_per_cm = 4.6  # follow: the scale at a frame 1080 px high
-    config.data.dwm.extra_views = ()  # degrees: training performances also seen turned by these
 
     config.data.aistpp = ml_collections.ConfigDict()
     config.data.aistpp.variant = "view"  # "view": a camera of keypoints2d; "calibrated": AIST++2D

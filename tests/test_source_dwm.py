@@ -46,12 +46,10 @@ def worlds(root):
 FOLLOW_PX_PER_CM = get_config().data.dwm.follow_px_per_cm  # the default, at 1080 px high
 
 
-def _data_config(width: int = 1920, height: int = 1080, extra_views: tuple = (),
-                 camera: str = "fixed", follow_seconds: float = 1.5,
-                 follow_px_per_cm: float = FOLLOW_PX_PER_CM):
+def _data_config(width: int = 1920, height: int = 1080, camera: str = "fixed",
+                 follow_seconds: float = 1.5, follow_px_per_cm: float = FOLLOW_PX_PER_CM):
     config = get_config().data
     config.dwm.width, config.dwm.height = width, height
-    config.dwm.extra_views = extra_views
     config.dwm.camera, config.dwm.follow_seconds = camera, follow_seconds
     config.dwm.follow_px_per_cm = follow_px_per_cm
     return config
@@ -146,43 +144,6 @@ def test_real_performances_at_another_frame_size(root, loaded):
     small = next(dwm.performances(root, _data_config(960, 540), collections.Counter()))
     full = loaded[0][small.sequence_id]
     np.testing.assert_allclose(small.keypoints, full.keypoints / 2, atol=1e-3)
-
-
-def test_extra_views_turn_the_camera_for_training_performances_only(root, loaded, worlds):
-    stats = collections.Counter()
-    perfs = {p.sequence_id: p for p in dwm.performances(root, _data_config(extra_views=(90,)),
-                                                         stats)}
-    train = sorted(n for n, p in loaded[0].items() if p.split == "train")
-    hidden = []
-    assert sorted(perfs) == sorted(list(loaded[0]) + [f"{n}@yaw90" for n in train])
-    assert (stats["dwm_performances"], stats["dwm_extra_views"]) == (33, len(train))
-    axis = np.deg2rad(dwm.FLOOR_AXIS_DEG)
-    for name in train:
-        turned, front = perfs[f"{name}@yaw90"], loaded[0][name]
-        assert (turned.split, turned.audio_path, turned.audio_offset) == (
-            "train", front.audio_path, front.audio_offset)
-        seen = (turned.confidence > 0) & (front.confidence > 0)
-        # Heights are the fixed camera's; across the frame the new floor axis is world
-        # z cos(a) - x sin(a) (a + 90 degrees from x), its middle over all joints at x = 960.
-        world = dwm.ground(worlds[name])
-        across = world[..., 2] * np.cos(axis) - world[..., 0] * np.sin(axis)
-        middle = (np.nanmax(across) + np.nanmin(across)) / 2
-        hip = across[:, DWM_23.index("right_hip")]
-        np.testing.assert_allclose(turned.keypoints[:, J("right_hip"), 0][seen[:, J("right_hip")]],
-                                   (960 + dwm.PX_PER_CM * (hip - middle))[seen[:, J("right_hip")]],
-                                   atol=1e-2)
-        # A dancer travelling further than the frame is wide leaves it (hidden, counted).
-        fits = np.ptp(across[np.isfinite(across)]) * dwm.PX_PER_CM < 1920
-        lost = (front.confidence > 0).sum() - (turned.confidence > 0).sum()
-        assert lost == 0 if fits else lost > 0, name
-        hidden.append(lost)
-    assert stats["dwm_keypoints_out_of_frame"] == sum(hidden)
-
-
-@pytest.mark.parametrize("angle", [0, 360, -720])
-def test_extra_view_that_is_no_turn_is_refused(root, angle):
-    with pytest.raises(InputError, match=rf"extra_views: {angle} degrees; expected a turn"):
-        dwm.performances(root, _data_config(extra_views=(angle,)), collections.Counter())
 
 
 @pytest.fixture(scope="module")

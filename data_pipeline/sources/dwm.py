@@ -25,12 +25,6 @@ heights are real and comparable between dancers:
 A keypoint that still falls outside the frame (not one of the 33 performances in ../shared at
 the default frames) becomes invisible and is counted in `stats["dwm_keypoints_out_of_frame"]`.
 
-Extra views (`config.dwm.extra_views`, degrees; none by default): each training performance is also
-seen by the camera turned by each angle about the vertical axis, as `<name>@yaw<angle>`; a fixed
-camera is then centred on that performance's own travel along the new floor axis. The capture is
-3D, so these are new 2D poses (other foreshortening, other overlaps), not image edits; held-out
-performances keep the one camera, so validation and test figures stay comparable.
-
 Split by whole performances: the published 18 have a fixed split (`split_of`); any other DANCE_*
 folder gets one from crc32 of its name.
 """
@@ -104,7 +98,6 @@ def performances(
     Raises InputError (one line naming the file) for bad input: the root at once, each folder as
     it is reached.
     """
-    extra_views = tuple(float(a) for a in config.dwm.extra_views)
     camera = str(config.dwm.camera)
     follow_seconds, follow_scale = float(config.dwm.follow_seconds), float(
         config.dwm.follow_px_per_cm)
@@ -114,18 +107,14 @@ def performances(
         raise InputError(f"config.data.dwm.follow_seconds: {follow_seconds:g}; expected > 0")
     if camera == "follow" and not follow_scale > 0:
         raise InputError(f"config.data.dwm.follow_px_per_cm: {follow_scale:g}; expected > 0")
-    for angle in extra_views:
-        if not 0 < abs(angle) < 360:
-            raise InputError(f"config.data.dwm.extra_views: {angle:g} degrees; expected a turn "
-                             "strictly between 0 and 360 degrees (either sign)")
     frame = (int(config.dwm.width), int(config.dwm.height))
     follow = (follow_seconds, follow_scale) if camera == "follow" else None
-    return _iterate(_folders(Path(root)), frame, follow, extra_views, stats)
+    return _iterate(_folders(Path(root)), frame, follow, stats)
 
 
 def _iterate(
     folders: list[Path], frame: tuple[int, int], follow: tuple[float, float] | None,
-    extra_views: tuple[float, ...], stats: collections.Counter,
+    stats: collections.Counter,
 ) -> Iterator[Performance]:
     width, height = frame
     for folder in folders:
@@ -133,30 +122,24 @@ def _iterate(
         world = ground(read_world(folder))
         split = split_of(folder.name)
         try:
-            views = {folder.name: view(world, frame, FLOOR_AXIS_DEG, follow)}
-            for angle in extra_views if split == "train" else ():
-                views[f"{folder.name}@yaw{angle:g}"] = view(
-                    world, frame, FLOOR_AXIS_DEG + angle, follow, centred=True)
+            pixels = view(world, frame, FLOOR_AXIS_DEG, follow)
         except InputError as e:
             raise InputError(f"{folder}: {e}") from None
-        for sequence_id, pixels in views.items():
-            keypoints, confidence = to_openpose18(pixels, None, "dwm23")
-            stats["dwm_keypoints_out_of_frame"] += _hide_outside(
-                keypoints, confidence, width, height)
-            yield Performance(
-                sequence_id=sequence_id,
-                keypoints=keypoints,
-                confidence=confidence,
-                fps=FPS,
-                width=width,
-                height=height,
-                audio_path=str(audio_path),
-                audio_offset=start / FPS,
-                split=split,
-                source="dwm",
-            )
+        keypoints, confidence = to_openpose18(pixels, None, "dwm23")
+        stats["dwm_keypoints_out_of_frame"] += _hide_outside(keypoints, confidence, width, height)
+        yield Performance(
+            sequence_id=folder.name,
+            keypoints=keypoints,
+            confidence=confidence,
+            fps=FPS,
+            width=width,
+            height=height,
+            audio_path=str(audio_path),
+            audio_offset=start / FPS,
+            split=split,
+            source="dwm",
+        )
         stats["dwm_performances"] += 1
-        stats["dwm_extra_views"] += len(views) - 1
 
 
 def split_of(name: str) -> str:
@@ -188,13 +171,12 @@ def ground(world: np.ndarray) -> np.ndarray:
 
 
 def view(world: np.ndarray, frame: tuple[int, int], floor_axis_deg: float,
-         follow: tuple[float, float] | None, centred: bool = False) -> np.ndarray:
+         follow: tuple[float, float] | None) -> np.ndarray:
     """(N, J, 3) grounded world cm -> (N, J, 2) pixels of a `frame` (width, height) seen across
     the floor axis at `floor_axis_deg`: by the camera following the hips when `follow` (its
-    smoothing in seconds, its px/cm at a frame 1080 px high) is given, else by the fixed camera
-    (`centred`: on these joints' own travel)."""
+    smoothing in seconds, its px/cm at a frame 1080 px high) is given, else by the fixed camera."""
     if follow is None:
-        return project(world, *frame, floor_axis_deg, centred=centred)
+        return project(world, *frame, floor_axis_deg)
     follow_seconds, px_per_cm = follow
     hips = follow_track(world, floor_axis_deg, follow_seconds)
     scale = px_per_cm * frame[1] / REFERENCE_FRAME[1]
@@ -220,17 +202,15 @@ def _fill_missing(values: np.ndarray) -> np.ndarray:
 
 
 def project(world: np.ndarray, width: int, height: int, floor_axis_deg: float = FLOOR_AXIS_DEG,
-            centred: bool = False, centre: float | np.ndarray | None = None,
-            scale: float | None = None) -> np.ndarray:
+            centre: float | np.ndarray | None = None, scale: float | None = None) -> np.ndarray:
     """(..., 3) world cm -> (..., 2) pixels (x right, y down) of the camera looking across the
     floor axis at `floor_axis_deg` from world x towards world z: the dataset's fixed camera by
     default. `centre` (cm along the axis, broadcast against the joints) lands on the frame's
-    centre instead of CAMERA_CENTRE_CM; `centred` puts the middle of these joints' range there
-    (an extra view); `scale` (px/cm) replaces the fixed camera's. Heights are centred at
-    CAMERA_CENTRE_CM[1] in every case."""
+    centre instead of CAMERA_CENTRE_CM; `scale` (px/cm) replaces the fixed camera's. Heights are
+    centred at CAMERA_CENTRE_CM[1] in every case."""
     across = _across(world, floor_axis_deg)
     if centre is None:
-        centre = (np.nanmax(across) + np.nanmin(across)) / 2 if centred else CAMERA_CENTRE_CM[0]
+        centre = CAMERA_CENTRE_CM[0]
     if scale is None:
         scale = PX_PER_CM * min(width / REFERENCE_FRAME[0], height / REFERENCE_FRAME[1])
     x = width / 2 + scale * (across - centre)
