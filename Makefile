@@ -10,12 +10,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# After installing, the music features once on 4 s of noise: librosa compiles its numba kernels
-# into its cache on first use (about 17 s on a 2-core CPU), here rather than in the first build.
+# Installing also compiles librosa's numba kernels into its cache (features.compile_librosa).
 $(VENV)/.runtime: $(BIN)/python requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet -r requirements.txt -e .
-	$(BIN)/python -c "import numpy as np; from hotdance_jax.audio.features import music_features; \
-	  music_features(np.random.default_rng(0).standard_normal(88200, np.float32), 22050, 30, 120)"
+	$(BIN)/python -c "from hotdance_jax.audio.features import compile_librosa; compile_librosa()"
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt

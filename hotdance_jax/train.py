@@ -79,10 +79,15 @@ def velocity_loss(model: DiT, batch: dict, drop_music: jax.Array, key: jax.Array
                           settings.time_shift)
 
 
+def per_example(keys: jax.Array, rate: float) -> jax.Array:
+    """(b,) bool, each True with probability `rate`: one draw per key of `keys` (b,)."""
+    return jax.vmap(lambda k: jax.random.bernoulli(k, rate))(keys)
+
+
 def drop_references(batch: dict, keys: jax.Array, rate: float) -> dict:
     """The batch with each example's reference latent and mask zeroed (no frame known, the mean
     latent) with probability `rate`, one draw per key of `keys` (b,)."""
-    keep = 1.0 - jax.vmap(lambda k: jax.random.bernoulli(k, rate))(keys).astype(jnp.float32)
+    keep = 1.0 - per_example(keys, rate).astype(jnp.float32)
     return dict(batch, **{name: batch[name] * keep.reshape(-1, *(1,) * (batch[name].ndim - 1))
                           for name in ("reference", "mask")})
 
@@ -99,7 +104,7 @@ def train_step(settings: StepSettings, ts: TrainState, batch: dict) -> dict[str,
     ts.rng[...] = jax.random.key_data(key)
     keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(step_key, i), 3))(
         batch["example"])
-    drop = jax.vmap(lambda k: jax.random.bernoulli(k, settings.music_dropout))(keys[:, 0])
+    drop = per_example(keys[:, 0], settings.music_dropout)
     if settings.reference_dropout > 0:
         batch = drop_references(batch, keys[:, 2], settings.reference_dropout)
     loss, grads = nnx.value_and_grad(velocity_loss)(ts.model, batch, drop, keys[:, 1], settings)

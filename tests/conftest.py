@@ -9,11 +9,10 @@ import tempfile
 from pathlib import Path
 
 import jax
-import numpy as np
 import pytest
 
 from data_pipeline import build, precompute
-from hotdance_jax.audio import music_features
+from hotdance_jax.audio.features import compile_librosa
 from hotdance_jax.config_utils import sibling_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,16 +28,7 @@ def pytest_configure(config):
     tests start inherit it); librosa's numba functions compiled before the workers start."""
     _share_compilation_cache(config)
     if config.getoption("dist", "no") != "no" and "PYTEST_XDIST_WORKER" not in os.environ:
-        _compile_librosa()
-
-
-def _compile_librosa():
-    """Music features of 2 s of noise, so that librosa's numba functions are compiled and cached
-    once here: in a fresh environment two workers compiling the same cached gufunc at once can
-    write mismatched cache files and crash (numba/numba#10128; a worker of `make test` died so in
-    librosa's piptrack on a fresh clone, 2026-12-05)."""
-    noise = np.random.default_rng(0).uniform(-0.5, 0.5, 2 * 22050).astype(np.float32)
-    music_features(noise, 22050, 30.0, 60)
+        compile_librosa()  # once here, not in two workers at once (a crash, 2026-12-05)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -189,8 +189,8 @@ def test_follow_camera_pans_with_the_smoothed_hips(followed, worlds):
 def test_follow_scale_zooms_about_the_frame_centre(worlds):
     """Half the px/cm: every keypoint half as far from the frame's centre, the pan unchanged."""
     world = dwm.ground(worlds["DANCE_W_1"])
-    full = dwm.view(world, (1080, 1080), dwm.FLOOR_AXIS_DEG, (1.5, 4.6))
-    half = dwm.view(world, (1080, 1080), dwm.FLOOR_AXIS_DEG, (1.5, 2.3))
+    full = dwm.view(world, (1080, 1080), (1.5, 4.6))
+    half = dwm.view(world, (1080, 1080), (1.5, 2.3))
     seen = np.isfinite(full).all(-1)
     assert seen.mean() > 0.9
     np.testing.assert_allclose(half[seen] - 540, (full[seen] - 540) / 2, atol=1e-3)

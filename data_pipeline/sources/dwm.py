@@ -122,7 +122,7 @@ def _iterate(
         world = ground(read_world(folder))
         split = split_of(folder.name)
         try:
-            pixels = view(world, frame, FLOOR_AXIS_DEG, follow)
+            pixels = view(world, frame, follow)
         except InputError as e:
             raise InputError(f"{folder}: {e}") from None
         keypoints, confidence = to_openpose18(pixels, None, "dwm23")
@@ -170,17 +170,17 @@ def ground(world: np.ndarray) -> np.ndarray:
     return grounded
 
 
-def view(world: np.ndarray, frame: tuple[int, int], floor_axis_deg: float,
-         follow: tuple[float, float] | None) -> np.ndarray:
+def view(world: np.ndarray, frame: tuple[int, int], follow: tuple[float, float] | None
+         ) -> np.ndarray:
     """(N, J, 3) grounded world cm -> (N, J, 2) pixels of a `frame` (width, height) seen across
-    the floor axis at `floor_axis_deg`: by the camera following the hips when `follow` (its
-    smoothing in seconds, its px/cm at a frame 1080 px high) is given, else by the fixed camera."""
+    the floor axis: by the camera following the hips when `follow` (its smoothing in seconds,
+    its px/cm at a frame 1080 px high) is given, else by the fixed camera."""
     if follow is None:
-        return project(world, *frame, floor_axis_deg)
+        return project(world, *frame)
     follow_seconds, px_per_cm = follow
-    hips = follow_track(world, floor_axis_deg, follow_seconds)
+    hips = follow_track(world, FLOOR_AXIS_DEG, follow_seconds)
     scale = px_per_cm * frame[1] / REFERENCE_FRAME[1]
-    return project(world, *frame, floor_axis_deg, centre=hips[:, None], scale=scale)
+    return project(world, *frame, centre=hips[:, None], scale=scale)
 
 
 def follow_track(world: np.ndarray, floor_axis_deg: float, follow_seconds: float) -> np.ndarray:

@@ -44,6 +44,15 @@ ONSET_PEAK = CHROMA.stop
 BEAT = ONSET_PEAK + 1
 
 
+def compile_librosa() -> None:
+    """Music features of 2 s of noise, so that librosa compiles its numba functions into its
+    cache now (about 17 s in a new environment on a 2-core CPU) rather than in the first build;
+    two processes compiling the same cached gufunc at once can write mismatched cache files and
+    crash (numba/numba#10128)."""
+    noise = np.random.default_rng(0).uniform(-0.5, 0.5, 2 * 22050).astype(np.float32)
+    music_features(noise, 22050, 30.0, 60)
+
+
 def music_features(
     audio: np.ndarray,
     sample_rate: float,
