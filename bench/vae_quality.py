@@ -3,7 +3,8 @@ r"""How well each autoencoder keeps the keypoints: encode + decode held-out segm
   python bench/vae_quality.py --segments data/dwm --split test --bins 512 \
       --onehot-kl runs/vae_dwm/onehot_kl.msgpack --taef2 ../shared/weights/taef2 \
       [--diffusers path/to/vae] [--num 32] [--frames 64] [--jump-cost 1] [--jump-cap 16] \
-      [--free-motion 4] [--radius 0] [--smooth-window 9] [--smooth-order 3] [--dances DIR]
+      [--free-motion 4] [--radius 0] [--smooth-window 9] [--smooth-order 3] [--hand-zoom 0]
+      [--dances DIR]
 
 Per autoencoder (and the bare one-hot codec as the floor): mean and 99th-percentile keypoint error
 after decoding, in bins and in % of the frame width, visibility accuracy (decoded visible == truly
@@ -18,7 +19,9 @@ the soft-argmax half-width in bins), and smooths the keypoints in time with --sm
 --smooth-order (pose.smooth_window and smooth_order; --smooth-window 0: not smoothed), as sampling
 does. The issue's bar for the default: mean <= 1 bin, p99 <= 3 bins, visibility >= 99%.
 The figures in bins, % width and L/s^2 are the body's; segments with hands (openpose18_hands)
-add the hand keypoints' mean and p99 error in hand lengths (metrics.reconstruction_errors).
+add the hand keypoints' mean and p99 error in hand lengths, of their places and of their
+offsets from their wrists (the hands' shapes; metrics.reconstruction_errors); --hand-zoom is
+pose.hand_zoom, the hands encoded in their wrists' frames (pose/hand_frame.py).
 
 --dances DIR also writes every decoded segment as a dance npz (python -m hotdance_jax.sample's
 keys), one folder per row (DIR/codec, DIR/onehot-kl, ...) and the real segments in DIR/real, so
@@ -48,7 +51,7 @@ from hotdance_jax.pose.onehot import (
 from hotdance_jax.pose.smoothing import DEFAULT_SMOOTH_ORDER, DEFAULT_SMOOTH_WINDOW
 from hotdance_jax.vae import load_autoencoder
 
-_encode = jax.jit(encode, static_argnames="bins")
+_encode = jax.jit(encode, static_argnames=("bins", "hand_zoom"))
 
 
 def load_segments(directory: str, split: str, num: int, frames: int) -> dict:
@@ -153,17 +156,20 @@ def main() -> None:
                         help="frames of the Savitzky-Golay filter on decoded keypoints (0: none)")
     parser.add_argument("--smooth-order", type=int, default=DEFAULT_SMOOTH_ORDER,
                         help="its polynomial degree")
+    parser.add_argument("--hand-zoom", type=float, default=0.0,
+                        help="pose.hand_zoom: hands encoded in their wrists' frames at this zoom")
     parser.add_argument("--dances", help="folder to write the decoded segments to as dances")
     args = parser.parse_args()
 
     data = load_segments(args.segments, args.split, args.num, args.frames)
     size = data["size"]
     images = _encode(data["keypoints"], data["confidence"], size[:, 0], size[:, 1],
-                     bins=args.bins)
+                     bins=args.bins, hand_zoom=args.hand_zoom)
     channels = images.shape[-1]
     pose = {"decode_jump_cost": args.jump_cost, "decode_jump_cap": args.jump_cap,
             "decode_free_motion": args.free_motion, "decode_radius": args.radius,
-            "smooth_window": args.smooth_window, "smooth_order": args.smooth_order}
+            "smooth_window": args.smooth_window, "smooth_order": args.smooth_order,
+            "hand_zoom": args.hand_zoom}
     if args.dances:
         save_dances(f"{args.dances}/real", data["keypoints"], data["confidence"], data)
     codec_dances = args.dances and f"{args.dances}/codec"
@@ -183,15 +189,18 @@ def main() -> None:
     hands = "hand_error_mean" in rows["one-hot codec only (floor)"]
     print("| autoencoder | mean err (bins) | p99 err (bins) | mean err (% width) | "
           "p99 err (% width) | visibility acc. | side swaps | height swaps | jitter (L/s^2) | "
-          + ("hand err mean (hand lengths) | hand err p99 | " if hands else "")
+          + ("hand err mean (hand lengths) | hand err p99 | hand shape err mean | "
+             "hand shape err p99 | " if hands else "")
           + "latent shape | encode segments/s |")
-    print("|---" * (13 if hands else 11) + "|")
+    print("|---" * (15 if hands else 11) + "|")
     for name, r in rows.items():
         print(f"| {name} | {r['mean_bins']:.3f} | {r['p99_bins']:.3f} | "
               f"{r['mean_pct_width']:.3f} | {r['p99_pct_width']:.3f} | "
               f"{100 * r['visibility_accuracy']:.2f}% | {r['side_swaps']:.3f} | "
               f"{r['height_swaps']:.3f} | {r['jitter']:.2f} | "
-              + (f"{r['hand_error_mean']:.3f} | {r['hand_error_p99']:.3f} | " if hands else "")
+              + (f"{r['hand_error_mean']:.3f} | {r['hand_error_p99']:.3f} | "
+                 f"{r['hand_shape_error_mean']:.3f} | {r['hand_shape_error_p99']:.3f} | "
+                 if hands else "")
               + f"{r['latent_shape']} | {r['segments_per_s']:.2f} |")
 
 

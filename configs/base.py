@@ -26,6 +26,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.pose.bins = 512  # B: bins across the frame per axis (one-hot image height)
     config.pose.fps = 30.0  # every source is resampled to this frame rate
     config.pose.segment_frames = 256  # T: frames per training segment (one-hot image width)
+    # > 0: each hand's channels hold its offsets from its wrist, magnified this many times
+    # (hotdance_jax/pose/hand_frame.py); 0: hands in the frame's coordinates, as the paper.
+    config.pose.hand_zoom = 0.0
     # How decoded images are read: the codec's defaults (hotdance_jax/pose/onehot.py, smoothing.py)
     config.pose.decode_radius = onehot.DEFAULT_DECODE_RADIUS  # soft-argmax: peak bin +- radius
     # a decoded column with less window mass than this is invisible

@@ -89,6 +89,8 @@ def cache_settings(config: ml_collections.ConfigDict, vae_name: str) -> dict:
     }
     if config.latents.keyframe_patterns:  # absent from caches of the paper's prefixes only
         settings["keyframe_patterns"] = int(config.latents.keyframe_patterns)
+    if config.pose.hand_zoom:  # absent from caches of hands in the frame's coordinates
+        settings["hand_zoom"] = float(config.pose.hand_zoom)
     return settings
 
 
@@ -104,9 +106,11 @@ def read_manifest(directory: str | Path) -> dict:
 
 
 def check_settings(directory: str | Path, manifest: dict, config: ml_collections.ConfigDict):
-    """InputError naming the first setting in which the cache differs from `config`."""
-    for key, wanted in cache_settings(config, config.vae.name).items():
-        made = manifest["settings"].get(key)
+    """InputError naming the first setting in which the cache differs from `config` (a setting
+    only one of them has counts as a difference)."""
+    settings, made_with = cache_settings(config, config.vae.name), manifest["settings"]
+    for key in [*settings, *(key for key in made_with if key not in settings)]:
+        made, wanted = made_with.get(key), settings.get(key)
         if made != wanted:
             raise InputError(f"{directory}: latents made with {key} = {made!r}, the config has "
                              f"{wanted!r}; {REBUILD}")

@@ -340,7 +340,7 @@ def encode_part(part: Part, digest: str, segments_dir: Path, autoencoder: Autoen
 def _encode_shard(part: Part, digest: str, segments_dir: Path, autoencoder: Autoencoder,
                   path: Path, config: ml_collections.ConfigDict, bar: tqdm.tqdm | None) -> dict:
     """Encodes one part into the shard `path`, atomically; returns what its part file holds."""
-    bins = config.pose.bins
+    bins, hand_zoom = config.pose.bins, config.pose.hand_zoom
     batch_size = config.latents.batch_size * jax.device_count()
     train = part.split == "train"
     moments, music_moments, dancer = _Moments(), _Moments(), _MeanDancer()
@@ -350,7 +350,7 @@ def _encode_shard(part: Part, digest: str, segments_dir: Path, autoencoder: Auto
             for batch in _segment_batches(segments_dir, part, _flipped(config, part.split),
                                           batch_size):
                 known = _known_frames(batch, config, batch_size)
-                encoded = _encode(autoencoder, batch, known, bins, batch_size)
+                encoded = _encode(autoencoder, batch, known, bins, hand_zoom, batch_size)
                 if train:
                     moments.add(encoded[0])
                     music_moments.add(np.stack([record["music"] for record in batch]))
@@ -528,13 +528,15 @@ def _known_frames(batch: list[dict], config: ml_collections.ConfigDict, size: in
 
 
 def _encode(autoencoder: Autoencoder, batch: list[dict], known: np.ndarray, bins: int,
-            size: int) -> np.ndarray:
-    """(R, b, B', T', c) float16: latents of the reference images of the b records for each of
-    the R sets of known frames `known` (R, size, T). The batch is padded to `size` (repeating
+            hand_zoom: float, size: int) -> np.ndarray:
+    """(R, b, B', T', c) float16: latents of the reference images (`bins`, `hand_zoom`:
+    onehot.encode's) of the b records for each of the R sets of known frames `known` (R, size,
+    T). The batch is padded to `size` (repeating
     its last record), so every batch runs one compiled program."""
     index = np.minimum(np.arange(size), len(batch) - 1)
     poses = [np.stack([batch[i][field] for i in index]) for field in POSE_FIELDS]
-    encoded = np.stack([np.asarray(autoencoder.encode(reference_images(*poses, k, bins=bins)))
+    encoded = np.stack([np.asarray(autoencoder.encode(reference_images(*poses, k, bins=bins,
+                                                                 hand_zoom=hand_zoom)))
                         for k in known])[:, : len(batch)]
     stored = encoded.astype(latents.DTYPE)
     if not np.isfinite(stored).all():

@@ -360,7 +360,8 @@ class DanceGenerator:
         if self.model_config.reference:
             images = reference_images(known_keypoints, known_confidence, request.shape_keypoints,
                                       request.shape_confidence, request.width, request.height,
-                                      known, bins=self.config.pose.bins)
+                                      known, bins=self.config.pose.bins,
+                                      hand_zoom=self.config.pose.get("hand_zoom", 0.0))
             reference = (np.asarray(self.autoencoder.encode(images)) - self.shift) * self.scale
         latents = _sample_latents(self.graphdef, self.state, noise, reference, mask, music,
                                   num_steps=request.steps, sampler=request.sampler,

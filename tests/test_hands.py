@@ -15,7 +15,7 @@ from hotdance_jax import evaluate, sample
 from hotdance_jax.errors import InputError
 from hotdance_jax.metrics import reconstruction_errors
 from hotdance_jax.metrics.hands import hand_lengths, hand_pose_features
-from hotdance_jax.pose import OPENPOSE_18, OPENPOSE_18_HANDS, flip_horizontal, skeleton_of
+from hotdance_jax.pose import OPENPOSE_18, OPENPOSE_18_HANDS, flip_horizontal, onehot, skeleton_of
 from hotdance_jax.pose.shape import shape_pose
 from hotdance_jax.vae import image_channels
 from tests.conftest import tiny_config
@@ -176,25 +176,70 @@ def test_reconstruction_errors_count_hands_in_hand_lengths_apart_from_the_body()
     assert figures["error_bins_mean"] == 0  # the body is where it was
     assert figures["hand_error_mean"] == pytest.approx(0.2, rel=1e-4)
     assert figures["hand_error_p99"] == pytest.approx(0.3, rel=1e-4)
+    assert figures["hand_shape_error_p99"] == pytest.approx(0, abs=1e-4)  # moved, not reshaped
+    decoded[..., LEFT.start + 12, 0] += 0.5 * length[0, 0]  # the middle finger's tip alone
+    figures = reconstruction_errors(decoded, confidence, truth, confidence,
+                                    np.array([[perf.width, perf.height]]), 256)
+    assert figures["hand_shape_error_mean"] == pytest.approx(0.5 / 40, rel=1e-3)  # 1 of 40
     assert "hand_error_mean" not in reconstruction_errors(
         decoded[..., :18, :], confidence[..., :18], truth[..., :18, :], confidence[..., :18],
         np.array([[perf.width, perf.height]]), 256)
 
 
+def test_hands_in_their_wrists_frames_keep_their_shape_and_hang_from_the_wrists():
+    """pose.hand_zoom: the hands' channels at 4x the frame's resolution about their wrists; the
+    body's channels as without it; a decoded hand follows its decoded wrist."""
+    perf = synthetic.synthesize_performance(4, seconds=3.0, hands=True)
+    keypoints, confidence, size = perf.keypoints[:64], perf.confidence[:64], (perf.width,
+                                                                              perf.height)
+    plain = onehot.encode(keypoints, confidence, *size, 64)
+    zoomed = onehot.encode(keypoints, confidence, *size, 64, hand_zoom=4.0)
+    np.testing.assert_array_equal(zoomed[..., :36], plain[..., :36])
+    errors = [reconstruction_errors(*(np.asarray(x)[None] for x in onehot.decode(
+        image, *size, jump_cost=0.0, hand_zoom=zoom)), keypoints[None], confidence[None],
+        np.array([size]), 64)["hand_shape_error_mean"] for image, zoom in ((plain, 0.0),
+                                                                            (zoomed, 4.0))]
+    assert errors[1] < errors[0] / 2.5
+    # The left wrist's x channel 5 bins to the right: the left hand follows, the right stays.
+    moved = np.asarray(zoomed).copy()
+    moved[:, :, 2 * 7] = np.roll(moved[:, :, 2 * 7], 5, axis=0)
+    before, _ = onehot.decode(zoomed, *size, jump_cost=0.0, hand_zoom=4.0)
+    after, _ = onehot.decode(moved, *size, jump_cost=0.0, hand_zoom=4.0)
+    np.testing.assert_allclose(after[:, LEFT, 0] - before[:, LEFT, 0], 5 * size[0] / 64,
+                               rtol=1e-4)
+    np.testing.assert_array_equal(after[:, RIGHT], before[:, RIGHT])
+    # A hand whose wrist is unseen is unseen, in the image and decoded.
+    unseen = confidence.copy()
+    unseen[:10, 7] = 0
+    image = np.asarray(onehot.encode(keypoints, unseen, *size, 64, hand_zoom=4.0))
+    assert not image[:, :10, 2 * LEFT.start:2 * LEFT.stop].any()
+    assert image[:, 10:, 2 * LEFT.start:2 * LEFT.stop].any()
+    decoded, decoded_confidence = onehot.decode(image, *size, jump_cost=0.0, hand_zoom=4.0)
+    assert np.isnan(decoded[:10, LEFT]).all()
+    assert not decoded_confidence[:10, LEFT].any()
+    # Body-only poses have no hands to zoom.
+    np.testing.assert_array_equal(
+        onehot.encode(keypoints[:, :18], confidence[:, :18], *size, 64, hand_zoom=4.0),
+        plain[..., :36])
+
+
 @pytest.mark.slow  # trains a (tiny) autoencoder and DiT in a Python process
 def test_a_hands_model_trains_samples_and_is_evaluated_end_to_end(tmp_path):
-    """The demo on configs/tiny_cpu_hands.py with tiny shapes: every stage with 60 keypoints,
-    OpenPose JSON with both hands, hand figures of the build, a body-only dancer refused."""
+    """The demo on configs/tiny_cpu_hands.py with tiny shapes and the hands in their wrists'
+    frames: every stage with 60 keypoints, a cache that records the zoom, OpenPose JSON with
+    both hands, hand figures of the build, a body-only dancer refused."""
     result = subprocess.run(
         [sys.executable, "-m", "hotdance_jax.demo", "--config", "configs/tiny_cpu_hands.py",
-         "--out", str(tmp_path / "out"), *QUICK, *SMALLER], capture_output=True, text=True,
-        cwd=REPO, env=ENV)
+         "--out", str(tmp_path / "out"), *QUICK, *SMALLER, "--config.pose.hand_zoom=4"],
+        capture_output=True, text=True, cwd=REPO, env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "step 10/10 loss" in result.stdout
     out = tmp_path / "out"
     with np.load(out / "dance.npz") as dance:
         assert dance["keypoints"].shape == (120, 60, 2)
         assert str(dance["skeleton"]) == "openpose18_hands"
+    manifest = json.loads((out / "work" / "latents" / "manifest.json").read_text())
+    assert manifest["settings"]["hand_zoom"] == 4.0
     person = json.loads(sorted((out / "openpose").iterdir())[0].read_text())["people"][0]
     assert len(person["hand_left_keypoints_2d"]) == len(person["hand_right_keypoints_2d"]) == 63
     # Ten steps dance no body yet; the scoring of hands builds is of the build's splits here.

@@ -166,6 +166,7 @@ def test_refuses_a_folder_that_is_not_a_cache_and_mismatched_segments(cache, tmp
     ("pose.bins", 128, "bins = 64"),
     ("latents.reference_frames", (0, 8), "reference_frames"),
     ("latents.flip", False, "flip"),
+    ("pose.hand_zoom", 4.0, r"hand_zoom = None, the config has 4\.0"),
 ])
 def test_loader_refuses_a_cache_made_otherwise(cache, key, value, match):
     root, config, _, _ = cache
@@ -175,6 +176,17 @@ def test_loader_refuses_a_cache_made_otherwise(cache, key, value, match):
     with pytest.raises(InputError, match=match) as error:
         loader.train_dataset(root / "latents", config, batch_size=2)
     assert "\n" not in str(error.value)
+
+
+def test_a_setting_only_the_cache_has_is_refused(cache):
+    """A cache of hands in their wrists' frames serves no config that reads them in the
+    frame's coordinates."""
+    root, config, _, _ = cache
+    manifest = latents.read_manifest(root / "latents")
+    latents.check_settings(root / "latents", manifest, config)
+    manifest["settings"]["hand_zoom"] = 4.0
+    with pytest.raises(InputError, match=r"made with hand_zoom = 4\.0, the config has None"):
+        latents.check_settings(root / "latents", manifest, config)
 
 
 def test_damaged_caches_are_refused_and_rebuilt(cache, tmp_path):

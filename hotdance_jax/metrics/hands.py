@@ -14,9 +14,8 @@ import warnings
 import numpy as np
 
 from hotdance_jax.metrics.smoothness import jitter
-from hotdance_jax.pose.skeletons import Skeleton
+from hotdance_jax.pose.skeletons import HAND_SIDES, Skeleton
 
-HAND_SIDES = ("left", "right")
 MIDDLE_TIP = 12  # the middle finger's tip in OpenPose's hand order (0: the wrist)
 _FINGERS = np.arange(1, 21).reshape(5, 4)  # per finger (thumb .. pinky) its joints, palm out
 _LENGTH_PERCENTILE = 90

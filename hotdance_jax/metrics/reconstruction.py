@@ -28,7 +28,9 @@ def reconstruction_errors(keypoints: np.ndarray, confidence: np.ndarray,
     lost, as when the decoder takes each joint's y channel for its twin's). NaN where nothing
     is counted. These are of the body's keypoints; with hands, hand_error_mean / hand_error_p99
     add the distance of each hand keypoint seen in both from its true place in the true hand's
-    length (metrics/hands.py, over the segment's T frames).
+    length (metrics/hands.py, over the segment's T frames), and hand_shape_error_mean / _p99
+    the same of each finger keypoint's offset from its hand's wrist: the hand's shape, wherever
+    the arm put it.
     """
     skeleton = skeleton or skeleton_of(np.shape(keypoints)[-2])
     scale = bins / np.asarray(size, np.float32)[:, None, None, :]  # bins per pixel
@@ -44,14 +46,31 @@ def reconstruction_errors(keypoints: np.ndarray, confidence: np.ndarray,
         "height_swaps": _swaps(decoded, truth, seen, skeleton, slice(1, 2)),
     }
     if skeleton.has_hands:
-        lengths = hand_lengths(true_keypoints, true_confidence, skeleton)  # (N, 2) pixels
-        distance = np.concatenate([
-            np.linalg.norm(keypoints - true_keypoints, axis=-1)[..., skeleton.hand(side)]
-            / lengths[:, None, None, i] for i, side in enumerate(HAND_SIDES)], axis=-1)
-        hand_seen = np.concatenate([seen[..., skeleton.hand(side)] for side in HAND_SIDES], -1)
-        hand_error = distance[hand_seen & np.isfinite(distance)]
-        figures |= {"hand_error_mean": _mean(hand_error), "hand_error_p99": _p99(hand_error)}
+        for name, hand_error in _hand_errors(keypoints, true_keypoints, true_confidence, seen,
+                                             skeleton).items():
+            figures |= {f"{name}_mean": _mean(hand_error), f"{name}_p99": _p99(hand_error)}
     return figures
+
+
+def _hand_errors(keypoints: np.ndarray, true_keypoints: np.ndarray, true_confidence: np.ndarray,
+                 seen: np.ndarray, skeleton: Skeleton) -> dict[str, np.ndarray]:
+    """The hand keypoints' errors in hand lengths: hand_error of their places, hand_shape_error
+    of their offsets from their hand's wrist (the wrist itself left out), each over the keypoints
+    seen in both."""
+    lengths = hand_lengths(true_keypoints, true_confidence, skeleton)  # (N, 2) pixels
+    errors = {"hand_error": [], "hand_shape_error": []}
+    for i, side in enumerate(HAND_SIDES):
+        hand = skeleton.hand(side)
+        decoded, truth = keypoints[..., hand, :], true_keypoints[..., hand, :]
+        both = seen[..., hand]
+        shape = (decoded - decoded[..., :1, :]) - (truth - truth[..., :1, :])
+        for name, distance, counted in (
+                ("hand_error", np.linalg.norm(decoded - truth, axis=-1), both),
+                ("hand_shape_error", np.linalg.norm(shape, axis=-1)[..., 1:],
+                 both[..., 1:] & both[..., :1])):
+            distance = distance / lengths[:, None, None, i]
+            errors[name].append(distance[counted & np.isfinite(distance)])
+    return {name: np.concatenate(values) for name, values in errors.items()}
 
 
 def _mean(values: np.ndarray) -> float:

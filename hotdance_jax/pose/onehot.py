@@ -15,6 +15,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from hotdance_jax.pose.hand_frame import frame_size, from_wrist_frames, to_wrist_frames
+
 DEFAULT_DECODE_RADIUS = 2
 DEFAULT_VISIBILITY_THRESHOLD = 0.1
 DEFAULT_JUMP_COST = 1.0  # nats per bin of motion between frames (`track`)
@@ -24,7 +26,8 @@ _FLOOR = 1e-20  # probability floor of a bin in `track`: log(1 / _FLOOR) = 46 na
 
 
 def encode(
-    keypoints: jax.Array, confidence: jax.Array, width: float, height: float, bins: int
+    keypoints: jax.Array, confidence: jax.Array, width: float, height: float, bins: int,
+    hand_zoom: float = 0.0,
 ) -> jax.Array:
     """Pose sequence -> one-hot image.
 
@@ -33,14 +36,15 @@ def encode(
       confidence: (..., T, K) in [0, 1].
       width, height: frame size in pixels (scalars or arrays broadcastable to (...,)).
       bins: B, the number of bins across the frame in each axis.
+      hand_zoom: > 0: hands in their wrists' frames at this zoom (pose/hand_frame.py).
     Returns:
       (..., B, T, 2K) float32. A channel's column is all zero where the keypoint's coordinate is
       outside [0, frame size), non-finite, or its confidence is 0.
     """
-    keypoints = jnp.asarray(keypoints, jnp.float32)
-    confidence = jnp.asarray(confidence, jnp.float32)
-    size = jnp.stack(jnp.broadcast_arrays(jnp.asarray(width, jnp.float32),
-                                          jnp.asarray(height, jnp.float32)), axis=-1)
+    keypoints, confidence = to_wrist_frames(jnp.asarray(keypoints, jnp.float32),
+                                            jnp.asarray(confidence, jnp.float32), width, height,
+                                            hand_zoom)
+    size = frame_size(width, height)
     scaled = keypoints * bins / size[..., None, None, :]  # (..., T, K, 2) bins, in [0, B) inside
     inside = jnp.isfinite(scaled) & (scaled >= 0.0) & (scaled < bins)
     hot = jnp.where(inside, confidence[..., None], 0.0)  # (..., T, K, 2)
@@ -59,6 +63,7 @@ def decode(
     jump_cost: float = DEFAULT_JUMP_COST,
     jump_cap: float = DEFAULT_JUMP_CAP,
     free_motion: int = DEFAULT_FREE_MOTION,
+    hand_zoom: float = 0.0,
 ) -> tuple[jax.Array, jax.Array]:
     """One-hot (or blurred, VAE-reconstructed) image -> pose sequence.
 
@@ -70,6 +75,7 @@ def decode(
       jump_cost, jump_cap, free_motion: jump_cost 0 picks each column's peak bin; > 0 picks
         the bins by `track` with these costs (nats per bin of motion from one frame to the
         next beyond free_motion bins, and at most jump_cap).
+      hand_zoom: the zoom the image was encoded with (hands hung from their decoded wrists).
     Returns:
       keypoints (..., T, K, 2) pixels (NaN where invisible) and confidence (..., T, K). A bin's
       position is its centre, so an exact one-hot decodes within half a bin of the encoded point.
@@ -99,11 +105,9 @@ def decode(
     position = position.reshape(*position.shape[:-1], -1, 2)  # (..., T, K, 2)
     visible = (mass >= threshold).reshape(position.shape).all(axis=-1)
     conf = jnp.clip(mass, 0.0, 1.0).reshape(position.shape).min(axis=-1)
-    size = jnp.stack(jnp.broadcast_arrays(jnp.asarray(width, jnp.float32),
-                                          jnp.asarray(height, jnp.float32)), axis=-1)
-    keypoints = position / bins * size[..., None, None, :]
+    keypoints = position / bins * frame_size(width, height)[..., None, None, :]
     keypoints = jnp.where(visible[..., None], keypoints, jnp.nan)
-    return keypoints, jnp.where(visible, conf, 0.0)
+    return from_wrist_frames(keypoints, jnp.where(visible, conf, 0.0), width, height, hand_zoom)
 
 
 def _window(columns: jax.Array, centre: jax.Array, offsets: jax.Array) -> jax.Array:
@@ -175,8 +179,9 @@ def decode_settings(pose_config) -> dict:
             "threshold": pose_config.get("visibility_threshold", DEFAULT_VISIBILITY_THRESHOLD),
             "jump_cost": pose_config.get("decode_jump_cost", DEFAULT_JUMP_COST),
             "jump_cap": pose_config.get("decode_jump_cap", DEFAULT_JUMP_CAP),
-            "free_motion": pose_config.get("decode_free_motion", DEFAULT_FREE_MOTION)}
+            "free_motion": pose_config.get("decode_free_motion", DEFAULT_FREE_MOTION),
+            "hand_zoom": pose_config.get("hand_zoom", 0.0)}
 
 
-jit_decode = jax.jit(decode, static_argnames=("radius", "jump_cost", "jump_cap",
-                                             "free_motion"))  # per shape
+jit_decode = jax.jit(decode, static_argnames=("radius", "jump_cost", "jump_cap", "free_motion",
+                                             "hand_zoom"))  # per shape

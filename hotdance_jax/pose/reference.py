@@ -77,12 +77,13 @@ def reference_pose(
     return ref_keypoints, ref_confidence
 
 
-@functools.partial(jax.jit, static_argnames="bins")
+@functools.partial(jax.jit, static_argnames=("bins", "hand_zoom"))
 def reference_images(keypoints, confidence, shape_keypoints, shape_confidence, width, height,
-                     known, *, bins):
+                     known, *, bins, hand_zoom=0.0):
     """(b, B, T, 2K) one-hot images of the reference poses for batched fields: keypoints
     (b, T, K, 2) pixels, confidence (b, T, K), shape_keypoints (b, K, 2), shape_confidence
-    (b, K), known (b, T) bool (reference_pose), width and height (b,) or scalars, pixels."""
+    (b, K), known (b, T) bool (reference_pose), width and height (b,) or scalars, pixels;
+    hand_zoom as onehot.encode's."""
     poses = jax.vmap(reference_pose)(keypoints, confidence, shape_keypoints, shape_confidence,
                                      known)
-    return encode(*poses, width, height, bins)
+    return encode(*poses, width, height, bins, hand_zoom)

@@ -15,6 +15,8 @@ import numpy as np
 
 from hotdance_jax.errors import InputError
 
+HAND_SIDES = ("left", "right")  # the hands' order in a skeleton with hands
+
 
 @dataclasses.dataclass(frozen=True)
 class Skeleton:
@@ -51,7 +53,7 @@ class Skeleton:
         return self.hand_joints > 0
 
     def hand(self, side: str) -> slice:
-        """The joints of the `side` ("left" or "right") hand, as a slice of the joint axis."""
+        """The joints of the `side` (of HAND_SIDES) hand, as a slice of the joint axis."""
         start = self.num_body_joints + (0 if side == "left" else self.hand_joints)
         return slice(start, start + self.hand_joints)
 

@@ -121,10 +121,12 @@ def training_data(config: ml_collections.ConfigDict, segments: Path,
             .batch(local_batch, drop_remainder=True))
 
 
-def images_of(batch: dict, bins: int) -> jax.Array:
-    """One-hot images (N, B, T, 2K) of a batch of keypoints in their frames."""
+def images_of(batch: dict, bins: int, hand_zoom: float) -> jax.Array:
+    """One-hot images (N, B, T, 2K) of a batch of keypoints in their frames (hands in their
+    wrists' frames at hand_zoom > 0)."""
     size = batch["size"]
-    return encode(batch["keypoints"], batch["confidence"], size[:, 0], size[:, 1], bins)
+    return encode(batch["keypoints"], batch["confidence"], size[:, 0], size[:, 1], bins,
+                  hand_zoom)
 
 
 class VAETrainState(nnx.Module):
@@ -138,20 +140,22 @@ class VAETrainState(nnx.Module):
 @dataclasses.dataclass(frozen=True)
 class LossSettings:
     """The train step's settings besides the optimizer's: bins of the one-hot images, the loss
-    weights, the seed of the posterior samples' keys and the position target's Gaussian (bins)."""
+    weights, the seed of the posterior samples' keys, the position target's Gaussian (bins) and
+    the hands' zoom (config.pose.hand_zoom)."""
 
     bins: int
     kl_weight: float
     visibility_weight: float
     seed: int
     target_sigma: float = 0.0
+    hand_zoom: float = 0.0
 
 
 def train_step(settings: LossSettings, ts: VAETrainState, batch: dict) -> dict[str, jax.Array]:
     """One optimizer step on a batch of crops (keypoints (N, T, J, 2) pixels, confidence (N, T,
     J), size (N, 2)), in place; returns the loss and its parts. The posterior sample's key is
     the seed's folded with the step."""
-    images = images_of(batch, settings.bins)
+    images = images_of(batch, settings.bins, settings.hand_zoom)
     key = jax.random.fold_in(jax.random.key(settings.seed), ts.optimizer.step[...])
 
     def loss_fn(m):
@@ -167,7 +171,7 @@ def vae_trainer(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> T
     """The autoencoder's Trainer on `mesh`."""
     train = config.vae.train
     settings = LossSettings(config.pose.bins, train.kl_weight, train.visibility_weight,
-                            train.seed, train.target_sigma)
+                            train.seed, train.target_sigma, config.pose.hand_zoom)
     new_state = functools.partial(VAETrainState, kl_config(config),
                                   OptimizerSettings.of(train), train.seed)
     return Trainer(new_state, functools.partial(train_step, settings), mesh)
@@ -185,7 +189,7 @@ def evaluate(model: AutoencoderKL, config: ml_collections.ConfigDict,
         batch["confidence"].append(record["confidence"])
         batch["size"].append([record["width"], record["height"]])
     batch = {k: np.asarray(v, np.float32) for k, v in batch.items()}
-    reconstruction = _reconstruct(model, images_of(batch, config.pose.bins))
+    reconstruction = _reconstruct(model, images_of(batch, config.pose.bins, config.pose.hand_zoom))
     kp, conf = decoded_poses(reconstruction, batch["size"][:, 0], batch["size"][:, 1],
                              config.pose)
     figures = reconstruction_errors(kp, conf, batch["keypoints"], batch["confidence"],
