@@ -6,16 +6,16 @@ or stage by stage as in configs/tiny_cpu.py with --config configs/tiny_cpu_hands
 writes dancers whose fingers close into fists on the beats and wave (data_pipeline/sources/
 synthetic.py); every stage reads the skeleton (60 keypoints, 120 one-hot channels) from here.
 
-B = 128: a synthetic hand is 15 to 35 pixels of the 512-pixel frame, 4 to 9 bins at 128 (2 to 4
-at 64); the one-hot codec alone keeps the hand keypoints within 0.037 hand lengths on average at
-128 against 0.072 at 64 (docs/hands.md).
+tiny_cpu's B = 64 and autoencoder budget, with each hand encoded about its wrist at 4x the
+frame's resolution (pose.hand_zoom): a synthetic hand of 15 to 35 of the 512 pixels spans 8 to
+18 bins so, and hangs from its arm when decoded.
 
-Reaches (2026-12-05, this 2-core CPU, docs/hands.md): the autoencoder's 1200 steps (about 32 min
-alone) keep the hands within 0.15 hand lengths on average (body 1.4 bins): readable fingers in its
-reconstructions; the DiT's 8000 steps at lr 1e-3 (about 24 min alone) dance whole bodies on the
-beat of the 4 test songs (BAS 0.566 against 0.388 with another song's), FID_g 101 (real 23.5),
-hand jitter 73 against the real 14 hand lengths/s^2: fingers in about half the frames looked at.
-The whole demo: about an hour (the sum of its stages, not timed as one run).
+Reaches (2026-12-06, this 2-core CPU beside two trainings, docs/hands.md): the autoencoder's 400
+steps keep the hands' shapes within 0.28 hand lengths on average (0.61 without the zoom) but not
+the body (4.5 bins); the DiT's 2000 steps dance the 4 test songs with the hands' jitter 25.8
+against the real 13.6 hand lengths/s^2 (44.6 without the zoom; 72.9 for the hour-long zoomless
+config before), FID_hand 53,747, FID_g 227 (real 23.5), BAS 0.391 against 0.342 with another
+song's.
 """
 
 import ml_collections
@@ -26,14 +26,8 @@ from hotdance_jax.config_utils import sibling_config
 def get_config() -> ml_collections.ConfigDict:
     config = sibling_config(__file__, "tiny_cpu")
     config.pose.skeleton = "openpose18_hands"
-    config.pose.bins = 128
-    # Twice the demo's bins at the demo's cost: 2 x 1 patches (16 x 8 latents -> 64 pose tokens,
-    # as tiny_cpu's 8 x 8 with 1 x 1 patches).
-    config.model.patch = (2, 1)
+    config.pose.hand_zoom = 4.0  # hand jitter 44.6 -> 25.8, FID_k 7929 -> 737 against 0
     config.vae.latent_channels = 32  # 60 keypoints: 8 channels lose the fingers (docs/hands.md)
-    config.vae.train.steps = 1200  # hand error 0.33 -> 0.15 hand lengths against 400 steps
-    config.vae.train.crop_frames = 64  # what those steps were measured with (tiny_cpu has 32)
-    config.vae.train.batch_size = 16  # likewise (tiny_cpu has 12)
-    config.train.steps = 8000  # FID_g 110 -> 101, BAS 0.47 -> 0.57 against 3000 at lr 5e-4
-    config.latents.reference_frames = (0, 8, 16, 24, 32, 64)  # the six those steps were measured on
+    config.train.steps = 2000  # the steps the zoom was measured with
+    config.latents.reference_frames = (0, 8, 16, 24, 32, 64)  # likewise
     return config

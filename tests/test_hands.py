@@ -23,9 +23,6 @@ from tests.test_cli import ENV, REPO
 from tests.test_demo import QUICK
 
 LEFT, RIGHT = OPENPOSE_18_HANDS.hand("left"), OPENPOSE_18_HANDS.hand("right")
-# The demo's tiny shapes at the body's 64 bins: with the autoencoder's batches of 4 crops of 32
-# frames, 162 -> 101 s for the hands demo below (2026-12-05, this CPU beside a training).
-SMALLER = ["--config.pose.bins=64"]
 
 
 def hands_config(**data_overrides):
@@ -225,12 +222,12 @@ def test_hands_in_their_wrists_frames_keep_their_shape_and_hang_from_the_wrists(
 
 @pytest.mark.slow  # trains a (tiny) autoencoder and DiT in a Python process
 def test_a_hands_model_trains_samples_and_is_evaluated_end_to_end(tmp_path):
-    """The demo on configs/tiny_cpu_hands.py with tiny shapes and the hands in their wrists'
-    frames: every stage with 60 keypoints, a cache that records the zoom, OpenPose JSON with
-    both hands, hand figures of the build, a body-only dancer refused."""
+    """The demo on configs/tiny_cpu_hands.py with tiny shapes: every stage with 60 keypoints and
+    the hands in their wrists' frames (a cache that records the zoom), OpenPose JSON with both
+    hands, hand figures of the build, a body-only dancer refused."""
     result = subprocess.run(
         [sys.executable, "-m", "hotdance_jax.demo", "--config", "configs/tiny_cpu_hands.py",
-         "--out", str(tmp_path / "out"), *QUICK, *SMALLER, "--config.pose.hand_zoom=4"],
+         "--out", str(tmp_path / "out"), *QUICK],
         capture_output=True, text=True, cwd=REPO, env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "step 10/10 loss" in result.stdout
