@@ -125,7 +125,7 @@ def test_fits_one_batch_to_the_codecs_floor(segments):
         bins=32, kl_weight=1e-4, visibility_weight=1.0, seed=0)))
     for _ in range(200):
         step(ts, batch)
-    decoded = vae_train._reconstruct(ts.model, vae_train.images_of(batch, 32))
+    decoded = vae_train._reconstruct(ts.model, vae_train.images_of(batch, 32, 0.0))
     keypoints, confidence = jit_decode(decoded, batch["size"][:, 0], batch["size"][:, 1])
     visible = batch["confidence"] > 0
     np.testing.assert_array_equal(np.asarray(confidence) > 0, visible)
