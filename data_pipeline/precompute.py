@@ -531,8 +531,8 @@ def _encode(autoencoder: Autoencoder, batch: list[dict], known: np.ndarray, bins
             hand_zoom: float, size: int) -> np.ndarray:
     """(R, b, B', T', c) float16: latents of the reference images (`bins`, `hand_zoom`:
     onehot.encode's) of the b records for each of the R sets of known frames `known` (R, size,
-    T). The batch is padded to `size` (repeating
-    its last record), so every batch runs one compiled program."""
+    T). The batch is padded to `size` (repeating its last record), so every batch runs one
+    compiled program."""
     index = np.minimum(np.arange(size), len(batch) - 1)
     poses = [np.stack([batch[i][field] for i in index]) for field in POSE_FIELDS]
     encoded = np.stack([np.asarray(autoencoder.encode(reference_images(*poses, k, bins=bins,
