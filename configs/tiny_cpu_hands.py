@@ -15,7 +15,7 @@ shapes within 0.28 hand lengths on average (0.61 without the zoom) but not the b
 the DiT's 400 steps dance the 4 test songs with the hands' jitter 24.1 against the real 13.6 hand
 lengths/s^2 (44.6 without the zoom at 2000 steps; 72.9 for the hour-long zoomless config before),
 FID_hand 61,909, FID_g 219 (real 23.5), BAS 0.413 against 0.392 with another song's. The demo:
-5 min 37 s alone (the body demo's: 4 min 56 s; the configuration before: an hour).
+5 min 37 s alone (the body demo's 4 min 36 s the same hour; the configuration before: an hour).
 """
 
 import ml_collections
