@@ -57,9 +57,11 @@ def _move_hands(keypoints: jax.Array, confidence: jax.Array, zoom: float, move, 
     """Each hand's keypoints (..., T, 21, 2) replaced by move(hand, wrist (..., T, 1, 2)), its
     confidence 0 where seen(wrist, wrist_confidence (..., T, 1)) is False; poses without hands,
     or zoom 0, unchanged."""
-    if not zoom or not skeleton_of(keypoints.shape[-2]).has_hands:
+    if not zoom:  # before skeleton_of: the codec takes any K at zoom 0
         return keypoints, confidence
     skeleton = skeleton_of(keypoints.shape[-2])
+    if not skeleton.has_hands:
+        return keypoints, confidence
     for side in HAND_SIDES:
         wrist, hand = skeleton.index(f"{side}_wrist"), skeleton.hand(side)
         wrist_keypoint = keypoints[..., wrist, None, :]
