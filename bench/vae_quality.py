@@ -4,7 +4,7 @@ r"""How well each autoencoder keeps the keypoints: encode + decode held-out segm
       --onehot-kl runs/vae_dwm/onehot_kl.msgpack --taef2 ../shared/weights/taef2 \
       [--diffusers path/to/vae] [--num 32] [--frames 64] [--jump-cost 1] [--jump-cap 16] \
       [--free-motion 4] [--radius 0] [--smooth-window 9] [--smooth-order 3] [--hand-zoom 0]
-      [--dances DIR]
+      [--dances DIR] [--per-joint]
 
 Per autoencoder (and the bare one-hot codec as the floor): mean and 99th-percentile keypoint error
 after decoding, in bins and in % of the frame width, visibility accuracy (decoded visible == truly
@@ -27,6 +27,9 @@ pose.hand_zoom, the hands encoded in their wrists' frames (pose/hand_frame.py).
 keys), one folder per row (DIR/codec, DIR/onehot-kl, ...) and the real segments in DIR/real, so
 that `python -m hotdance_jax.evaluate --generated DIR/onehot-kl --reference SEGMENTS` scores what
 the autoencoder alone leaves of the real dances: the ceiling of any DiT trained on its latents.
+
+--per-joint also prints, per row, each body joint's mean and p99 error along x and y (bins) and
+its share of the keypoint errors above the row's p99: which joints make the p99.
 """
 
 from __future__ import annotations
@@ -103,7 +106,8 @@ def keypoint_errors(images: jax.Array, data: dict, bins: int, pose: dict,
     if dances:
         save_dances(dances, kp, conf, data)
     figures = reconstruction_errors(kp, conf, data["keypoints"], data["confidence"], size, bins)
-    body = skeleton_of(kp.shape[-2]).body  # the figures in bins and L/s^2 are the body's
+    skeleton = skeleton_of(kp.shape[-2])
+    body = skeleton.body  # the figures in bins and L/s^2 are the body's
     both = ((data["confidence"] > 0) & (conf > 0))[..., body]
     percent_width = (np.abs(kp - data["keypoints"])[..., body, 0]
                      / size[:, None, None, 0] * 100)[both]
@@ -117,8 +121,30 @@ def keypoint_errors(images: jax.Array, data: dict, bins: int, pose: dict,
         "side_swaps": figures["side_swaps"],
         "height_swaps": figures["height_swaps"],
         "jitter": mean_jitter(kp, conf, data["fps"]),
+        "per_joint": joint_errors(kp, conf, data, bins, figures["error_bins_p99"]),
         **{k: v for k, v in figures.items() if k.startswith("hand_")},
     }
+
+
+def joint_errors(keypoints: np.ndarray, confidence: np.ndarray, data: dict, bins: int,
+                 p99: float) -> dict[str, tuple[float, float, float]]:
+    """Per body joint and axis ("right_wrist y"): mean and p99 error in bins of decoded
+    keypoints (N, T, K, 2) pixels against the true ones where both are seen, and the share of
+    all body keypoints' errors above `p99` (bins) that are this one's; joints never seen left out.
+    """
+    skeleton = skeleton_of(keypoints.shape[-2])
+    scale = bins / data["size"].astype(np.float32)[:, None, None, :]  # bins per pixel
+    error = np.abs(keypoints - data["keypoints"]) * scale  # (N, T, K, 2)
+    seen = (confidence > 0) & (data["confidence"] > 0)
+    above = max(int((error[..., skeleton.body, :][seen[..., skeleton.body]] > p99).sum()), 1)
+    rows = {}
+    for joint in range(keypoints.shape[-2])[skeleton.body]:
+        for axis, name in enumerate("xy"):
+            e = error[..., joint, axis][seen[..., joint]]
+            if e.size:
+                rows[f"{skeleton.joints[joint]} {name}"] = (
+                    float(e.mean()), float(np.percentile(e, 99)), float((e > p99).sum() / above))
+    return rows
 
 
 def measure(autoencoder, images: jax.Array, data: dict, bins: int, pose: dict,
@@ -159,6 +185,8 @@ def main() -> None:
     parser.add_argument("--hand-zoom", type=float, default=0.0,
                         help="pose.hand_zoom: hands encoded in their wrists' frames at this zoom")
     parser.add_argument("--dances", help="folder to write the decoded segments to as dances")
+    parser.add_argument("--per-joint", action="store_true",
+                        help="also print each joint's errors and share of those above the p99")
     args = parser.parse_args()
 
     data = load_segments(args.segments, args.split, args.num, args.frames)
@@ -202,6 +230,12 @@ def main() -> None:
                  f"{r['hand_shape_error_mean']:.3f} | {r['hand_shape_error_p99']:.3f} | "
                  if hands else "")
               + f"{r['latent_shape']} | {r['segments_per_s']:.2f} |")
+    if args.per_joint:
+        for name, r in rows.items():
+            print(f"\n{name}: each joint's error (bins) and share of the errors above the p99")
+            print("| joint, axis | mean | p99 | share above the p99 |\n|---|---|---|---|")
+            for joint, (mean, p99, share) in r["per_joint"].items():
+                print(f"| {joint} | {mean:.2f} | {p99:.2f} | {share:.3f} |")
 
 
 if __name__ == "__main__":

@@ -45,3 +45,25 @@ def test_dances_are_the_real_and_the_decoded_test_segments(cache, tmp_path):
     error = np.abs(decoded["keypoints"] - record["keypoints"])[both] / bin_px
     assert both.mean() > 0.9
     assert np.percentile(error, 99) <= 1.0
+
+
+def test_joint_errors_find_the_joint_that_makes_the_p99():
+    """Every keypoint 0.5 bins off in x, the right wrist's y 10 bins off in 2 of 20 frames: that
+    joint and axis hold every error above the p99; a joint never seen is left out."""
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(100, 400, (3, 20, 18, 2)).astype(np.float32)
+    confidence = np.ones((3, 20, 18), np.float32)
+    confidence[..., 0] = 0.0  # the nose is never seen
+    decoded = truth.copy()
+    decoded[..., 0] += 1.0  # 0.5 bins: 512 px in 256 bins
+    decoded[:, :2, 4, 1] += 20.0  # the right wrist's y, 10 bins
+    data = {"keypoints": truth, "confidence": confidence,
+            "size": np.full((3, 2), 512, np.float32)}
+    rows = vae_quality.joint_errors(decoded, confidence, data, 256, p99=1.0)
+    assert "nose x" not in rows
+    assert rows["neck x"] == pytest.approx((0.5, 0.5, 0.0))
+    assert rows["neck y"] == pytest.approx((0.0, 0.0, 0.0), abs=1e-6)
+    mean, p99, share = rows["right_wrist y"]
+    assert mean == pytest.approx(1.0)  # 10 bins in 2 of 20 frames
+    assert p99 == pytest.approx(10.0)
+    assert share == 1.0
