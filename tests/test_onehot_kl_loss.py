@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from hotdance_jax.errors import InputError
 from hotdance_jax.pose import encode
 from hotdance_jax.vae.onehot_kl import (
     fit_terms,
@@ -14,8 +13,6 @@ from hotdance_jax.vae.onehot_kl import (
     image_from_outputs,
     onehot_kl_loss,
 )
-from hotdance_jax.vae.train import channel_weights
-from tests.test_build import tiny_config
 
 
 def test_loss_parts_by_hand():
@@ -74,33 +71,3 @@ def test_a_near_miss_costs_less_than_a_far_one_only_with_a_gaussian_target(sigma
         assert near < far - 3.0  # nats: the Gaussian puts a fifth of the target on bin 17
     else:
         assert near == pytest.approx(far)
-
-
-def test_channel_weights_weigh_the_position_term_by_channel():
-    """Two columns, one fitted (about 0 nats) and one missed by 8 bins (20 nats): the position
-    term is their mean, or their weighted mean with channel weights."""
-    target = columns_at([16, 16])
-    logits = jnp.where(columns_at([16, 24]) > 0, 10.0, -10.0)
-    outputs = jnp.concatenate([logits, jnp.full_like(logits, 10.0)], axis=-1)
-    even = float(fit_terms(outputs, target)["position"])
-    assert even == pytest.approx(10.0, abs=0.01)
-    assert float(fit_terms(outputs, target, 0.0, (1.0, 1.0))["position"]) == pytest.approx(even)
-    missed = float(fit_terms(outputs, target, 0.0, (1.0, 3.0))["position"])
-    assert missed == pytest.approx(15.0, abs=0.01)  # (0 + 3 x 20) / 4
-    assert float(fit_terms(outputs, target, 0.0, (3.0, 1.0))["position"]) == pytest.approx(
-        5.0, abs=0.01)
-
-
-def test_joint_weights_become_both_axes_channel_weights_and_bad_ones_are_refused():
-    config = tiny_config()
-    assert channel_weights(config) == ()
-    config.vae.train.joint_weights = (("right_wrist", 4.0), ("left_wrist", 2))
-    weights = channel_weights(config)
-    assert len(weights) == 36  # openpose18: x and y of each joint
-    assert weights[8:10] == (4.0, 4.0)  # joint 4, the right wrist
-    assert weights[14:16] == (2.0, 2.0)  # joint 7
-    assert sum(weights) == 36 - 4 + 8 + 4
-    for bad in ((("right_wrist", 0.0),), (("tail", 2.0),), ("right_wrist",)):
-        config.vae.train.joint_weights = bad
-        with pytest.raises(InputError, match=r"config\.vae\.train\.joint_weights"):
-            channel_weights(config)

@@ -10,8 +10,7 @@ codec's decode reads like a one-hot column. The loss (`onehot_kl_loss`) is the p
 cross-entropy over bins for visible columns (against the hot bin, or with `target_sigma` > 0
 against a Gaussian of that many bins around it: SimCC's label smoothing, so a near miss costs less
 than a far one), a binary cross-entropy of the visibility against the column's hot value, and a
-small KL term on the latent posterior. The position term may weigh some joints' columns more
-(`channel_weights`, config.vae.train.joint_weights), a weighted mean over the visible columns.
+small KL term on the latent posterior.
 """
 
 from __future__ import annotations
@@ -51,12 +50,11 @@ def gaussian_along_bins(images: jax.Array, sigma: float) -> jax.Array:
     return sum(float(k) * padded[:, i:i + bins] for i, k in enumerate(kernel))
 
 
-def fit_terms(outputs: jax.Array, images: jax.Array, target_sigma: float = 0.0,
-              channel_weights: tuple[float, ...] = ()) -> dict[str, jax.Array]:
+def fit_terms(outputs: jax.Array, images: jax.Array, target_sigma: float = 0.0
+              ) -> dict[str, jax.Array]:
     """How well decoder outputs (N, B, T, 2C) fit one-hot images (N, B, T, C): "position" (mean
     cross-entropy over bins of visible columns against the hot bin blurred by a Gaussian of
-    `target_sigma` bins, nats; with `channel_weights`, C floats, the mean weighted by channel),
-    "visibility" (mean binary cross-entropy of every column)."""
+    `target_sigma` bins, nats), "visibility" (mean binary cross-entropy of every column)."""
     position, visibility = split_outputs(outputs.astype(jnp.float32))
     hot = images.max(axis=-3)  # (N, T, C): the column's confidence, 0 if invisible
     visible = hot > 0
@@ -64,8 +62,8 @@ def fit_terms(outputs: jax.Array, images: jax.Array, target_sigma: float = 0.0,
     target = target / jnp.maximum(target.sum(axis=-3, keepdims=True), 1e-12)
     log_probability = jax.nn.log_softmax(position, axis=-3)
     cross_entropy = -(target * log_probability).sum(axis=-3)
-    weight = visible * jnp.asarray(channel_weights or 1.0, jnp.float32)
-    return {"position": (weight * cross_entropy).sum() / jnp.maximum(weight.sum(), 1e-12),
+    count = jnp.maximum(visible.sum(), 1)
+    return {"position": jnp.where(visible, cross_entropy, 0.0).sum() / count,
             "visibility": optax.sigmoid_binary_cross_entropy(visibility, hot).mean()}
 
 
@@ -76,14 +74,13 @@ def onehot_kl_loss(
     kl_weight: float,
     visibility_weight: float,
     target_sigma: float = 0.0,
-    channel_weights: tuple[float, ...] = (),
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Training loss of one batch of one-hot images (N, B, T, C); returns (loss, parts):
-    fit_terms' parts (position target blurred by `target_sigma` bins, columns weighted by
-    `channel_weights`) and "kl" (mean KL per latent element)."""
+    fit_terms' parts (position target blurred by `target_sigma` bins) and "kl" (mean KL per
+    latent element)."""
     mean, logvar = model.encode(images)
     z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape, mean.dtype)
-    parts = fit_terms(model.decode(z), images, target_sigma, channel_weights)
+    parts = fit_terms(model.decode(z), images, target_sigma)
     parts["kl"] = 0.5 * (mean**2 + jnp.exp(logvar) - 1.0 - logvar).mean()
     loss = parts["position"] + visibility_weight * parts["visibility"] + kl_weight * parts["kl"]
     return loss, parts

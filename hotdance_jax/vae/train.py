@@ -38,7 +38,6 @@ from hotdance_jax.pose import (
     encode,
     flip_horizontal,
 )
-from hotdance_jax.pose.skeletons import pipeline_skeleton
 from hotdance_jax.training import (
     POSE_DATA,
     OptimizerSettings,
@@ -141,9 +140,8 @@ class VAETrainState(nnx.Module):
 @dataclasses.dataclass(frozen=True)
 class LossSettings:
     """The train step's settings besides the optimizer's: bins of the one-hot images, the loss
-    weights, the seed of the posterior samples' keys, the position target's Gaussian (bins),
-    the hands' zoom (config.pose.hand_zoom) and the position term's weight of each image
-    channel (() for all 1: `channel_weights`)."""
+    weights, the seed of the posterior samples' keys, the position target's Gaussian (bins) and
+    the hands' zoom (config.pose.hand_zoom)."""
 
     bins: int
     kl_weight: float
@@ -151,7 +149,6 @@ class LossSettings:
     seed: int
     target_sigma: float = 0.0
     hand_zoom: float = 0.0
-    channel_weights: tuple[float, ...] = ()
 
 
 def train_step(settings: LossSettings, ts: VAETrainState, batch: dict) -> dict[str, jax.Array]:
@@ -163,38 +160,18 @@ def train_step(settings: LossSettings, ts: VAETrainState, batch: dict) -> dict[s
 
     def loss_fn(m):
         return onehot_kl_loss(m, images, key, settings.kl_weight, settings.visibility_weight,
-                              settings.target_sigma, settings.channel_weights)
+                              settings.target_sigma)
 
     (loss, parts), grads = nnx.value_and_grad(loss_fn, has_aux=True)(ts.model)
     ts.optimizer.update(ts.model, grads)
     return {"loss": loss, **parts}
 
 
-def channel_weights(config: ml_collections.ConfigDict) -> tuple[float, ...]:
-    """The position loss's weight of each one-hot image channel (2 per joint, x then y) from
-    config.vae.train.joint_weights, pairs (joint name, weight) for config.pose.skeleton's joints,
-    every other joint 1; () when there are none. InputError for an unknown joint or a weight
-    that is not positive."""
-    pairs = tuple(config.vae.train.joint_weights)
-    if not pairs:
-        return ()
-    joints = pipeline_skeleton(config.pose.skeleton).joints
-    weights = [1.0] * len(joints)
-    for pair in pairs:
-        if not (isinstance(pair, tuple) and len(pair) == 2 and pair[0] in joints
-                and isinstance(pair[1], (int, float)) and pair[1] > 0):
-            raise InputError(f"config.vae.train.joint_weights: {pair!r}; expected (joint name, "
-                             f"weight > 0) pairs of {config.pose.skeleton}'s joints")
-        weights[joints.index(pair[0])] = float(pair[1])
-    return tuple(w for w in weights for _ in range(2))
-
-
 def vae_trainer(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Trainer:
     """The autoencoder's Trainer on `mesh`."""
     train = config.vae.train
     settings = LossSettings(config.pose.bins, train.kl_weight, train.visibility_weight,
-                            train.seed, train.target_sigma, config.pose.hand_zoom,
-                            channel_weights(config))
+                            train.seed, train.target_sigma, config.pose.hand_zoom)
     new_state = functools.partial(VAETrainState, kl_config(config),
                                   OptimizerSettings.of(train), train.seed)
     return Trainer(new_state, functools.partial(train_step, settings), mesh)
