@@ -14,15 +14,12 @@ The whole pipeline on this 2-core CPU, one config for every stage:
 Reaches (docs/real_dances.md, the study that tunes this recipe; 2026-12-06, 2-core CPU): the 33
 performances in ../shared -> 853 segments (610 train, 45 val, 198 test) at 30 fps, filmed by a
 camera that follows the dancer at the fixed camera's scale in a 1080 x 1080 frame. As one fresh
-run (2026-12-06): the autoencoder's 2000 steps (81 min beside other runs) to test error mean /
-p99 1.8 / 15.8 bins; the DiT's 3000 steps on its latents (about 40 to 50 min alone, 0.7 to 1.0
-s/step) danced to the 7 test songs with jitter 8.6 body lengths/s^2 (real 5.2), FID_k 84 (floor
-19.6), FID_g 15.5 (floor 9.3), Div_k 11.5 (real 8.6), seams 1.7 (real 1.1; 1.2 in another run),
-with no music gain in its loss (no reference dropout). The reference dropped in 30 % of the
-training examples (the same DiT side by side on a 1000-step autoencoder's latents, 2026-12-06) turns
-the music gain positive, +0.0006 against -0.0005, and the dances onto their own music's beat (BAS
-0.291 against 0.282 with another song's), FID_k 60 against 73, Div_k 8.7 against 10.4; not yet run
-with this autoencoder.
+run (2026-12-06, session 23): the autoencoder's 2000 steps (81 min beside other runs; rerun in
+session 26 to the same figures) to test error mean / p99 1.8 / 15.8 bins, its reconstructions'
+FID_g 10.7 (floor 9.3); the DiT's 3000 steps on its latents (about 40 to 50 min alone, 0.7 to
+1.3 s/step) danced to the 7 test songs with jitter 8.6 body lengths/s^2 (real 5.2), FID_k 84
+(floor 19.6), FID_g 15.5 (floor 9.3), Div_k 11.5 (real 8.6), seams 1.7 (real 1.1; 1.2 in another
+run), BAS 0.318 with its own music against 0.302 with another's, and no music gain in its loss.
 """
 
 import ml_collections
@@ -64,7 +61,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.learning_rate = 1e-3  # lever 4: beat 3e-4 at width 128
     config.train.warmup_steps = 200
     config.train.ema_decay = 0.999
-    config.train.reference_dropout = 0.3  # lever 4: music gain -0.0005 -> +0.0006, on the beat
     config.train.log_every = 25
     config.train.eval_every = 250
     config.train.eval_batches = 2
