@@ -44,6 +44,7 @@ from data_pipeline.segments import SegmentStore
 from hotdance_jax.errors import InputError
 from hotdance_jax.io import save_npz
 from hotdance_jax.metrics import body_frame, jitter, reconstruction_errors
+from hotdance_jax.metrics.reconstruction import in_bins
 from hotdance_jax.pose import body_of, decoded_poses, encode, skeleton_of
 from hotdance_jax.pose.onehot import (
     DEFAULT_DECODE_RADIUS,
@@ -106,8 +107,7 @@ def keypoint_errors(images: jax.Array, data: dict, bins: int, pose: dict,
     if dances:
         save_dances(dances, kp, conf, data)
     figures = reconstruction_errors(kp, conf, data["keypoints"], data["confidence"], size, bins)
-    skeleton = skeleton_of(kp.shape[-2])
-    body = skeleton.body  # the figures in bins and L/s^2 are the body's
+    body = skeleton_of(kp.shape[-2]).body  # the figures in bins and L/s^2 are the body's
     both = ((data["confidence"] > 0) & (conf > 0))[..., body]
     percent_width = (np.abs(kp - data["keypoints"])[..., body, 0]
                      / size[:, None, None, 0] * 100)[both]
@@ -133,8 +133,8 @@ def joint_errors(keypoints: np.ndarray, confidence: np.ndarray, data: dict, bins
     all body keypoints' errors above `p99` (bins) that are this one's; joints never seen left out.
     """
     skeleton = skeleton_of(keypoints.shape[-2])
-    scale = bins / data["size"].astype(np.float32)[:, None, None, :]  # bins per pixel
-    error = np.abs(keypoints - data["keypoints"]) * scale  # (N, T, K, 2)
+    error = np.abs(in_bins(keypoints, data["size"], bins)
+                   - in_bins(data["keypoints"], data["size"], bins))  # (N, T, K, 2)
     seen = (confidence > 0) & (data["confidence"] > 0)
     above = max(int((error[..., skeleton.body, :][seen[..., skeleton.body]] > p99).sum()), 1)
     rows = {}

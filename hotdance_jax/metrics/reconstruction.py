@@ -11,6 +11,11 @@ from hotdance_jax.pose.skeletons import Skeleton, skeleton_of
 MIN_APART_BINS = 4.0  # a left/right pair closer than this is not counted by side_swaps
 
 
+def in_bins(keypoints: np.ndarray, size: np.ndarray, bins: int) -> np.ndarray:
+    """Keypoints (N, T, K, 2) pixels in frames of `size` (N, 2) pixels, in bins (`bins` a side)."""
+    return keypoints * (bins / np.asarray(size, np.float32)[:, None, None, :])
+
+
 def reconstruction_errors(keypoints: np.ndarray, confidence: np.ndarray,
                           true_keypoints: np.ndarray, true_confidence: np.ndarray,
                           size: np.ndarray, bins: int,
@@ -33,8 +38,7 @@ def reconstruction_errors(keypoints: np.ndarray, confidence: np.ndarray,
     the arm put it.
     """
     skeleton = skeleton or skeleton_of(np.shape(keypoints)[-2])
-    scale = bins / np.asarray(size, np.float32)[:, None, None, :]  # bins per pixel
-    decoded, truth = keypoints * scale, true_keypoints * scale
+    decoded, truth = in_bins(keypoints, size, bins), in_bins(true_keypoints, size, bins)
     seen = (confidence > 0) & (true_confidence > 0)
     body = skeleton.body
     error = np.abs(decoded - truth)[..., body, :][seen[..., body]]
