@@ -71,34 +71,3 @@ def test_a_near_miss_costs_less_than_a_far_one_only_with_a_gaussian_target(sigma
         assert near < far - 3.0  # nats: the Gaussian puts a fifth of the target on bin 17
     else:
         assert near == pytest.approx(far)
-
-
-def test_the_distance_term_prices_mass_by_how_far_it_is_where_cross_entropy_does_not():
-    """Two decoders that give the hot bin (16) the same 0.8: one puts the other 0.2 two bins
-    away, the other 14 bins away. The cross-entropy is the same; the expected distance is 0.2 x 2
-    against 0.2 x 14 bins, and with a weight the loss follows it."""
-    target = columns_at([16])
-
-    def two_modes(other_bin):
-        probability = 0.8 * columns_at([16]) + 0.2 * columns_at([other_bin])
-        logits = jnp.log(jnp.maximum(probability, 1e-12))
-        return jnp.concatenate([logits, jnp.full_like(logits, 10.0)], axis=-1)
-
-    near, far = (fit_terms(two_modes(b), target) for b in (18, 30))
-    assert float(near["position"]) == pytest.approx(float(far["position"]), rel=1e-5)
-    assert float(near["distance"]) == pytest.approx(0.4, abs=1e-3)
-    assert float(far["distance"]) == pytest.approx(2.8, abs=1e-3)
-
-    class Fixed(nnx.Module):
-        def __init__(self, outputs):
-            self.outputs = outputs
-
-        def encode(self, x):
-            return jnp.zeros((1, 1, 1, 1)), jnp.zeros((1, 1, 1, 1))
-
-        def decode(self, z):
-            return self.outputs
-
-    losses = [float(onehot_kl_loss(Fixed(two_modes(b)), target, jax.random.key(0), 0.0, 0.0,
-                                   distance_weight=0.5)[0]) for b in (18, 30)]
-    assert losses[1] - losses[0] == pytest.approx(0.5 * (2.8 - 0.4), abs=1e-3)

@@ -9,10 +9,8 @@ so each column is a distribution over bins scaled by a confidence in [0, 1], whi
 codec's decode reads like a one-hot column. The loss (`onehot_kl_loss`) is the per-column
 cross-entropy over bins for visible columns (against the hot bin, or with `target_sigma` > 0
 against a Gaussian of that many bins around it: SimCC's label smoothing, so a near miss costs less
-than a far one), optionally the expected distance in bins from the hot bin under the decoded
-distribution (`distance_weight`: mass far from the joint costs in proportion to how far, where the
-cross-entropy prices all misses alike), a binary cross-entropy of the visibility against the
-column's hot value, and a small KL term on the latent posterior.
+than a far one), a binary cross-entropy of the visibility against the column's hot value, and a
+small KL term on the latent posterior.
 """
 
 from __future__ import annotations
@@ -56,9 +54,7 @@ def fit_terms(outputs: jax.Array, images: jax.Array, target_sigma: float = 0.0
               ) -> dict[str, jax.Array]:
     """How well decoder outputs (N, B, T, 2C) fit one-hot images (N, B, T, C): "position" (mean
     cross-entropy over bins of visible columns against the hot bin blurred by a Gaussian of
-    `target_sigma` bins, nats), "distance" (mean over visible columns of the expected distance
-    from the hot bin under the softmax over bins, bins), "visibility" (mean binary cross-entropy
-    of every column)."""
+    `target_sigma` bins, nats), "visibility" (mean binary cross-entropy of every column)."""
     position, visibility = split_outputs(outputs.astype(jnp.float32))
     hot = images.max(axis=-3)  # (N, T, C): the column's confidence, 0 if invisible
     visible = hot > 0
@@ -66,12 +62,8 @@ def fit_terms(outputs: jax.Array, images: jax.Array, target_sigma: float = 0.0
     target = target / jnp.maximum(target.sum(axis=-3, keepdims=True), 1e-12)
     log_probability = jax.nn.log_softmax(position, axis=-3)
     cross_entropy = -(target * log_probability).sum(axis=-3)
-    bins = jnp.arange(images.shape[-3], dtype=jnp.float32)[:, None, None]
-    offset = jnp.abs(bins - images.argmax(axis=-3)[..., None, :, :])  # (N, B, T, C) bins
-    distance = (jnp.exp(log_probability) * offset).sum(axis=-3)
     count = jnp.maximum(visible.sum(), 1)
     return {"position": jnp.where(visible, cross_entropy, 0.0).sum() / count,
-            "distance": jnp.where(visible, distance, 0.0).sum() / count,
             "visibility": optax.sigmoid_binary_cross_entropy(visibility, hot).mean()}
 
 
@@ -82,17 +74,15 @@ def onehot_kl_loss(
     kl_weight: float,
     visibility_weight: float,
     target_sigma: float = 0.0,
-    distance_weight: float = 0.0,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Training loss of one batch of one-hot images (N, B, T, C); returns (loss, parts):
-    fit_terms' parts (position target blurred by `target_sigma` bins; the distance weighed by
-    `distance_weight` nats per bin) and "kl" (mean KL per latent element)."""
+    fit_terms' parts (position target blurred by `target_sigma` bins) and "kl" (mean KL per
+    latent element)."""
     mean, logvar = model.encode(images)
     z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape, mean.dtype)
     parts = fit_terms(model.decode(z), images, target_sigma)
     parts["kl"] = 0.5 * (mean**2 + jnp.exp(logvar) - 1.0 - logvar).mean()
-    loss = (parts["position"] + distance_weight * parts["distance"]
-            + visibility_weight * parts["visibility"] + kl_weight * parts["kl"])
+    loss = parts["position"] + visibility_weight * parts["visibility"] + kl_weight * parts["kl"]
     return loss, parts
 
 

@@ -140,8 +140,8 @@ class VAETrainState(nnx.Module):
 @dataclasses.dataclass(frozen=True)
 class LossSettings:
     """The train step's settings besides the optimizer's: bins of the one-hot images, the loss
-    weights, the seed of the posterior samples' keys, the position target's Gaussian (bins), the
-    hands' zoom (config.pose.hand_zoom) and the expected distance's weight (nats per bin)."""
+    weights, the seed of the posterior samples' keys, the position target's Gaussian (bins) and
+    the hands' zoom (config.pose.hand_zoom)."""
 
     bins: int
     kl_weight: float
@@ -149,7 +149,6 @@ class LossSettings:
     seed: int
     target_sigma: float = 0.0
     hand_zoom: float = 0.0
-    distance_weight: float = 0.0
 
 
 def train_step(settings: LossSettings, ts: VAETrainState, batch: dict) -> dict[str, jax.Array]:
@@ -161,7 +160,7 @@ def train_step(settings: LossSettings, ts: VAETrainState, batch: dict) -> dict[s
 
     def loss_fn(m):
         return onehot_kl_loss(m, images, key, settings.kl_weight, settings.visibility_weight,
-                              settings.target_sigma, settings.distance_weight)
+                              settings.target_sigma)
 
     (loss, parts), grads = nnx.value_and_grad(loss_fn, has_aux=True)(ts.model)
     ts.optimizer.update(ts.model, grads)
@@ -172,8 +171,7 @@ def vae_trainer(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> T
     """The autoencoder's Trainer on `mesh`."""
     train = config.vae.train
     settings = LossSettings(config.pose.bins, train.kl_weight, train.visibility_weight,
-                            train.seed, train.target_sigma, config.pose.hand_zoom,
-                            train.distance_weight)
+                            train.seed, train.target_sigma, config.pose.hand_zoom)
     new_state = functools.partial(VAETrainState, kl_config(config),
                                   OptimizerSettings.of(train), train.seed)
     return Trainer(new_state, functools.partial(train_step, settings), mesh)
