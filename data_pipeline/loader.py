@@ -30,6 +30,7 @@ reference frames); another is refused with a one-line InputError.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import grain
@@ -127,7 +128,15 @@ def train_dataset(
     threads = grain.ReadOptions(num_threads=prefetch, prefetch_buffer_size=prefetch)
     workers = grain.MultiprocessingOptions(num_workers=config.latents.workers,
                                            per_worker_buffer_size=prefetch)
-    return ds.to_iter_dataset(threads).mp_prefetch(workers)
+    return ds.to_iter_dataset(threads).mp_prefetch(workers, worker_init_fn=leave_sigterm_to_trainer)
+
+
+def leave_sigterm_to_trainer(worker_index: int, worker_count: int) -> None:
+    """grain's worker init: ignore SIGTERM, which a scheduler's preemption sends to every process
+    of the job. The trainer takes it, saves its step and stops the workers itself; a worker killed
+    by it would leave the trainer waiting for its next batch for ever."""
+    del worker_index, worker_count
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def validation_batches(

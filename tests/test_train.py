@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
+import threading
 
 import jax
 import ml_collections
@@ -211,6 +213,27 @@ def test_sigterm_saves_and_exits_zero(cache, tmp_path):
     saved = int(output.split("preempted: saved step ")[1].split()[0])
     assert saved >= 3
     assert params_of(tmp_path / "run")[1] == saved
+
+
+def test_the_loaders_workers_outlive_a_sigterm(cache):
+    """A scheduler's preemption sends SIGTERM to every process of the job. The loader's worker
+    processes ignore it and go on making batches, so the trainer (which takes it) can finish its
+    step and save; a worker that died of it would leave next() waiting for ever."""
+    config = train_config(cache, latents__workers=2, latents__prefetch=1)
+    data = iter(loader.train_dataset(latents_of(cache), config, 4))
+    next(data)
+    workers = multiprocessing.active_children()
+    assert workers, "no loader worker processes to signal"
+    for worker in workers:
+        os.kill(worker.pid, signal.SIGTERM)
+    batches = []
+    fetch = threading.Thread(target=lambda: batches.extend(next(data) for _ in range(12)),
+                             daemon=True)  # 12 batches: past what the workers had buffered
+    fetch.start()
+    fetch.join(timeout=120)
+    assert len(batches) == 12, "the loader stopped making batches after SIGTERM"
+    assert all(worker.is_alive() for worker in workers)
+    data.close()
 
 
 def test_mesh_shapes():
