@@ -165,6 +165,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.remat = "none"
     config.train.ema_decay = 0.9999  # at step s the EMA uses min(ema_decay, (1 + s) / (10 + s))
     config.train.music_dropout = 0.3  # P(music replaced by the null token): guidance
+    config.train.reference_dropout = 0.0  # P(reference latent and mask zeroed) per example
     config.train.t_mean = 0.0  # logit-normal flow time: sigmoid(N(t_mean, t_std^2)) ...
     config.train.t_std = 1.0
     config.train.time_shift = -1.0  # ... shifted by this; -1: flow.resolution_shift(pose tokens)

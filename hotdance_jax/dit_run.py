@@ -84,6 +84,7 @@ class StepSettings:
     """The train step's hyperparameters besides the optimizer's (static under jit)."""
 
     music_dropout: float
+    reference_dropout: float
     t_mean: float
     t_std: float
     time_shift: float
@@ -95,7 +96,7 @@ class StepSettings:
         shift = train.time_shift
         if shift == -1:
             shift = flow.resolution_shift(model.grid[0] * model.grid[1])
-        return cls(train.music_dropout, train.t_mean, train.t_std,
+        return cls(train.music_dropout, train.reference_dropout, train.t_mean, train.t_std,
                    float(shift), train.ema_decay)
 
 

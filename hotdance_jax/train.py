@@ -8,7 +8,8 @@ config's `model` section the DiT, its `train` section the rest. Per step, on a g
 config.train.batch_size examples split over the mesh's data x fsdp devices: the loader's
 reference latent and mask (N reference frames drawn per example, N = 0 with probability
 config.latents.p_shape_only), music replaced by the null token with probability
-config.train.music_dropout, the flow loss of flow.flow_loss (logit-normal t, shifted), AdamW
+config.train.music_dropout, the reference latent and mask zeroed with probability
+config.train.reference_dropout, the flow loss of flow.flow_loss (logit-normal t, shifted), AdamW
 with warmup and cosine decay after gradient clipping, and an EMA of the weights (the weights the
 sampler uses).
 
@@ -78,18 +79,34 @@ def velocity_loss(model: DiT, batch: dict, drop_music: jax.Array, key: jax.Array
                           settings.time_shift)
 
 
+def per_example(keys: jax.Array, rate: float) -> jax.Array:
+    """(b,) bool, each True with probability `rate`: one draw per key of `keys` (b,)."""
+    return jax.vmap(lambda k: jax.random.bernoulli(k, rate))(keys)
+
+
+def drop_references(batch: dict, keys: jax.Array, rate: float) -> dict:
+    """The batch with each example's reference latent and mask zeroed (no frame known, the mean
+    latent) with probability `rate`, one draw per key of `keys` (b,)."""
+    keep = 1.0 - per_example(keys, rate).astype(jnp.float32)
+    return dict(batch, **{name: batch[name] * keep.reshape(-1, *(1,) * (batch[name].ndim - 1))
+                          for name in ("reference", "mask")})
+
+
 def train_step(settings: StepSettings, ts: TrainState, batch: dict) -> dict[str, jax.Array]:
     """One optimizer step and EMA update of the train state, in place; returns {loss,
     grad_norm}.
 
-    The step's key is split off the state's; each example's draws (music dropout, t, noise)
-    come from that key folded with the example's stream position (batch["example"]).
+    The step's key is split off the state's; each example's draws (music and reference
+    dropout, t, noise) come from that key folded with the example's stream position
+    (batch["example"]).
     """
     key, step_key = jax.random.split(jax.random.wrap_key_data(ts.rng[...]))
     ts.rng[...] = jax.random.key_data(key)
-    keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(step_key, i)))(
+    keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(step_key, i), 3))(
         batch["example"])
-    drop = jax.vmap(lambda k: jax.random.bernoulli(k, settings.music_dropout))(keys[:, 0])
+    drop = per_example(keys[:, 0], settings.music_dropout)
+    if settings.reference_dropout > 0:
+        batch = drop_references(batch, keys[:, 2], settings.reference_dropout)
     loss, grads = nnx.value_and_grad(velocity_loss)(ts.model, batch, drop, keys[:, 1], settings)
     ts.optimizer.update(ts.model, grads)
     step = ts.optimizer.step[...].astype(jnp.float32)

@@ -283,3 +283,19 @@ def test_the_step_takes_the_state_as_a_list_of_arrays(cache):
     assert leaves.num_nodes == leaves.num_leaves + 1 == structure.num_leaves + 1  # one list
     assert jax.tree.structure(trainer.state) == structure
     assert trainer.step_count == 1
+
+
+@pytest.mark.parametrize("rate", [0.0, 1.0])
+def test_reference_dropout_hides_the_reference(cache, rate):
+    """At rate 1 a step's loss and gradient are the same whatever the reference holds; at rate 0
+    they are not."""
+    config = train_config(cache, train__reference_dropout=rate)
+    batch = next(iter(loader.train_dataset(latents_of(cache), config, 4)))
+    scrambled = dict(batch, reference=batch["reference"][::-1] + 1.0,
+                     mask=1.0 - batch["mask"])
+    metrics = []
+    for data in (batch, scrambled):
+        trainer = make_trainer(config, latents_of(cache))
+        step = trainer.step(parallel.global_batch(data, trainer.mesh))
+        metrics.append([float(step["loss"]), float(step["grad_norm"])])
+    assert (metrics[0] == metrics[1]) == (rate == 1.0), metrics
