@@ -220,9 +220,10 @@ def test_the_loaders_workers_outlive_a_sigterm(cache):
     processes ignore it and go on making batches, so the trainer (which takes it) can finish its
     step and save; a worker that died of it would leave next() waiting for ever."""
     config = train_config(cache, latents__workers=2, latents__prefetch=1)
+    before = set(multiprocessing.active_children())
     data = iter(loader.train_dataset(latents_of(cache), config, 4))
     next(data)
-    workers = multiprocessing.active_children()
+    workers = [child for child in multiprocessing.active_children() if child not in before]
     assert workers, "no loader worker processes to signal"
     for worker in workers:
         os.kill(worker.pid, signal.SIGTERM)
