@@ -222,7 +222,8 @@ def test_the_loaders_workers_outlive_a_sigterm(cache):
     config = train_config(cache, latents__workers=2, latents__prefetch=1)
     before = set(multiprocessing.active_children())
     data = iter(loader.train_dataset(latents_of(cache), config, 4))
-    next(data)
+    for _ in range(config.latents.workers):  # one batch of each worker: all have started
+        next(data)
     workers = [child for child in multiprocessing.active_children() if child not in before]
     assert workers, "no loader worker processes to signal"
     for worker in workers:
