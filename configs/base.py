@@ -106,7 +106,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.vae.train.grad_clip = 1.0
     config.vae.train.kl_weight = 1e-4  # of the mean KL per latent element
     config.vae.train.visibility_weight = 1.0
-    config.vae.train.target_sigma = 0.0  # bins: Gaussian position target (lever under study)
+    config.vae.train.target_sigma = 0.0  # bins: hot bin blurred by a Gaussian (dwm.py: 2)
     config.vae.train.log_every = 50
     config.vae.train.eval_every = 1000
     config.vae.train.eval_segments = 64  # validation segments decoded per evaluation
