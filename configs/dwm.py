@@ -14,14 +14,12 @@ The whole pipeline on this 2-core CPU, one config for every stage:
 Reaches (docs/real_dances.md, the study that tunes this recipe; 2026-12-06, 2-core CPU): the 33
 performances in ../shared -> 853 segments (610 train, 45 val, 198 test) at 30 fps, filmed by a
 camera that follows the dancer at the fixed camera's scale in a 1080 x 1080 frame. The
-autoencoder's 2000 steps with the Gaussian position target (74 min beside a DiT; session 28) reach
-test error mean / p99 1.2 / 8.5 bins (bound 3), its reconstructions FID_g 6.9 (floor 9.3). The
-DiT's 3000 steps (about 40 to 50 min alone, 0.7 to 1.3 s/step) on the cross-entropy autoencoder's
-latents (session 27's run) danced to the 7 test songs with jitter 8.6 body lengths/s^2 (real 5.2),
-FID_k 77 (floor 19.6), FID_g 15.4 (floor 9.3), Div_k 10.9 (real 8.6), seams 1.06 (real 1.13), BAS
-0.321 with its own music against 0.303 with another's, and a music gain of +0.0003; at 1000 steps
-the Gaussian target's latents made the better DiT (FID_k 77 -> 45, jitter 8.6 -> 6.9, seams 1.45 ->
-1.08).
+autoencoder's 2000 steps with the Gaussian position target (74 min beside a DiT) reach test error
+mean / p99 1.2 / 8.5 bins (bound 3), its reconstructions FID_g 6.9 (floor 9.3). The DiT's 3000
+steps on its latents (1 h beside other runs, 0.75 to 1.5 s/step) dance to the 7 test songs with
+jitter 6.3 body lengths/s^2 (real 5.2), FID_k 31 (floor 19.6), FID_g 13.9 (floor 9.3), Div_k 5.9
+(real 8.6), seams 1.72 (real 1.13), BAS 0.240 with their own music against 0.265 with another's,
+and a music gain of +0.0002 in its validation loss at the end (session 28).
 """
 
 import ml_collections
