@@ -386,18 +386,22 @@ def _blend(old_keypoints, old_confidence, new_keypoints, new_confidence, overlap
     """A segment's poses (b, T, K, ...) written over what is there: its first `overlap` frames
     are cross-faded with the old ones. The new segment's weight rises as a raised cosine, whose
     slope is 0 at both ends of the fade: a linear fade would add (new - old) / overlap to the
-    velocity inside the fade only, a step at each end. Returns (keypoints, confidence)."""
+    velocity inside the fade only, a step at each end. In the fade a joint seen by one segment
+    only is shown where that segment weighs at least half, else hidden: shown at its one
+    segment's place beside blended frames it would jump by the segments' whole disagreement.
+    Returns (keypoints, confidence)."""
     weight = np.ones(new_keypoints.shape[1], np.float32)
     weight[:overlap] = 0.5 - 0.5 * np.cos(np.pi * (np.arange(overlap) + 0.5) / max(overlap, 1))
     w = weight[None, :, None]
     old_seen, new_seen = old_confidence > 0, new_confidence > 0
     both = old_seen & new_seen
-    only_old = old_seen & ~new_seen & (w < 1)  # in the fade, keep a joint the new one lost
+    show_old = old_seen & ~new_seen & (w < 0.5)
+    hidden = (w < 1) & ((old_seen & ~new_seen & (w >= 0.5)) | (new_seen & ~old_seen & (w < 0.5)))
     keypoints = np.where(both[..., None], (1 - w[..., None]) * old_keypoints
                          + w[..., None] * new_keypoints, new_keypoints)
     confidence = np.where(both, (1 - w) * old_confidence + w * new_confidence, new_confidence)
-    return (np.where(only_old[..., None], old_keypoints, keypoints),
-            np.where(only_old, old_confidence, confidence))
+    return (np.where(show_old[..., None], old_keypoints, keypoints),
+            np.where(show_old, old_confidence, np.where(hidden, 0.0, confidence)))
 
 
 def _read_json(path: Path, what: str) -> dict:
