@@ -6,9 +6,12 @@ class InputError(ValueError):
 
 
 class Preempted(Exception):
-    """A training run stopped on SIGTERM after saving its checkpoint at `step`; running it again
-    resumes. The commands exit 0 on it; code that goes on to use the run must not."""
+    """A training run stopped on SIGTERM with its checkpoint at `step` saved (none at step 0);
+    running it again resumes. The commands exit 0 on it; code that goes on to use the run must
+    not."""
 
     def __init__(self, step: int, workdir: object):
-        super().__init__(f"preempted: saved step {step} in {workdir}; rerun to resume")
+        super().__init__(f"preempted: saved step {step} in {workdir}; rerun to resume" if step
+                         else f"preempted before the first step: nothing saved in {workdir}; "
+                         "rerun to start")
         self.step = step

@@ -19,6 +19,7 @@ saved, else it is refused before anything is restored or written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -275,15 +276,36 @@ def _timed(fn: Callable[[], object]) -> float:
 
 
 class Preemption:
-    """Set when this process gets SIGTERM (the handler replaces the default exit)."""
+    """Set when this process gets SIGTERM (the handler replaces the default exit); the loop saves
+    and stops after the step. While the loop waits for its first batch (`first_batch`) there is
+    nothing to save since the checkpoint it started from, and the handler raises Preempted at
+    once instead: a loader worker still starting when a job-wide SIGTERM came dies of it (grain
+    has not yet run the init that ignores SIGTERM), and the batch it owed would never come. Used
+    on one process only: on several, one that stopped alone would leave the others waiting in the
+    step's collectives."""
 
-    def __init__(self):
+    def __init__(self, start_step: int, workdir: object):
         self.requested = False
+        self._raising = False
+        self._preempted = Preempted(start_step, workdir)
         signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, signum, frame):
         del signum, frame
         self.requested = True
+        if self._raising:
+            raise self._preempted
+
+    @contextlib.contextmanager
+    def first_batch(self):
+        """The wait for the first batch: a SIGTERM in it, or before it, raises Preempted."""
+        if self.requested:
+            raise self._preempted
+        self._raising = True
+        try:
+            yield
+        finally:
+            self._raising = False
 
 
 def local_batch_size(global_batch: int, mesh: jax.sharding.Mesh, setting: str) -> int:
@@ -354,7 +376,8 @@ def run(task: Task, workdir: epath.Path | Path, stop_at: int | None = None) -> d
               flush=True)
     last = settings.steps if stop_at is None else min(stop_at, settings.steps)
     log = TrainLog(workdir, settings, start_step=step, enabled=lead, eval_note=task.eval_note)
-    preemption = Preemption()
+    preemption, first_step = Preemption(step, workdir), step
+    alone = jax.process_count() == 1  # on a pod every process takes a step, or none does
 
     def save(step: int, metrics: dict | None = None) -> None:
         manager.save(step, args=ocp.args.Composite(
@@ -368,7 +391,11 @@ def run(task: Task, workdir: epath.Path | Path, stop_at: int | None = None) -> d
     preempted = None
     try:
         while step < last:
-            batch = parallel.global_batch(next(data), trainer.mesh)
+            waiting = (preemption.first_batch() if step == first_step and alone
+                       else contextlib.nullcontext())
+            with waiting:
+                local_batch = next(data)
+            batch = parallel.global_batch(local_batch, trainer.mesh)
             compiling = trainer.flops_per_step is None
             step_metrics = trainer.step(batch)
             step += 1
@@ -402,6 +429,10 @@ def run(task: Task, workdir: epath.Path | Path, stop_at: int | None = None) -> d
                 if lead:
                     print(preempted, flush=True)
                 break
+    except Preempted as e:  # from the wait for the first batch
+        if lead:
+            print(e, flush=True)
+        raise
     finally:
         manager.wait_until_finished()
         log.close()

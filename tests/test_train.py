@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import jax
 import ml_collections
@@ -134,7 +136,13 @@ def test_a_preempted_run_saves_and_raises(cache, tmp_path, monkeypatch):
     """Code that trains and then uses the run (the demo, the benches) must not go on with a
     preempted one: train.train raises Preempted after saving (the command exits 0 on it)."""
     class Requested(training.Preemption):
-        def __init__(self):  # SIGTERM already came; no handler installed
+        def __init__(self, start_step, workdir):  # no handler installed
+            del start_step, workdir
+            self.requested = False
+
+        @contextlib.contextmanager
+        def first_batch(self):  # SIGTERM comes after the first batch, in the first step
+            yield
             self.requested = True
 
     monkeypatch.setattr(training, "Preemption", Requested)
@@ -213,6 +221,40 @@ def test_sigterm_saves_and_exits_zero(cache, tmp_path):
     saved = int(output.split("preempted: saved step ")[1].split()[0])
     assert saved >= 3
     assert params_of(tmp_path / "run")[1] == saved
+
+
+class _WorkerDiedStarting:
+    """A loader whose first batch never comes, as when a job-wide SIGTERM killed the worker that
+    owed it before grain's init made it ignore SIGTERM: the first next() sends this process that
+    SIGTERM, then waits 60 s for the batch (a trainer that waited on would take a step)."""
+
+    def __init__(self, dataset):
+        self.data, self.first = iter(dataset), True
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.first:
+            self.first = False
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(60)
+        return next(self.data)
+
+    def __getattr__(self, name):  # get_state, set_state, close: the real iterator's
+        return getattr(self.data, name)
+
+
+def test_a_sigterm_while_the_first_batch_is_awaited_stops_at_once(cache, tmp_path,
+                                                                  monkeypatch, capsys):
+    real = loader.train_dataset
+    monkeypatch.setattr(loader, "train_dataset",
+                        lambda *args, **kwargs: _WorkerDiedStarting(real(*args, **kwargs)))
+    with pytest.raises(Preempted) as stopped:
+        train.train(train_config(cache), latents_of(cache), tmp_path)
+    assert stopped.value.step == 0  # no step taken, none saved
+    assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+    assert "preempted before the first step: nothing saved" in capsys.readouterr().out
 
 
 def test_the_loaders_workers_outlive_a_sigterm(cache):
