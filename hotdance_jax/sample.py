@@ -395,8 +395,9 @@ def _blend(old_keypoints, old_confidence, new_keypoints, new_confidence, overlap
     w = weight[None, :, None]
     old_seen, new_seen = old_confidence > 0, new_confidence > 0
     both = old_seen & new_seen
-    show_old = old_seen & ~new_seen & (w < 0.5)
-    hidden = (w < 1) & ((old_seen & ~new_seen & (w >= 0.5)) | (new_seen & ~old_seen & (w < 0.5)))
+    only_old, only_new = old_seen & ~new_seen, new_seen & ~old_seen
+    show_old = only_old & (w < 0.5)
+    hidden = (w < 1) & ((only_old & (w >= 0.5)) | (only_new & (w < 0.5)))
     keypoints = np.where(both[..., None], (1 - w[..., None]) * old_keypoints
                          + w[..., None] * new_keypoints, new_keypoints)
     confidence = np.where(both, (1 - w) * old_confidence + w * new_confidence, new_confidence)

@@ -388,7 +388,6 @@ def run(task: Task, workdir: epath.Path | Path, stop_at: int | None = None) -> d
         return step % every == 0 or step == settings.steps
 
     metrics: dict = {}
-    preempted = None
     try:
         while step < last:
             waiting = (preemption.first_batch() if step == first_step and alone
@@ -425,11 +424,8 @@ def run(task: Task, workdir: epath.Path | Path, stop_at: int | None = None) -> d
                 save(step, evaluation)
                 log.restart_clock(step)
             if stopping:
-                preempted = Preempted(step, workdir)
-                if lead:
-                    print(preempted, flush=True)
-                break
-    except Preempted as e:  # from the wait for the first batch
+                raise Preempted(step, workdir)
+    except Preempted as e:  # after a saved step, or from the wait for the first batch
         if lead:
             print(e, flush=True)
         raise
@@ -439,8 +435,6 @@ def run(task: Task, workdir: epath.Path | Path, stop_at: int | None = None) -> d
         close = getattr(data, "close", None)  # grain's worker processes, when there are any
         if close:
             close()
-    if preempted:
-        raise preempted
     return metrics
 
 
