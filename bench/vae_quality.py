@@ -4,7 +4,7 @@ r"""How well each autoencoder keeps the keypoints: encode + decode held-out segm
       --onehot-kl runs/vae_dwm/onehot_kl.msgpack --taef2 ../shared/weights/taef2 \
       [--diffusers path/to/vae] [--num 32] [--frames 64] [--jump-cost 1] [--jump-cap 16] \
       [--free-motion 4] [--radius 0] [--smooth-window 9] [--smooth-order 3] [--hand-zoom 0]
-      [--dances DIR] [--per-joint]
+      [--dances DIR] [--per-joint] [--per-sequence]
 
 Per autoencoder (and the bare one-hot codec as the floor): mean and 99th-percentile keypoint error
 after decoding, in bins and in % of the frame width, visibility accuracy (decoded visible == truly
@@ -29,7 +29,8 @@ that `python -m hotdance_jax.evaluate --generated DIR/onehot-kl --reference SEGM
 the autoencoder alone leaves of the real dances: the ceiling of any DiT trained on its latents.
 
 --per-joint also prints, per row, each body joint's mean and p99 error along x and y (bins) and
-its share of the keypoint errors above the row's p99: which joints make the p99.
+its share of the keypoint errors above the row's p99: which joints make the p99; --per-sequence
+the same per sequence (performance): which dances make it.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ _encode = jax.jit(encode, static_argnames=("bins", "hand_zoom"))
 
 def load_segments(directory: str, split: str, num: int, frames: int) -> dict:
     """The first `frames` frames of the first `num` segments of a split, stacked, with each
-    segment's name, music file and music offset (s)."""
+    segment's name, sequence, music file and music offset (s)."""
     store = SegmentStore(directory, split)
     records = store.__getitems__(range(min(num, len(store))))
     return {
@@ -69,6 +70,7 @@ def load_segments(directory: str, split: str, num: int, frames: int) -> dict:
         "size": np.array([[r["width"], r["height"]] for r in records], np.float32),
         "fps": float(records[0]["fps"]),
         "names": [f"{r['sequence_id']}_{int(r['start_frame']):06d}" for r in records],
+        "sequences": [str(r["sequence_id"]) for r in records],
         "music": [(str(r["audio_path"]), float(r["audio_offset"])) for r in records],
     }
 
@@ -122,29 +124,49 @@ def keypoint_errors(images: jax.Array, data: dict, bins: int, pose: dict,
         "height_swaps": figures["height_swaps"],
         "jitter": mean_jitter(kp, conf, data["fps"]),
         "per_joint": joint_errors(kp, conf, data, bins, figures["error_bins_p99"]),
+        "per_sequence": sequence_errors(kp, conf, data, bins, figures["error_bins_p99"]),
         **{k: v for k, v in figures.items() if k.startswith("hand_")},
     }
 
 
+def body_errors(keypoints: np.ndarray, confidence: np.ndarray, data: dict,
+                bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-axis errors in bins (N, T, J, 2) of decoded body keypoints (N, T, K, 2) pixels against
+    the true ones, and where both are seen (N, T, J); J the skeleton's body joints."""
+    body = skeleton_of(keypoints.shape[-2]).body
+    error = np.abs(in_bins(keypoints, data["size"], bins)
+                   - in_bins(data["keypoints"], data["size"], bins))[..., body, :]
+    return error, ((confidence > 0) & (data["confidence"] > 0))[..., body]
+
+
+def error_shares(groups: dict[str, np.ndarray],
+                 p99: float) -> dict[str, tuple[float, float, float]]:
+    """Per group of errors (bins, any shape): mean, p99, and the share of all groups' errors
+    above `p99` that are this group's; empty groups left out."""
+    above = max(sum(int((e > p99).sum()) for e in groups.values()), 1)
+    return {name: (float(e.mean()), float(np.percentile(e, 99)), float((e > p99).sum() / above))
+            for name, e in groups.items() if e.size}
+
+
 def joint_errors(keypoints: np.ndarray, confidence: np.ndarray, data: dict, bins: int,
                  p99: float) -> dict[str, tuple[float, float, float]]:
-    """Per body joint and axis ("right_wrist y"): mean and p99 error in bins of decoded
-    keypoints (N, T, K, 2) pixels against the true ones where both are seen, and the share of
-    all body keypoints' errors above `p99` (bins) that are this one's; joints never seen left out.
-    """
+    """Per body joint and axis ("right_wrist y"): error_shares of decoded keypoints (N, T, K, 2)
+    pixels against the true ones where both are seen: which joints make the p99."""
+    error, seen = body_errors(keypoints, confidence, data, bins)
     skeleton = skeleton_of(keypoints.shape[-2])
-    error = np.abs(in_bins(keypoints, data["size"], bins)
-                   - in_bins(data["keypoints"], data["size"], bins))  # (N, T, K, 2)
-    seen = (confidence > 0) & (data["confidence"] > 0)
-    above = max(int((error[..., skeleton.body, :][seen[..., skeleton.body]] > p99).sum()), 1)
-    rows = {}
-    for joint in range(keypoints.shape[-2])[skeleton.body]:
-        for axis, name in enumerate("xy"):
-            e = error[..., joint, axis][seen[..., joint]]
-            if e.size:
-                rows[f"{skeleton.joints[joint]} {name}"] = (
-                    float(e.mean()), float(np.percentile(e, 99)), float((e > p99).sum() / above))
-    return rows
+    names = np.array(skeleton.joints)[skeleton.body]
+    return error_shares({f"{joint} {axis}": error[..., j, a][seen[..., j]]
+                         for j, joint in enumerate(names) for a, axis in enumerate("xy")}, p99)
+
+
+def sequence_errors(keypoints: np.ndarray, confidence: np.ndarray, data: dict, bins: int,
+                    p99: float) -> dict[str, tuple[float, float, float]]:
+    """Per sequence (performance) of the segments: error_shares of their body keypoints, both
+    axes: which performances make the p99."""
+    error, seen = body_errors(keypoints, confidence, data, bins)
+    sequences = np.array(data["sequences"])
+    return error_shares({name: error[sequences == name][seen[sequences == name]]
+                         for name in sorted(set(data["sequences"]))}, p99)
 
 
 def measure(autoencoder, images: jax.Array, data: dict, bins: int, pose: dict,
@@ -187,6 +209,8 @@ def main() -> None:
     parser.add_argument("--dances", help="folder to write the decoded segments to as dances")
     parser.add_argument("--per-joint", action="store_true",
                         help="also print each joint's errors and share of those above the p99")
+    parser.add_argument("--per-sequence", action="store_true",
+                        help="also print each sequence's errors and share of those above the p99")
     args = parser.parse_args()
 
     data = load_segments(args.segments, args.split, args.num, args.frames)
@@ -230,12 +254,13 @@ def main() -> None:
                  f"{r['hand_shape_error_mean']:.3f} | {r['hand_shape_error_p99']:.3f} | "
                  if hands else "")
               + f"{r['latent_shape']} | {r['segments_per_s']:.2f} |")
-    if args.per_joint:
-        for name, r in rows.items():
-            print(f"\n{name}: each joint's error (bins) and share of the errors above the p99")
-            print("| joint, axis | mean | p99 | share above the p99 |\n|---|---|---|---|")
-            for joint, (mean, p99, share) in r["per_joint"].items():
-                print(f"| {joint} | {mean:.2f} | {p99:.2f} | {share:.3f} |")
+    for wanted, key, what in ((args.per_joint, "per_joint", "joint, axis"),
+                              (args.per_sequence, "per_sequence", "sequence")):
+        for name, r in rows.items() if wanted else ():
+            print(f"\n{name}: each {what}'s error (bins) and share of the errors above the p99")
+            print(f"| {what} | mean | p99 | share above the p99 |\n|---|---|---|---|")
+            for group, (mean, p99, share) in r[key].items():
+                print(f"| {group} | {mean:.2f} | {p99:.2f} | {share:.3f} |")
 
 
 if __name__ == "__main__":

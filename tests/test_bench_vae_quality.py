@@ -67,3 +67,22 @@ def test_joint_errors_find_the_joint_that_makes_the_p99():
     assert mean == pytest.approx(1.0)  # 10 bins in 2 of 20 frames
     assert p99 == pytest.approx(10.0)
     assert share == 1.0
+
+
+def test_sequence_errors_find_the_performance_that_makes_the_p99():
+    """Three segments of two performances; only the second performance's segment is 10 bins off
+    in its wrists' x in 5 frames: that performance holds every error above the p99."""
+    rng = np.random.default_rng(1)
+    truth = rng.uniform(100, 400, (3, 20, 18, 2)).astype(np.float32)
+    confidence = np.ones((3, 20, 18), np.float32)
+    decoded = truth + 1.0  # 0.5 bins everywhere: 512 px in 256 bins
+    decoded[2, :5, [4, 7], 0] += 20.0
+    data = {"keypoints": truth, "confidence": confidence, "size": np.full((3, 2), 512, np.float32),
+            "sequences": ["DANCE_W_1", "DANCE_W_1", "DANCE_R_2"]}
+    rows = vae_quality.sequence_errors(decoded, confidence, data, 256, p99=1.0)
+    assert list(rows) == ["DANCE_R_2", "DANCE_W_1"]
+    assert rows["DANCE_W_1"] == pytest.approx((0.5, 0.5, 0.0))
+    mean, p99, share = rows["DANCE_R_2"]
+    assert mean == pytest.approx(0.5 + 10 * 10 / (20 * 18 * 2))  # 10 of 720 errors 10 bins more
+    assert p99 == pytest.approx(10.5)
+    assert share == 1.0
