@@ -4,7 +4,7 @@ r"""How well each autoencoder keeps the keypoints: encode + decode held-out segm
       --onehot-kl runs/vae_dwm/onehot_kl.msgpack --taef2 ../shared/weights/taef2 \
       [--diffusers path/to/vae] [--num 32] [--frames 64] [--jump-cost 1] [--jump-cap 16] \
       [--free-motion 4] [--radius 0] [--smooth-window 9] [--smooth-order 3] [--hand-zoom 0]
-      [--dances DIR] [--per-joint] [--per-sequence]
+      [--dances DIR] [--per-joint] [--per-sequence] [--batch 32]
 
 Per autoencoder (and the bare one-hot codec as the floor): mean and 99th-percentile keypoint error
 after decoding, in bins and in % of the frame width, visibility accuracy (decoded visible == truly
@@ -99,13 +99,12 @@ def save_dances(directory: str, keypoints: np.ndarray, confidence: np.ndarray,
                  music_offset=np.float32(offset))
 
 
-def keypoint_errors(images: jax.Array, data: dict, bins: int, pose: dict,
+def keypoint_errors(kp: np.ndarray, conf: np.ndarray, data: dict, bins: int,
                     dances: str | None = None) -> dict[str, float]:
-    """Error, visibility and jitter figures of images decoded and smoothed as the config `pose`
-    section (a dict of its decode_* and smooth_* keys) asks, against the true keypoints; the
-    decoded segments saved as dances in the folder `dances` when given."""
+    """Error, visibility and jitter figures of decoded keypoints (N, T, K, 2) pixels with
+    confidence (N, T, K) against the true ones; the decoded segments saved as dances in the
+    folder `dances` when given."""
     size = data["size"]
-    kp, conf = decoded_poses(images, size[:, 0], size[:, 1], pose)
     if dances:
         save_dances(dances, kp, conf, data)
     figures = reconstruction_errors(kp, conf, data["keypoints"], data["confidence"], size, bins)
@@ -169,17 +168,40 @@ def sequence_errors(keypoints: np.ndarray, confidence: np.ndarray, data: dict, b
                          for name in sorted(set(data["sequences"]))}, p99)
 
 
-def measure(autoencoder, images: jax.Array, data: dict, bins: int, pose: dict,
-            dances: str | None = None) -> dict:
-    """Figures of one autoencoder; encode throughput timed after a warm-up call."""
-    jax.block_until_ready(autoencoder.encode(images[:1]))
-    start = time.perf_counter()
-    latents = jax.block_until_ready(autoencoder.encode(images))
-    seconds = time.perf_counter() - start
-    figures = keypoint_errors(autoencoder.decode(latents), data, bins, pose, dances)
-    figures["latent_shape"] = tuple(latents.shape[1:])
-    figures["segments_per_s"] = len(images) / seconds
-    return figures
+def decode_in_batches(data: dict, bins: int, pose: dict, autoencoders: dict,
+                      batch: int) -> dict[str, dict]:
+    """Encodes the segments as one-hot images `batch` at a time (memory: one batch of images and
+    activations at once) and decodes them as the config `pose` section (a dict of its decode_*,
+    smooth_* and hand_zoom keys) asks, through the bare codec ("codec") and each autoencoder:
+    per row, keypoints (N, T, K, 2) pixels, confidence (N, T, K), latent shape and encode
+    segments/s (timed over the batches of the first one's shape, after a warm-up call)."""
+    size = data["size"]
+    poses = {name: [] for name in ("codec", *autoencoders)}
+    latent_shape = {"codec": None}
+    seconds = dict.fromkeys(autoencoders, 0.0)
+    timed = 0
+    for start in range(0, len(size), batch):
+        part = slice(start, start + batch)
+        images = _encode(data["keypoints"][part], data["confidence"][part], size[part, 0],
+                         size[part, 1], bins=bins, hand_zoom=pose.get("hand_zoom", 0.0))
+        latent_shape["codec"] = tuple(images.shape[1:])
+        poses["codec"].append(decoded_poses(images, size[part, 0], size[part, 1], pose))
+        timing = start == 0 or len(images) == batch
+        timed += len(images) if timing else 0
+        for name, autoencoder in autoencoders.items():
+            if start == 0:
+                jax.block_until_ready(autoencoder.encode(images))
+            begin = time.perf_counter()
+            latents = jax.block_until_ready(autoencoder.encode(images))
+            seconds[name] += time.perf_counter() - begin if timing else 0.0
+            latent_shape[name] = tuple(latents.shape[1:])
+            poses[name].append(decoded_poses(autoencoder.decode(latents), size[part, 0],
+                                             size[part, 1], pose))
+    return {name: {"keypoints": np.concatenate([kp for kp, _ in parts]),
+                   "confidence": np.concatenate([conf for _, conf in parts]),
+                   "latent_shape": latent_shape[name],
+                   "segments_per_s": timed / seconds[name] if name in seconds else float("nan")}
+            for name, parts in poses.items()}
 
 
 def main() -> None:
@@ -209,33 +231,32 @@ def main() -> None:
     parser.add_argument("--dances", help="folder to write the decoded segments to as dances")
     parser.add_argument("--per-joint", action="store_true",
                         help="also print each joint's errors and share of those above the p99")
+    parser.add_argument("--batch", type=int, default=32,
+                        help="segments encoded and decoded at once (memory)")
     parser.add_argument("--per-sequence", action="store_true",
                         help="also print each sequence's errors and share of those above the p99")
     args = parser.parse_args()
 
     data = load_segments(args.segments, args.split, args.num, args.frames)
-    size = data["size"]
-    images = _encode(data["keypoints"], data["confidence"], size[:, 0], size[:, 1],
-                     bins=args.bins, hand_zoom=args.hand_zoom)
-    channels = images.shape[-1]
+    channels = 2 * data["keypoints"].shape[-2]
     pose = {"decode_jump_cost": args.jump_cost, "decode_jump_cap": args.jump_cap,
             "decode_free_motion": args.free_motion, "decode_radius": args.radius,
             "smooth_window": args.smooth_window, "smooth_order": args.smooth_order,
             "hand_zoom": args.hand_zoom}
-    if args.dances:
-        save_dances(f"{args.dances}/real", data["keypoints"], data["confidence"], data)
-    codec_dances = args.dances and f"{args.dances}/codec"
-    rows = {"one-hot codec only (floor)": {**keypoint_errors(images, data, args.bins, pose,
-                                                             codec_dances),
-                                           "latent_shape": tuple(images.shape[1:]),
-                                           "segments_per_s": float("nan")}}
     autoencoders = {name: load_autoencoder(name, weights, channels)
                     for name, weights in (("onehot-kl", args.onehot_kl), ("taef2", args.taef2),
                                           ("diffusers-kl", args.diffusers)) if weights}
-    for name, autoencoder in autoencoders.items():
-        rows[name] = measure(autoencoder, images, data, args.bins, pose,
-                             args.dances and f"{args.dances}/{name}")
-    print(f"{len(images)} {args.split} segments of {args.frames} frames, B = {args.bins} bins, "
+    decoded = decode_in_batches(data, args.bins, pose, autoencoders, args.batch)
+    if args.dances:
+        save_dances(f"{args.dances}/real", data["keypoints"], data["confidence"], data)
+    rows = {}
+    for name, d in decoded.items():
+        row = "one-hot codec only (floor)" if name == "codec" else name
+        rows[row] = {**keypoint_errors(d["keypoints"], d["confidence"], data, args.bins,
+                                       args.dances and f"{args.dances}/{name}"),
+                     "latent_shape": d["latent_shape"], "segments_per_s": d["segments_per_s"]}
+    print(f"{len(data['size'])} {args.split} segments of {args.frames} frames, "
+          f"B = {args.bins} bins, "
           f"{jax.devices()[0].platform}; the real segments' jitter "
           f"{mean_jitter(data['keypoints'], data['confidence'], data['fps']):.2f} L/s^2")
     hands = "hand_error_mean" in rows["one-hot codec only (floor)"]

@@ -86,3 +86,35 @@ def test_sequence_errors_find_the_performance_that_makes_the_p99():
     assert mean == pytest.approx(0.5 + 10 * 10 / (20 * 18 * 2))  # 10 of 720 errors 10 bins more
     assert p99 == pytest.approx(10.5)
     assert share == 1.0
+
+
+class _Identity:
+    """An autoencoder whose latents are the images."""
+
+    def encode(self, images):
+        return images
+
+    def decode(self, latents):
+        return latents
+
+
+def test_decoding_in_batches_gives_what_one_batch_gives():
+    """Five segments decoded 2 at a time (three batches, the last one short) or all at once:
+    the same keypoints and confidence in the same order, through the codec and an autoencoder."""
+    rng = np.random.default_rng(2)
+    truth = rng.uniform(50, 450, (5, 12, 18, 2)).astype(np.float32)
+    confidence = np.ones((5, 12, 18), np.float32)
+    confidence[1, :4, 3] = 0.0
+    data = {"keypoints": truth, "confidence": confidence, "size": np.full((5, 2), 512, np.float32)}
+    pose = {"decode_radius": 2, "smooth_window": 0}
+    whole = vae_quality.decode_in_batches(data, 64, pose, {"same": _Identity()}, batch=8)
+    parts = vae_quality.decode_in_batches(data, 64, pose, {"same": _Identity()}, batch=2)
+    for row in ("codec", "same"):
+        np.testing.assert_array_equal(parts[row]["keypoints"], whole[row]["keypoints"])
+        np.testing.assert_array_equal(parts[row]["confidence"], whole[row]["confidence"])
+        assert parts[row]["keypoints"].shape == (5, 12, 18, 2)
+    np.testing.assert_allclose(whole["codec"]["keypoints"][confidence > 0],
+                               truth[confidence > 0], atol=512 / 64)
+    assert (whole["codec"]["confidence"][1, :4, 3] == 0).all()
+    assert whole["same"]["latent_shape"] == whole["codec"]["latent_shape"] == (64, 12, 36)
+    assert parts["same"]["segments_per_s"] > 0
