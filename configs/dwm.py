@@ -20,8 +20,8 @@ steps on its latents (1 h beside other runs, 0.75 to 1.5 s/step), sampled with t
 11-frame smoothing, dance to the 7 test songs (4 samples each) with jitter 7.5 body lengths/s^2
 (real 5.2), FID_k 32 (floor 19.6), FID_g 13.3 (floor 9.3), Div_k 6.8 (real 8.6), seams 1.18
 (real 1.13), BAS 0.293 with their own music against 0.299 with another's (the real dances: 0.240
-against 0.249), and a music gain of +0.0002 in its validation loss at the end (-0.0000 with
-seed 1; sessions 28 and 29).
+against 0.249), and a music gain of +0.00016 in its validation loss at the end (-0.00005 and
++0.00003 with seeds 1 and 2; sessions 28 to 30).
 """
 
 import ml_collections
