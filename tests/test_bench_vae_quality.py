@@ -1,4 +1,5 @@
-"""bench/vae_quality.py --dances: decoded segments written as dances the evaluator reads."""
+"""bench/vae_quality.py: decoded segments written as dances the evaluator reads, the errors by
+joint and by performance, decoding in batches."""
 
 from __future__ import annotations
 
