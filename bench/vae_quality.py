@@ -108,9 +108,9 @@ def keypoint_errors(kp: np.ndarray, conf: np.ndarray, data: dict, bins: int,
     if dances:
         save_dances(dances, kp, conf, data)
     figures = reconstruction_errors(kp, conf, data["keypoints"], data["confidence"], size, bins)
-    body = skeleton_of(kp.shape[-2]).body  # the figures in bins and L/s^2 are the body's
-    both = ((data["confidence"] > 0) & (conf > 0))[..., body]
-    percent_width = (np.abs(kp - data["keypoints"])[..., body, 0]
+    skeleton = skeleton_of(kp.shape[-2])  # the figures in bins and L/s^2 are the body's
+    error, both = body_errors(kp, conf, data, bins)
+    percent_width = (np.abs(kp - data["keypoints"])[..., skeleton.body, 0]
                      / size[:, None, None, 0] * 100)[both]
     nan = float("nan")
     return {
@@ -122,8 +122,9 @@ def keypoint_errors(kp: np.ndarray, conf: np.ndarray, data: dict, bins: int,
         "side_swaps": figures["side_swaps"],
         "height_swaps": figures["height_swaps"],
         "jitter": mean_jitter(kp, conf, data["fps"]),
-        "per_joint": joint_errors(kp, conf, data, bins, figures["error_bins_p99"]),
-        "per_sequence": sequence_errors(kp, conf, data, bins, figures["error_bins_p99"]),
+        "per_joint": joint_errors(error, both, skeleton, figures["error_bins_p99"]),
+        "per_sequence": sequence_errors(error, both, data["sequences"],
+                                        figures["error_bins_p99"]),
         **{k: v for k, v in figures.items() if k.startswith("hand_")},
     }
 
@@ -147,25 +148,25 @@ def error_shares(groups: dict[str, np.ndarray],
             for name, e in groups.items() if e.size}
 
 
-def joint_errors(keypoints: np.ndarray, confidence: np.ndarray, data: dict, bins: int,
+def joint_errors(error: np.ndarray, seen: np.ndarray, skeleton,
                  p99: float) -> dict[str, tuple[float, float, float]]:
-    """Per body joint and axis ("right_wrist y"): error_shares of decoded keypoints (N, T, K, 2)
-    pixels against the true ones where both are seen: which joints make the p99."""
-    error, seen = body_errors(keypoints, confidence, data, bins)
-    skeleton = skeleton_of(keypoints.shape[-2])
+    """Per body joint and axis ("right_wrist y"): error_shares of body_errors' errors (N, T, J, 2)
+    bins where `seen` (N, T, J): which joints make the p99."""
     names = np.array(skeleton.joints)[skeleton.body]
     return error_shares({f"{joint} {axis}": error[..., j, a][seen[..., j]]
                          for j, joint in enumerate(names) for a, axis in enumerate("xy")}, p99)
 
 
-def sequence_errors(keypoints: np.ndarray, confidence: np.ndarray, data: dict, bins: int,
+def sequence_errors(error: np.ndarray, seen: np.ndarray, sequences: list[str],
                     p99: float) -> dict[str, tuple[float, float, float]]:
-    """Per sequence (performance) of the segments: error_shares of their body keypoints, both
-    axes: which performances make the p99."""
-    error, seen = body_errors(keypoints, confidence, data, bins)
-    sequences = np.array(data["sequences"])
-    return error_shares({name: error[sequences == name][seen[sequences == name]]
-                         for name in sorted(set(data["sequences"]))}, p99)
+    """Per sequence (performance) of the N segments, named by `sequences`: error_shares of
+    body_errors' errors (N, T, J, 2) bins where `seen` (N, T, J), both axes: which performances
+    make the p99."""
+    rows = {}
+    for name in sorted(set(sequences)):
+        mine = np.array(sequences) == name
+        rows[name] = error[mine][seen[mine]]
+    return error_shares(rows, p99)
 
 
 def decode_in_batches(data: dict, bins: int, pose: dict, autoencoders: dict,

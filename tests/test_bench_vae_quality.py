@@ -13,6 +13,7 @@ import pytest
 from bench import vae_quality
 from data_pipeline.segments import SegmentStore
 from hotdance_jax import evaluate
+from hotdance_jax.pose import skeleton_of
 
 BENCH = Path(vae_quality.__file__)
 
@@ -60,7 +61,8 @@ def test_joint_errors_find_the_joint_that_makes_the_p99():
     decoded[:, :2, 4, 1] += 20.0  # the right wrist's y, 10 bins
     data = {"keypoints": truth, "confidence": confidence,
             "size": np.full((3, 2), 512, np.float32)}
-    rows = vae_quality.joint_errors(decoded, confidence, data, 256, p99=1.0)
+    error, seen = vae_quality.body_errors(decoded, confidence, data, 256)
+    rows = vae_quality.joint_errors(error, seen, skeleton_of(18), p99=1.0)
     assert "nose x" not in rows
     assert rows["neck x"] == pytest.approx((0.5, 0.5, 0.0))
     assert rows["neck y"] == pytest.approx((0.0, 0.0, 0.0), abs=1e-6)
@@ -80,7 +82,8 @@ def test_sequence_errors_find_the_performance_that_makes_the_p99():
     decoded[2, :5, [4, 7], 0] += 20.0
     data = {"keypoints": truth, "confidence": confidence, "size": np.full((3, 2), 512, np.float32),
             "sequences": ["DANCE_W_1", "DANCE_W_1", "DANCE_R_2"]}
-    rows = vae_quality.sequence_errors(decoded, confidence, data, 256, p99=1.0)
+    error, seen = vae_quality.body_errors(decoded, confidence, data, 256)
+    rows = vae_quality.sequence_errors(error, seen, data["sequences"], p99=1.0)
     assert list(rows) == ["DANCE_R_2", "DANCE_W_1"]
     assert rows["DANCE_W_1"] == pytest.approx((0.5, 0.5, 0.0))
     mean, p99, share = rows["DANCE_R_2"]
