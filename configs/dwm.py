@@ -17,11 +17,11 @@ camera that follows the dancer at the fixed camera's scale in a 1080 x 1080 fram
 autoencoder's 2000 steps with the Gaussian position target (74 min beside a DiT) reach test error
 mean / p99 1.2 / 8.5 bins (bound 3), its reconstructions FID_g 6.9 (floor 9.3). The DiT's 3000
 steps on its latents (1 h beside other runs, 0.75 to 1.5 s/step), sampled with this config's
-11-frame smoothing, dance to the 7 test songs (4 samples each) with jitter 7.5 body lengths/s^2
-(real 5.2), FID_k 32 (floor 19.6), FID_g 13.3 (floor 9.3), Div_k 6.8 (real 8.6), seams 1.18
-(real 1.13), BAS 0.293 with their own music against 0.299 with another's (the real dances: 0.240
-against 0.249), and a music gain of +0.00016 in its validation loss at the end (-0.00005 and
-+0.00003 with seeds 1 and 2; sessions 28 to 30).
+11-frame smoothing, dance to the 7 whole test songs (4 samples each) with jitter 7.8 body
+lengths/s^2 (real 5.2), FID_k 30.7 (floor 19.6), FID_g 12.4 (floor 9.3), Div_k 6.9 (real 8.6),
+seams 1.10 (real 1.13), BAS 0.297 with their own music against 0.292 with another's (the real
+dances: 0.240 against 0.249), and a music gain of +0.00016 in its validation loss at the end
+(-0.00005 and +0.00003 with seeds 1 and 2; sessions 28 to 31).
 """
 
 import ml_collections
