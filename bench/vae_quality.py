@@ -162,9 +162,9 @@ def sequence_errors(error: np.ndarray, seen: np.ndarray, sequences: list[str],
     """Per sequence (performance) of the N segments, named by `sequences`: error_shares of
     body_errors' errors (N, T, J, 2) bins where `seen` (N, T, J), both axes: which performances
     make the p99."""
-    names = np.array(sequences)
-    return error_shares({name: error[names == name][seen[names == name]]
-                         for name in sorted(set(sequences))}, p99)
+    names = np.array(sequences)[:, None, None]
+    return error_shares({name: error[seen & (names == name)] for name in sorted(set(sequences))},
+                        p99)
 
 
 def decode_in_batches(data: dict, bins: int, pose: dict, autoencoders: dict,

@@ -15,8 +15,8 @@ Reaches (docs/real_dances.md, the study that tunes this recipe; 2026-12-07, 2-co
 performances in ../shared -> 853 segments (610 train, 45 val, 198 test) at 30 fps, filmed by a
 camera that follows the dancer at the fixed camera's scale in a 1080 x 1080 frame. The
 autoencoder's 4000 steps with the Gaussian position target (60 min alone at 0.85 s/step; about
-127 min at session 31's 1.9 s/step) reach test error mean / p99 0.94 / 6.2
-bins (bound 3), its reconstructions FID_g 4.4 (floor 9.3). The DiT's 3000 steps on its latents
+127 min at session 31's 1.9 s/step) reach test error mean / p99 0.94 / 6.2 bins (bound 3), its
+reconstructions FID_g 4.4 (floor 9.3). The DiT's 3000 steps on its latents
 (26 min alone at 0.5 s/step), sampled with this config's 11-frame smoothing, dance to the 7
 whole test songs (4 samples each) with jitter 7.5 body lengths/s^2 (real 5.2), FID_k 27.8
 (floor 19.6), FID_g 10.6 (floor 9.3), Div_k 6.0 (real 8.6), seams 1.21 (real 1.13), BAS 0.295
