@@ -4,7 +4,7 @@ r"""How well each autoencoder keeps the keypoints: encode + decode held-out segm
       --onehot-kl runs/vae_dwm/onehot_kl.msgpack --taef2 ../shared/weights/taef2 \
       [--diffusers path/to/vae] [--num 32] [--frames 64] [--jump-cost 1] [--jump-cap 16] \
       [--free-motion 4] [--radius 0] [--smooth-window 9] [--smooth-order 3] [--hand-zoom 0]
-      [--dances DIR] [--per-joint] [--per-sequence] [--batch 32]
+      [--dances DIR] [--per-joint] [--per-sequence] [--per-speed] [--batch 32]
 
 Per autoencoder (and the bare one-hot codec as the floor): mean and 99th-percentile keypoint error
 after decoding, in bins and in % of the frame width, visibility accuracy (decoded visible == truly
@@ -30,12 +30,14 @@ the autoencoder alone leaves of the real dances: the ceiling of any DiT trained 
 
 --per-joint also prints, per row, each body joint's mean and p99 error along x and y (bins) and
 its share of the keypoint errors above the row's p99: which joints make the p99; --per-sequence
-the same per sequence (performance): which dances make it.
+the same per sequence (performance): which dances make it; --per-speed the same per band of the
+true keypoint's speed along the error's axis (bins/frame): whether fast motion makes it.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 
 import jax
@@ -125,6 +127,8 @@ def keypoint_errors(kp: np.ndarray, conf: np.ndarray, data: dict, bins: int,
         "per_joint": joint_errors(error, both, skeleton, figures["error_bins_p99"]),
         "per_sequence": sequence_errors(error, both, data["sequences"],
                                         figures["error_bins_p99"]),
+        "per_speed": speed_errors(error, both, body_bins(data["keypoints"], data["size"], bins),
+                                  figures["error_bins_p99"]),
         **{k: v for k, v in figures.items() if k.startswith("hand_")},
     }
 
@@ -134,9 +138,15 @@ def body_errors(keypoints: np.ndarray, confidence: np.ndarray, data: dict,
     """Per-axis errors in bins (N, T, J, 2) of decoded body keypoints (N, T, K, 2) pixels against
     the true ones, and where both are seen (N, T, J); J the skeleton's body joints."""
     body = skeleton_of(keypoints.shape[-2]).body
-    error = np.abs(in_bins(keypoints, data["size"], bins)
-                   - in_bins(data["keypoints"], data["size"], bins))[..., body, :]
+    error = np.abs(body_bins(keypoints, data["size"], bins)
+                   - body_bins(data["keypoints"], data["size"], bins))
     return error, ((confidence > 0) & (data["confidence"] > 0))[..., body]
+
+
+def body_bins(keypoints: np.ndarray, size: np.ndarray, bins: int) -> np.ndarray:
+    """Keypoints (N, T, K, 2) pixels in frames of `size` (N, 2) -> the body joints' (N, T, J, 2)
+    in bins."""
+    return in_bins(keypoints, size, bins)[..., skeleton_of(keypoints.shape[-2]).body, :]
 
 
 def error_shares(groups: dict[str, np.ndarray],
@@ -165,6 +175,25 @@ def sequence_errors(error: np.ndarray, seen: np.ndarray, sequences: list[str],
     names = np.array(sequences)[:, None, None]
     return error_shares({name: error[seen & (names == name)] for name in sorted(set(sequences))},
                         p99)
+
+
+SPEED_BANDS = (1.0, 2.0, 4.0)  # bins/frame: the edges of speed_errors' bands
+
+
+def speed_errors(error: np.ndarray, seen: np.ndarray, truth: np.ndarray,
+                 p99: float) -> dict[str, tuple[float, float, float]]:
+    """Per band of the true keypoint's speed along the error's axis (bins/frame, the central
+    difference of truth (N, T, J, 2) bins, counted where the joint is seen in the frame and its
+    neighbours): error_shares of body_errors' errors (N, T, J, 2) bins: whether fast motion makes
+    the p99."""
+    steady = seen.copy()
+    steady[:, 1:] &= seen[:, :-1]
+    steady[:, :-1] &= seen[:, 1:]
+    steady = np.broadcast_to(steady[..., None], error.shape)
+    band = np.digitize(np.abs(np.gradient(truth, axis=1)), SPEED_BANDS)
+    edges = (0.0, *SPEED_BANDS, np.inf)
+    return error_shares({f"{lo:g} to {hi:g} bins/frame": error[steady & (band == i)]
+                         for i, (lo, hi) in enumerate(itertools.pairwise(edges))}, p99)
 
 
 def decode_in_batches(data: dict, bins: int, pose: dict, autoencoders: dict,
@@ -234,6 +263,9 @@ def main() -> None:
                         help="segments encoded and decoded at once (memory)")
     parser.add_argument("--per-sequence", action="store_true",
                         help="also print each sequence's errors and share of those above the p99")
+    parser.add_argument("--per-speed", action="store_true",
+                        help="also print the errors and share of those above the p99 per band of "
+                             "the true keypoint's speed")
     args = parser.parse_args()
 
     data = load_segments(args.segments, args.split, args.num, args.frames)
@@ -275,7 +307,8 @@ def main() -> None:
                  if hands else "")
               + f"{r['latent_shape']} | {r['segments_per_s']:.2f} |")
     for wanted, key, what in ((args.per_joint, "per_joint", "joint, axis"),
-                              (args.per_sequence, "per_sequence", "sequence")):
+                              (args.per_sequence, "per_sequence", "sequence"),
+                              (args.per_speed, "per_speed", "speed")):
         for name, r in rows.items() if wanted else ():
             print(f"\n{name}: each {what}'s error (bins) and share of the errors above the p99")
             print(f"| {what} | mean | p99 | share above the p99 |\n|---|---|---|---|")

@@ -92,6 +92,27 @@ def test_sequence_errors_find_the_performance_that_makes_the_p99():
     assert share == 1.0
 
 
+def test_speed_errors_find_the_fast_motion_that_makes_the_p99():
+    """Still keypoints 0.5 bins off; the right wrist's x moves 3 bins a frame and is 10 bins off:
+    the band of 2 to 4 bins/frame holds every error above the p99. Where the wrist is unseen for
+    a frame (its place 0), its neighbours' speeds are not counted: no band of 4 and more."""
+    truth = np.full((2, 20, 18, 2), 300.0, np.float32)
+    truth[:, :, 4, 0] += 6.0 * np.arange(20)  # 3 bins a frame: 512 px in 256 bins
+    confidence = np.ones((2, 20, 18), np.float32)
+    confidence[1, 10, 4] = 0.0
+    truth[1, 10, 4] = 0.0
+    decoded = truth + 1.0
+    decoded[:, :, 4, 0] += 20.0
+    decoded[1, [9, 11], 4, 0] += 100.0  # would move the band's mean if counted
+    data = {"keypoints": truth, "confidence": confidence, "size": np.full((2, 2), 512, np.float32)}
+    error, seen = vae_quality.body_errors(decoded, confidence, data, 256)
+    rows = vae_quality.speed_errors(error, seen, vae_quality.body_bins(truth, data["size"], 256),
+                                    p99=1.0)
+    assert list(rows) == ["0 to 1 bins/frame", "2 to 4 bins/frame"]
+    assert rows["0 to 1 bins/frame"] == pytest.approx((0.5, 0.5, 0.0))
+    assert rows["2 to 4 bins/frame"] == pytest.approx((10.5, 10.5, 1.0))
+
+
 class _Identity:
     """An autoencoder whose latents are the images."""
 
