@@ -29,7 +29,8 @@ that `python -m hotdance_jax.evaluate --generated DIR/onehot-kl --reference SEGM
 the autoencoder alone leaves of the real dances: the ceiling of any DiT trained on its latents.
 
 --per-joint also prints, per row, each body joint's mean and p99 error along x and y (bins) and
-its share of the keypoint errors above the row's p99: which joints make the p99; --per-sequence
+its share of the keypoint errors above the row's p99 (beside its share of all the errors):
+which joints make the p99; --per-sequence
 the same per sequence (performance): which dances make it; --per-speed the same per band of the
 true keypoint's speed along the error's axis (bins/frame): whether fast motion makes it.
 """
@@ -150,11 +151,13 @@ def body_bins(keypoints: np.ndarray, size: np.ndarray, bins: int) -> np.ndarray:
 
 
 def error_shares(groups: dict[str, np.ndarray],
-                 p99: float) -> dict[str, tuple[float, float, float]]:
-    """Per group of errors (bins, any shape): mean, p99, and the share of all groups' errors
-    above `p99` that are this group's; empty groups left out."""
+                 p99: float) -> dict[str, tuple[float, float, float, float]]:
+    """Per group of errors (bins, any shape): mean, p99, the share of all groups' errors above
+    `p99` that are this group's, and its share of all groups' errors; empty groups left out."""
     above = max(sum(int((e > p99).sum()) for e in groups.values()), 1)
-    return {name: (float(e.mean()), float(np.percentile(e, 99)), float((e > p99).sum() / above))
+    count = max(sum(e.size for e in groups.values()), 1)
+    return {name: (float(e.mean()), float(np.percentile(e, 99)), float((e > p99).sum() / above),
+                   e.size / count)
             for name, e in groups.items() if e.size}
 
 
@@ -311,9 +314,10 @@ def main() -> None:
                               (args.per_speed, "per_speed", "speed")):
         for name, r in rows.items() if wanted else ():
             print(f"\n{name}: each {what}'s error (bins) and share of the errors above the p99")
-            print(f"| {what} | mean | p99 | share above the p99 |\n|---|---|---|---|")
-            for group, (mean, p99, share) in r[key].items():
-                print(f"| {group} | {mean:.2f} | {p99:.2f} | {share:.3f} |")
+            print(f"| {what} | mean | p99 | share above the p99 | share of all |\n"
+                  "|---|---|---|---|---|")
+            for group, (mean, p99, share, size) in r[key].items():
+                print(f"| {group} | {mean:.2f} | {p99:.2f} | {share:.3f} | {size:.3f} |")
 
 
 if __name__ == "__main__":

@@ -64,9 +64,10 @@ def test_joint_errors_find_the_joint_that_makes_the_p99():
     error, seen = vae_quality.body_errors(decoded, confidence, data, 256)
     rows = vae_quality.joint_errors(error, seen, skeleton_of(18), p99=1.0)
     assert "nose x" not in rows
-    assert rows["neck x"] == pytest.approx((0.5, 0.5, 0.0))
-    assert rows["neck y"] == pytest.approx((0.0, 0.0, 0.0), abs=1e-6)
-    mean, p99, share = rows["right_wrist y"]
+    every = 1 / len(rows)  # every joint but the nose seen in every frame
+    assert rows["neck x"] == pytest.approx((0.5, 0.5, 0.0, every))
+    assert rows["neck y"] == pytest.approx((0.0, 0.0, 0.0, every), abs=1e-6)
+    mean, p99, share, _ = rows["right_wrist y"]
     assert mean == pytest.approx(1.0)  # 10 bins in 2 of 20 frames
     assert p99 == pytest.approx(10.0)
     assert share == 1.0
@@ -85,8 +86,8 @@ def test_sequence_errors_find_the_performance_that_makes_the_p99():
     error, seen = vae_quality.body_errors(decoded, confidence, data, 256)
     rows = vae_quality.sequence_errors(error, seen, data["sequences"], p99=1.0)
     assert list(rows) == ["DANCE_R_2", "DANCE_W_1"]
-    assert rows["DANCE_W_1"] == pytest.approx((0.5, 0.5, 0.0))
-    mean, p99, share = rows["DANCE_R_2"]
+    assert rows["DANCE_W_1"] == pytest.approx((0.5, 0.5, 0.0, 2 / 3))  # two of three segments
+    mean, p99, share, _ = rows["DANCE_R_2"]
     assert mean == pytest.approx(0.5 + 10 * 10 / (20 * 18 * 2))  # 10 of 720 errors 10 bins more
     assert p99 == pytest.approx(10.5)
     assert share == 1.0
@@ -109,8 +110,10 @@ def test_speed_errors_find_the_fast_motion_that_makes_the_p99():
     rows = vae_quality.speed_errors(error, seen, vae_quality.body_bins(truth, data["size"], 256),
                                     p99=1.0)
     assert list(rows) == ["0 to 1 bins/frame", "2 to 4 bins/frame"]
-    assert rows["0 to 1 bins/frame"] == pytest.approx((0.5, 0.5, 0.0))
-    assert rows["2 to 4 bins/frame"] == pytest.approx((10.5, 10.5, 1.0))
+    counted = error.size - 6  # not the wrist in 3 frames, 2 axes
+    fast = 2 * 20 - 3  # the wrist's x
+    assert rows["0 to 1 bins/frame"] == pytest.approx((0.5, 0.5, 0.0, 1 - fast / counted))
+    assert rows["2 to 4 bins/frame"] == pytest.approx((10.5, 10.5, 1.0, fast / counted))
 
 
 class _Identity:
