@@ -30,9 +30,9 @@ the autoencoder alone leaves of the real dances: the ceiling of any DiT trained 
 
 --per-joint also prints, per row, each body joint's mean and p99 error along x and y (bins) and
 its share of the keypoint errors above the row's p99 (beside its share of all the errors):
-which joints make the p99; --per-sequence
-the same per sequence (performance): which dances make it; --per-speed the same per band of the
-true keypoint's speed along the error's axis (bins/frame): whether fast motion makes it.
+which joints make the p99; --per-sequence the same per sequence (performance): which dances make
+it; --per-speed the same per band of the true keypoint's speed along the error's axis
+(bins/frame): whether fast motion makes it.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def error_shares(groups: dict[str, np.ndarray],
 
 
 def joint_errors(error: np.ndarray, seen: np.ndarray, skeleton,
-                 p99: float) -> dict[str, tuple[float, float, float]]:
+                 p99: float) -> dict[str, tuple[float, float, float, float]]:
     """Per body joint and axis ("right_wrist y"): error_shares of body_errors' errors (N, T, J, 2)
     bins where `seen` (N, T, J): which joints make the p99."""
     names = np.array(skeleton.joints)[skeleton.body]
@@ -171,7 +171,7 @@ def joint_errors(error: np.ndarray, seen: np.ndarray, skeleton,
 
 
 def sequence_errors(error: np.ndarray, seen: np.ndarray, sequences: list[str],
-                    p99: float) -> dict[str, tuple[float, float, float]]:
+                    p99: float) -> dict[str, tuple[float, float, float, float]]:
     """Per sequence (performance) of the N segments, named by `sequences`: error_shares of
     body_errors' errors (N, T, J, 2) bins where `seen` (N, T, J), both axes: which performances
     make the p99."""
@@ -184,7 +184,7 @@ SPEED_BANDS = (1.0, 2.0, 4.0)  # bins/frame: the edges of speed_errors' bands
 
 
 def speed_errors(error: np.ndarray, seen: np.ndarray, truth: np.ndarray,
-                 p99: float) -> dict[str, tuple[float, float, float]]:
+                 p99: float) -> dict[str, tuple[float, float, float, float]]:
     """Per band of the true keypoint's speed along the error's axis (bins/frame, the central
     difference of truth (N, T, J, 2) bins, counted where the joint is seen in the frame and its
     neighbours): error_shares of body_errors' errors (N, T, J, 2) bins: whether fast motion makes
