@@ -4,7 +4,8 @@ r"""How well each autoencoder keeps the keypoints: encode + decode held-out segm
       --onehot-kl runs/vae_dwm/onehot_kl.msgpack --taef2 ../shared/weights/taef2 \
       [--diffusers path/to/vae] [--num 32] [--frames 64] [--jump-cost 1] [--jump-cap 16] \
       [--free-motion 4] [--radius 0] [--smooth-window 9] [--smooth-order 3] [--hand-zoom 0]
-      [--dances DIR] [--per-joint] [--per-sequence] [--per-speed] [--batch 32]
+      [--dances DIR] [--per-joint] [--per-sequence] [--per-speed] [--batch 32] \
+      [--refine-steps 5 --refine-sigma 2]
 
 Per autoencoder (and the bare one-hot codec as the floor): mean and 99th-percentile keypoint error
 after decoding, in bins and in % of the frame width, visibility accuracy (decoded visible == truly
@@ -33,6 +34,11 @@ its share of the keypoint errors above the row's p99 (beside its share of all th
 which joints make the p99; --per-sequence the same per sequence (performance): which dances make
 it; --per-speed the same per band of the true keypoint's speed along the error's axis
 (bins/frame): whether fast motion makes it.
+
+--refine-steps N adds the row "onehot-kl-refined": the onehot-kl autoencoder's latents moved by N
+Adam steps on its decoder's fit to each segment (vae.onehot_kl.refine_latents, the position
+target blurred by --refine-sigma bins, as config.latents.refine_steps refines the DiT's): how
+much of the error the encoder's guess leaves that the decoder could remove.
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ from hotdance_jax.pose.onehot import (
     DEFAULT_JUMP_COST,
 )
 from hotdance_jax.pose.smoothing import DEFAULT_SMOOTH_ORDER, DEFAULT_SMOOTH_WINDOW
-from hotdance_jax.vae import load_autoencoder
+from hotdance_jax.vae import Refinement, load_autoencoder
 
 _encode = jax.jit(encode, static_argnames=("bins", "hand_zoom"))
 
@@ -223,7 +229,10 @@ def decode_in_batches(data: dict, bins: int, pose: dict, autoencoders: dict,
             if start == 0:
                 jax.block_until_ready(autoencoder.encode(images))
             begin = time.perf_counter()
-            latents = jax.block_until_ready(autoencoder.encode(images))
+            latents = autoencoder.encode(images)
+            if autoencoder.refine_fn is not None:
+                latents = autoencoder.refine(images, latents)
+            latents = jax.block_until_ready(latents)
             seconds[name] += time.perf_counter() - begin if timing else 0.0
             latent_shape[name] = tuple(latents.shape[1:])
             poses[name].append(decoded_poses(autoencoder.decode(latents), size[part, 0],
@@ -269,7 +278,13 @@ def main() -> None:
     parser.add_argument("--per-speed", action="store_true",
                         help="also print the errors and share of those above the p99 per band of "
                              "the true keypoint's speed")
+    parser.add_argument("--refine-steps", type=int, default=0,
+                        help="add the onehot-kl row with latents refined by this many Adam steps")
+    parser.add_argument("--refine-sigma", type=float, default=2.0,
+                        help="the refinement's position target blurred by this many bins")
     args = parser.parse_args()
+    if args.refine_steps < 0 or (args.refine_steps and not args.onehot_kl):
+        parser.error(f"--refine-steps {args.refine_steps}: needs >= 0 and --onehot-kl")
 
     data = load_segments(args.segments, args.split, args.num, args.frames)
     channels = 2 * data["keypoints"].shape[-2]
@@ -280,6 +295,10 @@ def main() -> None:
     autoencoders = {name: load_autoencoder(name, weights, channels)
                     for name, weights in (("onehot-kl", args.onehot_kl), ("taef2", args.taef2),
                                           ("diffusers-kl", args.diffusers)) if weights}
+    if args.refine_steps:
+        autoencoders["onehot-kl-refined"] = load_autoencoder(
+            "onehot-kl", args.onehot_kl, channels,
+            refine=Refinement(args.refine_steps, args.refine_sigma))
     decoded = decode_in_batches(data, args.bins, pose, autoencoders, args.batch)
     if args.dances:
         save_dances(f"{args.dances}/real", data["keypoints"], data["confidence"], data)

@@ -117,6 +117,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.latents.flip = True  # also encode mirrored copies of training segments
     config.latents.batch_size = 16  # segments encoded per device batch
     config.latents.records_per_shard = 1024
+    # The latents the DiT learns moved by this many Adam steps on the onehot-kl decoder's fit to
+    # their poses (vae.onehot_kl.refine_latents, its position target blurred by
+    # vae.train.target_sigma); the references stay the encoder's, as the sampler encodes them.
+    # 0: the encoder's latents. docs/real_dances.md (session 38).
+    config.latents.refine_steps = 0
     # N (pose-aware reference frames) whose reference latents are precomputed per record; the
     # sampler uses 0 (first segment) and 16 (the overlap); see data_pipeline/latents.py.
     config.latents.reference_frames = (0, 8, 16, 24, 32, 64)

@@ -91,6 +91,9 @@ def cache_settings(config: ml_collections.ConfigDict, vae_name: str) -> dict:
         settings["keyframe_patterns"] = int(config.latents.keyframe_patterns)
     if config.pose.hand_zoom:  # absent from caches of hands in the frame's coordinates
         settings["hand_zoom"] = float(config.pose.hand_zoom)
+    if config.latents.refine_steps:  # absent from caches of the encoder's latents
+        settings["refine"] = {"steps": int(config.latents.refine_steps),
+                              "target_sigma": float(config.vae.train.target_sigma)}
     return settings
 
 

@@ -12,7 +12,10 @@ A grain pipeline reads the segments of every split of the build (for the train s
 config.latents.flip, then a mirrored copy of each). For each batch, the one-hot images (bins
 config.pose.bins, frame size from each record) of the poses and of the reference poses for every
 N in config.latents.reference_frames are made on the devices and encoded by the frozen
-autoencoder, config.latents.batch_size segments per device at a time. data_pipeline/latents.py
+autoencoder, config.latents.batch_size segments per device at a time; with
+config.latents.refine_steps > 0 (onehot-kl) the poses' latents, not the references', are then
+refined by that many Adam steps on the decoder's fit (vae.onehot_kl.refine_latents). The
+sampler encodes only references, so it encodes as the cache did. data_pipeline/latents.py
 describes the records and the manifest. A build with motion-only performances (music missing at
 build time) is refused: the DiT learns poses from music.
 --vae and --vae-weights default to config.vae.name and config.vae.weights; `--vae raw-coords`
@@ -99,7 +102,13 @@ from hotdance_jax.pose import (
     random_known_frames,
     reference_images,
 )
-from hotdance_jax.vae import RAW_COORDS, Autoencoder, image_channels, load_autoencoder
+from hotdance_jax.vae import (
+    RAW_COORDS,
+    Autoencoder,
+    Refinement,
+    image_channels,
+    load_autoencoder,
+)
 
 FLAGS = flags.FLAGS
 POSE_FIELDS = ("keypoints", "confidence", "shape_keypoints", "shape_confidence", "width", "height")
@@ -531,13 +540,18 @@ def _encode(autoencoder: Autoencoder, batch: list[dict], known: np.ndarray, bins
             hand_zoom: float, size: int) -> np.ndarray:
     """(R, b, B', T', c) float16: latents of the reference images (`bins`, `hand_zoom`:
     onehot.encode's) of the b records for each of the R sets of known frames `known` (R, size,
-    T). The batch is padded to `size` (repeating its last record), so every batch runs one
-    compiled program."""
+    T); the first set's (the poses themselves) refined when the autoencoder was loaded with a
+    Refinement. The batch is padded to `size` (repeating its last record), so every batch runs
+    one compiled program."""
     index = np.minimum(np.arange(size), len(batch) - 1)
     poses = [np.stack([batch[i][field] for i in index]) for field in POSE_FIELDS]
-    encoded = np.stack([np.asarray(autoencoder.encode(reference_images(*poses, k, bins=bins,
-                                                                 hand_zoom=hand_zoom)))
-                        for k in known])[:, : len(batch)]
+    encoded = []
+    for i, k in enumerate(known):
+        images = reference_images(*poses, k, bins=bins, hand_zoom=hand_zoom)
+        latent = autoencoder.encode(images)
+        refine = i == 0 and autoencoder.refine_fn is not None
+        encoded.append(np.asarray(autoencoder.refine(images, latent) if refine else latent))
+    encoded = np.stack(encoded)[:, : len(batch)]
     stored = encoded.astype(latents.DTYPE)
     if not np.isfinite(stored).all():
         raise InputError(f"{autoencoder.name}: latents not finite or outside the {latents.DTYPE} "
@@ -635,16 +649,22 @@ def pooling_autoencoder(
 
 
 def load_weights(name: str, weights: str, config: ml_collections.ConfigDict) -> Autoencoder:
-    """load_autoencoder for the config's skeleton and bins; weights in cloud storage (a file or
-    a folder) are loaded from a local copy, removed afterwards, and keep their URI as the name
-    the manifest records."""
+    """load_autoencoder for the config's skeleton and bins, refining the latents as
+    config.latents.refine_steps asks; weights in cloud storage (a file or a folder) are loaded
+    from a local copy, removed afterwards, and keep their URI as the name the manifest
+    records."""
     channels, bins = image_channels(config.pose.skeleton), config.pose.bins
+    steps = config.latents.refine_steps
+    if not isinstance(steps, int) or steps < 0:
+        raise InputError(f"config.latents.refine_steps={steps!r}: expected an integer >= 0")
+    refine = Refinement(steps, config.vae.train.target_sigma) if steps else None
     if not io.is_remote(weights):
-        return load_autoencoder(name, weights, channels, bins=bins)
+        return load_autoencoder(name, weights, channels, bins=bins, refine=refine)
     remote = epath.Path(weights)
     with io.local_folder(remote) as local:
         io.download(remote, local / remote.name)
-        autoencoder = load_autoencoder(name, str(local / remote.name), channels, bins=bins)
+        autoencoder = load_autoencoder(name, str(local / remote.name), channels, bins=bins,
+                                       refine=refine)
     return dataclasses.replace(autoencoder, weights=weights)
 
 

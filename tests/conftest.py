@@ -117,3 +117,21 @@ def cache(tmp_path_factory):
     autoencoder = precompute.pooling_autoencoder(36, LATENT_CHANNELS)
     manifest = precompute.precompute(root / "segments", autoencoder, root / "latents", config)
     return root, config, autoencoder, manifest
+
+
+def random_onehot_kl(path: Path, in_channels: int, levels: int = 4) -> Path:
+    """A onehot-kl weights file at `path` of a tiny network (widths 8, `levels` levels, 4 latent
+    channels) with random weights, made without compiling jax's initialisers (slow on a CPU)."""
+    import numpy as np
+    from flax import nnx
+
+    from hotdance_jax.vae.kl import AutoencoderKL, KLConfig, save_onehot_kl
+
+    arch = KLConfig(in_channels=in_channels, out_channels=2 * in_channels,
+                    block_out_channels=(8,) * levels, layers_per_block=1, latent_channels=4,
+                    norm_num_groups=4, mid_block_add_attention=False)
+    graphdef, state = nnx.split(nnx.eval_shape(lambda: AutoencoderKL(arch, rngs=nnx.Rngs(0))))
+    rng = np.random.default_rng(0)
+    state = jax.tree.map(lambda x: rng.normal(0, 0.2, x.shape).astype(x.dtype), state)
+    save_onehot_kl(path, nnx.merge(graphdef, state), arch)
+    return path

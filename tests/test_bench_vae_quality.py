@@ -119,6 +119,8 @@ def test_speed_errors_find_the_fast_motion_that_makes_the_p99():
 class _Identity:
     """An autoencoder whose latents are the images."""
 
+    refine_fn = None
+
     def encode(self, images):
         return images
 

@@ -14,7 +14,8 @@ import pytest
 from data_pipeline import build, latents, loader, precompute, segments
 from hotdance_jax.errors import InputError
 from hotdance_jax.pose import flip_horizontal, onehot, prefix_frames, reference_pose
-from tests.conftest import LATENT_CHANNELS, latent_config
+from hotdance_jax.vae import Refinement, load_autoencoder
+from tests.conftest import LATENT_CHANNELS, latent_config, random_onehot_kl
 from tests.test_build import REPO, build_real_aistpp, tiny_config
 
 
@@ -211,24 +212,52 @@ def test_damaged_caches_are_refused_and_rebuilt(cache, tmp_path):
     assert len(latents.LatentStore(out, "train")) == 16
 
 
+def test_refined_latents_are_the_poses_and_the_cache_says_so(cache, tmp_path):
+    """config.latents.refine_steps: each record's latent is its poses' encoding refined by hand,
+    its references the encoder's own (as the sampler encodes them); the manifest records the
+    refinement, and a config without it is refused the cache."""
+    root, config, _, _ = cache
+    config = config.copy_and_resolve_references()
+    config.vae.name = "onehot-kl"
+    config.latents.refine_steps = 3
+    weights = str(random_onehot_kl(tmp_path / "vae.msgpack", 36))
+    autoencoder = precompute.load_weights("onehot-kl", weights, config)
+    manifest = precompute.precompute(root / "segments", autoencoder, tmp_path / "latents", config)
+    assert manifest["settings"]["refine"] == {"steps": 3, "target_sigma": 0.0}
+    record, segment = latents.LatentStore(tmp_path / "latents")[1], segments.SegmentStore(
+        root / "segments")[1]
+    image = onehot.encode(segment["keypoints"], segment["confidence"], record["width"],
+                          record["height"], 64)[None]
+    plain = autoencoder.encode(image)
+    refined = np.asarray(autoencoder.refine(image, plain))[0]
+    assert np.abs(refined - np.asarray(plain)[0]).max() > 0.05  # the refinement moved them
+    assert_stored(record["latent"], refined)
+    known = prefix_frames(0, len(segment["keypoints"]))
+    poses = [segment[k] for k in ("keypoints", "confidence", "shape_keypoints",
+                                  "shape_confidence")]
+    assert_stored(record["references"][0],
+                  encode_poses(autoencoder, *reference_pose(*poses, known), record, 64))
+    config.latents.refine_steps = 0
+    with pytest.raises(InputError, match="latents made with refine = "):
+        loader.train_dataset(tmp_path / "latents", config, batch_size=2)
+
+
+def test_only_onehot_kl_latents_refine_and_steps_are_counted(tmp_path):
+    with pytest.raises(InputError, match="raw-coords: latents refine only through the onehot-kl"):
+        load_autoencoder("raw-coords", "", 36, bins=64, refine=Refinement(3))
+    config = latent_config()
+    config.latents.refine_steps = -1
+    with pytest.raises(InputError, match=r"refine_steps=-1: expected an integer >= 0"):
+        precompute.load_weights("onehot-kl", str(random_onehot_kl(tmp_path / "v.msgpack", 36)),
+                                config)
+
+
 @pytest.mark.slow  # starts a Python process
 def test_precompute_command(cache, tmp_path):
     """The command end to end with a (randomly initialised) onehot-kl, then with a missing weights
     file, which leaves the cache as it was."""
-    import jax
-    from flax import nnx
-
-    from hotdance_jax.vae.kl import AutoencoderKL, KLConfig, save_onehot_kl
-
     root = cache[0]
-    arch = KLConfig(in_channels=36, out_channels=72, block_out_channels=(8, 8, 8, 8),
-                    layers_per_block=1, latent_channels=4, norm_num_groups=4,
-                    mid_block_add_attention=False)
-    # Random weights without compiling jax's initialisers (slow on this CPU).
-    graphdef, state = nnx.split(nnx.eval_shape(lambda: AutoencoderKL(arch, rngs=nnx.Rngs(0))))
-    rng = np.random.default_rng(0)
-    state = jax.tree.map(lambda x: rng.normal(0, 0.2, x.shape).astype(x.dtype), state)
-    save_onehot_kl(tmp_path / "vae.msgpack", nnx.merge(graphdef, state), arch)
+    random_onehot_kl(tmp_path / "vae.msgpack", 36)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = tmp_path / "latents"
     cmd = [sys.executable, "-m", "data_pipeline.precompute", "--segments", str(root / "segments"),

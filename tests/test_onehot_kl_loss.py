@@ -7,12 +7,15 @@ import pytest
 from flax import nnx
 
 from hotdance_jax.pose import encode
+from hotdance_jax.vae import Refinement, load_autoencoder
+from hotdance_jax.vae.kl import load_onehot_kl
 from hotdance_jax.vae.onehot_kl import (
     fit_terms,
     gaussian_along_bins,
     image_from_outputs,
     onehot_kl_loss,
 )
+from tests.conftest import random_onehot_kl
 
 
 def test_loss_parts_by_hand():
@@ -71,3 +74,27 @@ def test_a_near_miss_costs_less_than_a_far_one_only_with_a_gaussian_target(sigma
         assert near < far - 3.0  # nats: the Gaussian puts a fifth of the target on bin 17
     else:
         assert near == pytest.approx(far)
+
+
+def test_refinement_lowers_the_decoders_fit_of_each_latent_alone(tmp_path):
+    """Autoencoder.refine: Adam steps on the decoder's fit lower it; a latent's steps do not
+    depend on the others in its batch; no steps leave the latents as they are."""
+    weights = str(random_onehot_kl(tmp_path / "vae.msgpack", 4, levels=2))
+    rng = np.random.default_rng(0)
+    kp = rng.uniform(0, 16, (3, 8, 2, 2)).astype(np.float32)  # (N, T, K=2, 2) in 16 x 16 frames
+    images = encode(kp, np.ones((3, 8, 2), np.float32), 16, 16, 16)
+    model, _ = load_onehot_kl(weights)
+
+    def fit(latents):
+        parts = fit_terms(model.decode(latents), images)
+        return float(parts["position"] + parts["visibility"])
+
+    def refined(steps, batch=slice(None)):
+        autoencoder = load_autoencoder("onehot-kl", weights, 4, refine=Refinement(steps))
+        return np.asarray(autoencoder.refine(images[batch], latents[batch]))
+
+    latents = np.asarray(load_autoencoder("onehot-kl", weights, 4).encode(images))
+    moved = refined(20)
+    assert fit(moved) < fit(latents) - 0.02
+    np.testing.assert_allclose(refined(20, slice(1, 2)), moved[1:2], atol=1e-4)
+    np.testing.assert_array_equal(refined(0), latents)

@@ -52,6 +52,8 @@ def test_on_all_devices_pads_shards_and_unpads():
     fn = jax.jit(lambda x: x * 2)
     out = on_all_devices(fn, jnp.arange(5.0))
     np.testing.assert_array_equal(out, [0, 2, 4, 6, 8])
+    two = on_all_devices(jax.jit(lambda x, y: x - y), jnp.arange(5.0), jnp.ones(5))
+    np.testing.assert_array_equal(two, [-1, 0, 1, 2, 3])
 
 
 def test_autoencoder_checks_shapes_and_names():
@@ -63,3 +65,5 @@ def test_autoencoder_checks_shapes_and_names():
         ae.encode(jnp.ones((1, 12, 8, 36)))
     with pytest.raises(InputError, match="unknown autoencoder"):
         load_autoencoder("sdxl", "/tmp/x", 36)
+    with pytest.raises(InputError, match="avgpool: loaded without a refinement of its latents"):
+        ae.refine(jnp.ones((3, 16, 8, 36)), jnp.ones((3, 2, 1, 36)))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hotdance_jax.errors import InputError
 from hotdance_jax.pose.skeletons import pipeline_skeleton
-from hotdance_jax.vae.base import RAW_COORDS, Autoencoder
+from hotdance_jax.vae.base import RAW_COORDS, Autoencoder, Refinement
 
 AUTOENCODERS = ("onehot-kl", "taef2", "diffusers-kl", RAW_COORDS)
 
@@ -27,13 +27,17 @@ def image_channels(skeleton: str) -> int:
 
 
 def load_autoencoder(name: str, weights: str, image_channels: int,
-                     bins: int | None = None) -> Autoencoder:
+                     bins: int | None = None, refine: Refinement | None = None) -> Autoencoder:
     """The frozen autoencoder `name` with its weights from the local path `weights`.
 
     weights: the onehot-kl .msgpack file, the taef2 folder, or the diffusers folder/.safetensors;
     "" for raw-coords, which has none. bins: B of the one-hot images, needed only by raw-coords
-    (its one latent row stands for all B bins, which decode renders again).
+    (its one latent row stands for all B bins, which decode renders again). refine: how its
+    `refine` moves latents, onehot-kl only (its decoder's loss is what it descends).
     """
+    if refine and name != "onehot-kl":
+        raise InputError(f"{name}: latents refine only through the onehot-kl decoder's loss "
+                         f"(config.latents.refine_steps = {refine.steps})")
     if name == RAW_COORDS:
         from hotdance_jax.vae.raw_coords import raw_coords_autoencoder
 
@@ -43,7 +47,10 @@ def load_autoencoder(name: str, weights: str, image_channels: int,
             raise InputError(f"{RAW_COORDS} needs bins (the one-hot images' B), got None")
         return raw_coords_autoencoder(image_channels, bins)
     if name == "onehot-kl":
-        from hotdance_jax.vae.onehot_kl import onehot_kl_autoencoder as load
+        from hotdance_jax.vae.onehot_kl import onehot_kl_autoencoder
+
+        def load(weights, image_channels):
+            return onehot_kl_autoencoder(weights, image_channels, refine)
     elif name == "taef2":
         from hotdance_jax.vae.taef2 import taef2_autoencoder as load
     elif name == "diffusers-kl":
@@ -53,4 +60,4 @@ def load_autoencoder(name: str, weights: str, image_channels: int,
     return dataclasses.replace(load(weights, image_channels), weights=str(Path(weights).resolve()))
 
 
-__all__ = ["AUTOENCODERS", "RAW_COORDS", "Autoencoder", "load_autoencoder"]
+__all__ = ["AUTOENCODERS", "RAW_COORDS", "Autoencoder", "Refinement", "load_autoencoder"]

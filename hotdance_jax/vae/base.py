@@ -27,6 +27,15 @@ ArrayFn = Callable[[jax.Array], jax.Array]
 
 
 @dataclasses.dataclass(frozen=True)
+class Refinement:
+    """How onehot-kl's refine_latents moves latents (Autoencoder.refine): `steps` Adam steps on
+    the decoder's fit to a position target blurred by `target_sigma` bins."""
+
+    steps: int
+    target_sigma: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
 class Autoencoder:
     """A frozen autoencoder: jitted encode/decode sharded over the batch on all devices.
 
@@ -34,6 +43,8 @@ class Autoencoder:
     weights (raw-coords: its layout), weights is their path when it was loaded from a file
     (load_autoencoder; "" for raw-coords).
     stride: (bins, frames) downsampling; latent_channels: c; image_channels: C.
+    refine_fn, when given: (images, latents) -> the latents moved to fit the images better
+    (onehot-kl loaded with a Refinement: vae.onehot_kl.refine_latents).
     """
 
     name: str
@@ -44,6 +55,7 @@ class Autoencoder:
     encode_fn: ArrayFn
     decode_fn: ArrayFn
     weights: str = ""
+    refine_fn: Callable[[jax.Array, jax.Array], jax.Array] | None = None
 
     def encode(self, images: jax.Array) -> jax.Array:
         """(N, B, T, C) -> (N, B / s_b, T / s_t, c)."""
@@ -64,28 +76,37 @@ class Autoencoder:
             )
         return on_all_devices(self.decode_fn, latents)
 
+    def refine(self, images: jax.Array, latents: jax.Array) -> jax.Array:
+        """encode's latents (N, B', T', c) of images (N, B, T, C) refined by refine_fn."""
+        if self.refine_fn is None:
+            raise InputError(f"{self.name}: loaded without a refinement of its latents")
+        return on_all_devices(self.refine_fn, images, latents)
 
-def with_weights(model: nnx.Module, fn: Callable[[nnx.Module, jax.Array], jax.Array]) -> ArrayFn:
-    """x -> fn(model, x), jitted with the weights as an argument (not baked-in constants)."""
+
+def with_weights(model: nnx.Module, fn: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
+    """(x, ...) -> fn(model, x, ...), jitted with the weights as an argument (not baked-in
+    constants)."""
     graphdef, state = nnx.split(model)
-    jitted = jax.jit(lambda state, x: fn(nnx.merge(graphdef, state), x))
+    jitted = jax.jit(lambda state, *xs: fn(nnx.merge(graphdef, state), *xs))
     return functools.partial(jitted, state)
 
 
-def on_all_devices(fn: ArrayFn, batch: jax.Array) -> jax.Array:
-    """fn(batch) with the batch axis sharded over every device (padded to a multiple of them).
+def on_all_devices(fn: Callable[..., jax.Array], *batches: jax.Array) -> jax.Array:
+    """fn(*batches) with the batch axis (the first, of equal length) of each sharded over every
+    device (padded to a multiple of them).
 
     `fn` should be jitted; its output keeps the batch sharding.
     """
-    batch = jnp.asarray(batch)
     devices = jax.devices()
-    n = batch.shape[0]
-    pad = -n % len(devices)
-    if pad:
-        batch = jnp.concatenate([batch, jnp.zeros((pad, *batch.shape[1:]), batch.dtype)])
     mesh = Mesh(np.asarray(devices), ("data",))
-    batch = jax.device_put(batch, NamedSharding(mesh, PartitionSpec("data")))
-    return fn(batch)[:n]
+    n = jnp.shape(batches[0])[0]
+    pad = -n % len(devices)
+    sharded = []
+    for batch in map(jnp.asarray, batches):
+        if pad:
+            batch = jnp.concatenate([batch, jnp.zeros((pad, *batch.shape[1:]), batch.dtype)])
+        sharded.append(jax.device_put(batch, NamedSharding(mesh, PartitionSpec("data"))))
+    return fn(*sharded)[:n]
 
 
 def file_sha256(path: str | os.PathLike) -> str:

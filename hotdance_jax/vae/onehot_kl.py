@@ -11,6 +11,11 @@ cross-entropy over bins for visible columns (against the hot bin, or with `targe
 against a Gaussian of that many bins around it: SimCC's label smoothing, so a near miss costs less
 than a far one), a binary cross-entropy of the visibility against the column's hot value, and a
 small KL term on the latent posterior.
+
+`refine_latents` moves the encoder's latents by gradient descent on that fit (inference by
+optimisation from the encoder's guess); an autoencoder loaded with a Refinement does it in its
+`refine` (data_pipeline.precompute: config.latents.refine_steps). docs/real_dances.md (session
+38) measures what it closes and costs.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 import optax
 
 from hotdance_jax.errors import InputError
-from hotdance_jax.vae.base import Autoencoder, file_sha256, with_weights
+from hotdance_jax.vae.base import Autoencoder, Refinement, file_sha256, with_weights
 from hotdance_jax.vae.kl import AutoencoderKL, load_onehot_kl
 
 
@@ -50,21 +55,30 @@ def gaussian_along_bins(images: jax.Array, sigma: float) -> jax.Array:
     return sum(float(k) * padded[:, i:i + bins] for i, k in enumerate(kernel))
 
 
-def fit_terms(outputs: jax.Array, images: jax.Array, target_sigma: float = 0.0
-              ) -> dict[str, jax.Array]:
-    """How well decoder outputs (N, B, T, 2C) fit one-hot images (N, B, T, C): "position" (mean
-    cross-entropy over bins of visible columns against the hot bin blurred by a Gaussian of
-    `target_sigma` bins, nats), "visibility" (mean binary cross-entropy of every column)."""
+def column_terms(outputs: jax.Array, images: jax.Array, target_sigma: float = 0.0
+                 ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Per column (N, T, C) of decoder outputs (N, B, T, 2C) against one-hot images (N, B, T,
+    C): the cross-entropy over bins against the hot bin blurred by a Gaussian of `target_sigma`
+    bins (nats, 0 where the column is invisible), the visibility's binary cross-entropy, and
+    whether the column is visible."""
     position, visibility = split_outputs(outputs.astype(jnp.float32))
     hot = images.max(axis=-3)  # (N, T, C): the column's confidence, 0 if invisible
     visible = hot > 0
     target = gaussian_along_bins(images, target_sigma)
     target = target / jnp.maximum(target.sum(axis=-3, keepdims=True), 1e-12)
-    log_probability = jax.nn.log_softmax(position, axis=-3)
-    cross_entropy = -(target * log_probability).sum(axis=-3)
-    count = jnp.maximum(visible.sum(), 1)
-    return {"position": jnp.where(visible, cross_entropy, 0.0).sum() / count,
-            "visibility": optax.sigmoid_binary_cross_entropy(visibility, hot).mean()}
+    cross_entropy = -(target * jax.nn.log_softmax(position, axis=-3)).sum(axis=-3)
+    return (jnp.where(visible, cross_entropy, 0.0),
+            optax.sigmoid_binary_cross_entropy(visibility, hot), visible)
+
+
+def fit_terms(outputs: jax.Array, images: jax.Array, target_sigma: float = 0.0
+              ) -> dict[str, jax.Array]:
+    """How well decoder outputs (N, B, T, 2C) fit one-hot images (N, B, T, C): "position" (mean
+    of column_terms' cross-entropy over visible columns, nats), "visibility" (mean binary
+    cross-entropy of every column)."""
+    position, visibility, visible = column_terms(outputs, images, target_sigma)
+    return {"position": position.sum() / jnp.maximum(visible.sum(), 1),
+            "visibility": visibility.mean()}
 
 
 def onehot_kl_loss(
@@ -86,8 +100,36 @@ def onehot_kl_loss(
     return loss, parts
 
 
-def onehot_kl_autoencoder(weights: str, image_channels: int) -> Autoencoder:
-    """The frozen onehot-kl autoencoder from its weights file (written by vae.train)."""
+# Refinement's Adam: the step (latent units) and eps (nats per latent unit: latents whose
+# gradient is far below it move proportionally less, so those the decoder hardly reads stay put);
+# docs/real_dances.md (session 38).
+REFINE_LEARNING_RATE = 0.2
+REFINE_EPS = 0.3
+
+
+def refine_latents(model: AutoencoderKL, images: jax.Array, latents: jax.Array,
+                   refine: Refinement) -> jax.Array:
+    """Latents (N, h, w, c) of one-hot images (N, B, T, C) after refine.steps Adam steps on the
+    sum of column_terms' position and visibility terms of the decoder's outputs: each latent's
+    steps depend on its own image alone."""
+    adam = optax.adam(REFINE_LEARNING_RATE, eps=REFINE_EPS)
+
+    def loss(z):
+        position, visibility, _ = column_terms(model.decode(z), images, refine.target_sigma)
+        return position.sum() + visibility.sum()
+
+    def step(_, carry):
+        z, adam_state = carry
+        updates, adam_state = adam.update(jax.grad(loss)(z), adam_state)
+        return optax.apply_updates(z, updates), adam_state
+
+    return jax.lax.fori_loop(0, refine.steps, step, (latents, adam.init(latents)))[0]
+
+
+def onehot_kl_autoencoder(weights: str, image_channels: int,
+                          refine: Refinement | None = None) -> Autoencoder:
+    """The frozen onehot-kl autoencoder from its weights file (written by vae.train); with
+    `refine`, its refine_fn is refine_latents with those settings."""
     model, config = load_onehot_kl(weights)
     if config.in_channels != image_channels:
         raise InputError(f"{weights}: onehot-kl for {config.in_channels} channels, "
@@ -97,4 +139,6 @@ def onehot_kl_autoencoder(weights: str, image_channels: int) -> Autoencoder:
         file_sha256(weights),
         with_weights(model, lambda m, x: m.encode(x)[0]),
         with_weights(model, lambda m, z: image_from_outputs(m.decode(z).astype(jnp.float32))),
+        refine_fn=(with_weights(model, lambda m, x, z: refine_latents(m, x, z, refine))
+                   if refine else None),
     )
