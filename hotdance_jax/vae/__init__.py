@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 from hotdance_jax.errors import InputError
@@ -49,8 +50,7 @@ def load_autoencoder(name: str, weights: str, image_channels: int,
     if name == "onehot-kl":
         from hotdance_jax.vae.onehot_kl import onehot_kl_autoencoder
 
-        def load(weights, image_channels):
-            return onehot_kl_autoencoder(weights, image_channels, refine)
+        load = functools.partial(onehot_kl_autoencoder, refine=refine)
     elif name == "taef2":
         from hotdance_jax.vae.taef2 import taef2_autoencoder as load
     elif name == "diffusers-kl":
