@@ -84,18 +84,27 @@ def dance_to_songs(generator: sample.DanceGenerator, reference: evaluate.DanceSe
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--segments", required=True, type=Path)
-    parser.add_argument("--latents", required=True)
-    parser.add_argument("--workdir", required=True, type=Path)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--window-seconds", type=float, default=5.0)
-    parser.add_argument("--sampling-steps", type=int, default=30)
-    parser.add_argument("--guidance", type=float, default=2.0)
+    parser.add_argument("--config", required=True, help="the training config file (.py)")
+    parser.add_argument("--segments", required=True, type=Path,
+                        help="the segment build (data_pipeline.build's --segments)")
+    parser.add_argument("--latents", required=True,
+                        help="the latent cache the variants train on (data_pipeline.precompute)")
+    parser.add_argument("--workdir", required=True, type=Path,
+                        help="one run folder per variant (WORKDIR/NAME) and quality.json")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                        help="the variants to train and score (default: all)")
+    parser.add_argument("--steps", type=int, help="training steps (default: the config's)")
+    parser.add_argument("--seeds", type=int, default=2,
+                        help="dances sampled per song, each from its own noise (the training "
+                             "seed is config.seed: --set seed=N)")
+    parser.add_argument("--seconds", type=float, default=30.0,
+                        help="dance to the first this many seconds of each song")
+    parser.add_argument("--split", default="test", help="the split whose songs are danced to")
+    parser.add_argument("--window-seconds", type=float, default=5.0,
+                        help="the windows (seconds) whose features FID and Div compare (evaluate)")
+    parser.add_argument("--sampling-steps", type=int, default=30, help="Euler steps per segment")
+    parser.add_argument("--guidance", type=float, default=2.0,
+                        help="classifier-free guidance scale on the music")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", type=setting,
                         help="training config overrides, e.g. train.music_dropout=0.5")
     parser.add_argument("--decode", nargs="+", default=[], metavar="KEY=VALUE", type=setting,
